@@ -1,0 +1,130 @@
+//! Writing converted images: windowed 8/16-bit greyscale TIFF or PNG, and 32-bit float TIFF of raw
+//! modality values. Files are written to a temporary name beside the target and renamed into place,
+//! so an interrupted conversion never leaves a half-written image under the final name.
+
+use std::io::{BufWriter, Write};
+use std::path::Path;
+
+use super::{DisplayTransform, GreyImage, ImagingError};
+
+/// Output container.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum OutputFormat {
+    /// TIFF (baseline, uncompressed).
+    Tiff,
+    /// PNG.
+    Png,
+}
+
+impl OutputFormat {
+    /// File extension.
+    pub fn extension(&self) -> &'static str {
+        match self {
+            Self::Tiff => "tiff",
+            Self::Png => "png",
+        }
+    }
+}
+
+/// Grey levels of a windowed image, ready to write.
+#[derive(Debug, Clone, PartialEq)]
+pub enum GreyLevels {
+    /// 8 bits per pixel.
+    Eight(Vec<u8>),
+    /// 16 bits per pixel.
+    Sixteen(Vec<u16>),
+}
+
+impl GreyLevels {
+    /// Windowed grey levels of `image` through `display` at the given depth (8 or 16).
+    pub fn render(image: &GreyImage, display: &DisplayTransform, bits: u8) -> Self {
+        if bits == 16 {
+            Self::Sixteen(display.to_u16(&image.pixels))
+        } else {
+            Self::Eight(display.to_u8(&image.pixels))
+        }
+    }
+}
+
+fn write_err(path: &Path, e: impl std::fmt::Display) -> ImagingError {
+    ImagingError::Write {
+        path: path.to_path_buf(),
+        detail: e.to_string(),
+    }
+}
+
+/// Writes through a temporary file in the same folder, then renames it to `path`.
+fn atomic_write(
+    path: &Path,
+    write: impl FnOnce(&mut BufWriter<&mut std::fs::File>) -> Result<(), String>,
+) -> Result<(), ImagingError> {
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let tmp = dir.join(format!(".{name}.partial"));
+    let result = (|| {
+        let mut file = std::fs::File::create(&tmp).map_err(|e| e.to_string())?;
+        {
+            let mut w = BufWriter::new(&mut file);
+            write(&mut w)?;
+            w.flush().map_err(|e| e.to_string())?;
+        }
+        file.sync_all().map_err(|e| e.to_string())?;
+        std::fs::rename(&tmp, path).map_err(|e| e.to_string())
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result.map_err(|e| write_err(path, e))
+}
+
+/// Writes windowed grey levels as TIFF or PNG.
+pub fn write_grey(
+    path: &Path,
+    width: u32,
+    height: u32,
+    levels: &GreyLevels,
+    format: OutputFormat,
+) -> Result<(), ImagingError> {
+    atomic_write(path, |w| match format {
+        OutputFormat::Tiff => {
+            use tiff::encoder::{TiffEncoder, colortype};
+            let mut enc = TiffEncoder::new(w).map_err(|e| e.to_string())?;
+            match levels {
+                GreyLevels::Eight(v) => enc.write_image::<colortype::Gray8>(width, height, v),
+                GreyLevels::Sixteen(v) => enc.write_image::<colortype::Gray16>(width, height, v),
+            }
+            .map_err(|e| e.to_string())
+        }
+        OutputFormat::Png => {
+            use image::ImageEncoder;
+            let enc = image::codecs::png::PngEncoder::new(w);
+            match levels {
+                GreyLevels::Eight(v) => {
+                    enc.write_image(v, width, height, image::ExtendedColorType::L8)
+                }
+                GreyLevels::Sixteen(v) => {
+                    // PNG stores 16-bit samples big endian; image's encoder takes native-endian bytes.
+                    let bytes: Vec<u8> = v.iter().flat_map(|s| s.to_ne_bytes()).collect();
+                    enc.write_image(&bytes, width, height, image::ExtendedColorType::L16)
+                }
+            }
+            .map_err(|e| e.to_string())
+        }
+    })
+}
+
+/// Writes modality values unwindowed and uninverted as a 32-bit float greyscale TIFF.
+pub fn write_raw_f32_tiff(path: &Path, image: &GreyImage) -> Result<(), ImagingError> {
+    atomic_write(path, |w| {
+        use tiff::encoder::{TiffEncoder, colortype};
+        let mut enc = TiffEncoder::new(w).map_err(|e| e.to_string())?;
+        enc.write_image::<colortype::Gray32Float>(image.width, image.height, &image.pixels)
+            .map_err(|e| e.to_string())
+    })
+}
