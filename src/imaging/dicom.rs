@@ -347,9 +347,17 @@ pub(super) fn load(
         });
     }
 
-    let decoded = obj
-        .decode_pixel_data_frame(options.frame)
-        .map_err(|e| ImagingError::decode(path, error_chain(&e)))?;
+    // A decoder bug on hostile input must not take the application down: a panic becomes an error.
+    let decoded = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        obj.decode_pixel_data_frame(options.frame)
+    }))
+    .map_err(|_| {
+        ImagingError::decode(
+            path,
+            "the pixel data decoder failed on this file (internal panic)",
+        )
+    })?
+    .map_err(|e| ImagingError::decode(path, error_chain(&e)))?;
     let d_bits = decoded.bits_allocated();
     let d_samples = u32::from(decoded.samples_per_pixel());
     let n = rows as usize * cols as usize;

@@ -138,17 +138,10 @@ impl Walker<'_> {
                     tag == PIXEL_DATA || matches!(vr.as_ref().map(|v| &v[..]), Some(b"OB" | b"OW"));
                 pos = if is_pixels {
                     self.fragments(start, end)?
-                } else if matches!(vr.as_ref().map(|v| &v[..]), Some(b"UN")) {
-                    // PS3.5 6.2.2: an undefined-length UN is a sequence encoded in implicit VR little endian.
-                    let implicit = Walker {
-                        b: self.b,
-                        enc: Encoding {
-                            explicit: false,
-                            little_endian: true,
-                        },
-                    };
-                    implicit.sequence(start, end, depth + 1, true)?
-                } else if matches!(vr.as_ref().map(|v| &v[..]), None | Some(b"SQ")) {
+                } else if matches!(vr.as_ref().map(|v| &v[..]), None | Some(b"SQ" | b"UN")) {
+                    // PS3.5 6.2.2 encodes an undefined-length UN sequence in implicit VR, but dicom-rs reads
+                    // it in the data set's own encoding (and would allocate what a misread length says), so
+                    // the check follows the parser: such a file is refused here with the offending element.
                     self.sequence(start, end, depth + 1, true)?
                 } else {
                     return Err(format!(
