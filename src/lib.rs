@@ -9,4 +9,6 @@
 //! - `session`, `model`, `train`, `gui`: reading sessions, the ResNet-50, training and the desktop app
 //!   (later issues).
 
+pub mod grading;
 pub mod imaging;
+pub mod session;

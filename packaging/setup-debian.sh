@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# System packages Sacro needs to build and test on Debian/Ubuntu (run as root or with sudo available).
+# cmake + g++: the CharLS JPEG-LS decoder is C++ built by the charls-sys crate.
+set -euo pipefail
+pkgs=(cmake g++ pkg-config)
+missing=()
+for p in "${pkgs[@]}"; do
+  dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  sudo_cmd=""
+  [ "$(id -u)" -ne 0 ] && sudo_cmd="sudo"
+  $sudo_cmd apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq "${missing[@]}"
+fi
+# The pinned toolchain (rust-toolchain.toml) is installed by rustup on first use of cargo.
+command -v cargo >/dev/null || { echo "install Rust with rustup first: https://rustup.rs" >&2; exit 1; }

@@ -1,0 +1,4 @@
+//! Command-line subcommands, one module per group.
+
+pub mod image;
+pub mod study;

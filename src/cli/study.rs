@@ -1,0 +1,414 @@
+//! `sacro study …` (the coordinator's commands) and `sacro read` (a reader's).
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{Context, bail};
+use clap::{Args, Subcommand};
+use sacro::grading::{Assessment, JointGrade, JointGrades, Reading};
+use sacro::imaging::{self, LoadOptions, batch};
+use sacro::session::{
+    self, CommitOutcome, NewCase, Protocol, Role, SqliteStore, StudySettings, StudyStore, csv_io,
+};
+
+fn parse_protocol(s: &str) -> Result<Protocol, String> {
+    Protocol::parse(s)
+        .ok_or_else(|| format!("{s:?}: protocol must be adjudicated, two-central or single"))
+}
+
+fn parse_role(s: &str) -> Result<Role, String> {
+    Role::parse(s).ok_or_else(|| {
+        format!("{s:?}: role must be local, central1, central2, adjudicator or reader")
+    })
+}
+
+fn parse_grade(s: &str) -> Result<JointGrade, String> {
+    let v: i64 = s
+        .trim()
+        .parse()
+        .map_err(|_| format!("{s:?} is not a grade (0–4)"))?;
+    JointGrade::from_value(v).map_err(|e| e.to_string())
+}
+
+/// The coordinator's commands.
+#[derive(Subcommand)]
+pub enum StudyCommand {
+    /// Create a study file.
+    Create {
+        /// Study file to create (e.g. mystudy.sacro).
+        study: PathBuf,
+        /// adjudicated (PROOF), two-central (GESPIC) or single.
+        #[arg(long, value_parser = parse_protocol)]
+        protocol: Protocol,
+        /// Seed of the per-reader randomised case order.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+    },
+    /// Add a reader.
+    AddReader {
+        /// Study file.
+        study: PathBuf,
+        /// Reader's name (unique in the study).
+        #[arg(long)]
+        name: String,
+        /// local, central1, central2, adjudicator or reader.
+        #[arg(long, value_parser = parse_role)]
+        role: Role,
+    },
+    /// Add cases: image files, folders (recursively) or CSV case lists (columns path and/or uid, optional case_id).
+    AddCases {
+        /// Study file.
+        study: PathBuf,
+        /// Files, folders or .csv case lists.
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+    },
+    /// Progress per reader and cases awaiting adjudication.
+    Status {
+        /// Study file.
+        study: PathBuf,
+        /// JSON output.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Consensus label of every case and how it was reached.
+    Consensus {
+        /// Study file.
+        study: PathBuf,
+        /// JSON output.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Export readings (FILE.csv) and consensus (FILE_consensus.csv), pseudonymous case IDs only.
+    Export {
+        /// Study file.
+        study: PathBuf,
+        /// Readings CSV to write; the consensus goes beside it as <stem>_consensus.csv.
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Lock the study: after this nothing changes.
+    Lock {
+        /// Study file.
+        study: PathBuf,
+    },
+    /// The audit trail.
+    Audit {
+        /// Study file.
+        study: PathBuf,
+        /// JSON output.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Change what readers may see after committing a case.
+    Set {
+        /// Study file.
+        study: PathBuf,
+        /// Readers see other readers' readings of a case after committing their own.
+        #[arg(long)]
+        reveal_readers: Option<bool>,
+        /// Readers see the model's output for a case after committing their own reading.
+        #[arg(long)]
+        reveal_model: Option<bool>,
+    },
+    /// Other readers' readings of a case, as a reader sees them (refused while blinded).
+    Readings {
+        /// Study file.
+        study: PathBuf,
+        /// Who is asking.
+        #[arg(long = "as")]
+        reader: String,
+        /// Case ID.
+        #[arg(long)]
+        case: String,
+    },
+}
+
+/// A reader's command: commit a reading, or show the next case.
+#[derive(Args)]
+pub struct ReadArgs {
+    /// Study file.
+    study: PathBuf,
+    /// Reader's name.
+    #[arg(long)]
+    reader: String,
+    /// Case ID to read.
+    #[arg(long, required_unless_present = "next")]
+    case: Option<String>,
+    /// Show this reader's next unread case instead of committing.
+    #[arg(long, conflicts_with_all = ["case", "left", "right", "not_assessable", "delete"])]
+    next: bool,
+    /// Left sacroiliac joint grade 0–4.
+    #[arg(long, value_parser = parse_grade, requires = "right")]
+    left: Option<JointGrade>,
+    /// Right sacroiliac joint grade 0–4.
+    #[arg(long, value_parser = parse_grade, requires = "left")]
+    right: Option<JointGrade>,
+    /// The film cannot be assessed, with the reason.
+    #[arg(long, conflicts_with_all = ["left", "right"])]
+    not_assessable: Option<String>,
+    /// Free-text comment.
+    #[arg(long)]
+    comment: Option<String>,
+    /// Reason for changing or deleting an earlier reading (kept in the audit trail).
+    #[arg(long)]
+    reason: Option<String>,
+    /// Delete this reader's reading of the case (needs --reason).
+    #[arg(long, requires = "reason", conflicts_with_all = ["left", "right", "not_assessable"])]
+    delete: bool,
+}
+
+fn open(path: &Path) -> anyhow::Result<SqliteStore> {
+    Ok(SqliteStore::open(path)?)
+}
+
+/// Runs a `sacro study` subcommand.
+pub fn study(cmd: StudyCommand) -> anyhow::Result<ExitCode> {
+    match cmd {
+        StudyCommand::Create {
+            study,
+            protocol,
+            seed,
+        } => {
+            SqliteStore::create(&study, protocol, seed)?;
+            println!(
+                "created {} ({} protocol, seed {seed})",
+                study.display(),
+                protocol.as_str()
+            );
+        }
+        StudyCommand::AddReader { study, name, role } => {
+            let r = open(&study)?.add_reader(&name, role)?;
+            println!("added reader {} ({})", r.name, r.role.as_str());
+        }
+        StudyCommand::AddCases { study, paths } => add_cases(&study, &paths)?,
+        StudyCommand::Status { study, json } => {
+            let s = session::status(&open(&study)?)?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&s)?);
+            } else {
+                println!(
+                    "{} protocol, {} cases, {} labelled{}",
+                    s.info.protocol.as_str(),
+                    s.cases,
+                    s.labelled,
+                    if s.info.locked { ", LOCKED" } else { "" }
+                );
+                for r in &s.readers {
+                    println!(
+                        "  {:<20} {:<11} {:>4} of {:>4} read",
+                        r.reader,
+                        r.role.as_str(),
+                        r.done,
+                        r.assigned
+                    );
+                }
+                println!(
+                    "  awaiting adjudication: {}{}",
+                    s.awaiting_adjudication.len(),
+                    if s.awaiting_adjudication.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" ({})", s.awaiting_adjudication.join(", "))
+                    }
+                );
+            }
+        }
+        StudyCommand::Consensus { study, json } => {
+            let c = session::consensus(&open(&study)?)?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&c)?);
+            } else {
+                for case in &c {
+                    let label = match case.label {
+                        Some(true) => "definite",
+                        Some(false) => "not definite",
+                        None => "-",
+                    };
+                    let calls: Vec<String> = case
+                        .calls
+                        .iter()
+                        .map(|r| match (r.left, r.right) {
+                            (Some(l), Some(rg)) => format!("{} {l}/{rg}", r.reader),
+                            _ => format!("{} n/a", r.reader),
+                        })
+                        .collect();
+                    println!(
+                        "{:<10} {:<13} {:<22} {}",
+                        case.case_id,
+                        label,
+                        case.method.as_str(),
+                        calls.join(", ")
+                    );
+                }
+            }
+        }
+        StudyCommand::Export { study, out } => {
+            let store = open(&study)?;
+            csv_io::write_readings(&out, &store.all_readings()?)?;
+            let stem = out
+                .file_stem()
+                .map(|s| s.to_string_lossy().into_owned())
+                .unwrap_or_else(|| "readings".into());
+            let cons_path = out.with_file_name(format!("{stem}_consensus.csv"));
+            csv_io::write_consensus(&cons_path, &session::consensus(&store)?)?;
+            println!("wrote {} and {}", out.display(), cons_path.display());
+        }
+        StudyCommand::Lock { study } => {
+            open(&study)?.lock()?;
+            println!("locked {}", study.display());
+        }
+        StudyCommand::Audit { study, json } => {
+            let rows = open(&study)?.audit()?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&rows)?);
+            } else {
+                for r in rows {
+                    println!(
+                        "{:>5} {} {:<16} {:<15} {:<8} {} -> {}{}",
+                        r.seq,
+                        r.at,
+                        r.actor,
+                        r.action,
+                        r.case_id.unwrap_or_default(),
+                        r.old_value.unwrap_or_else(|| "-".into()),
+                        r.new_value.unwrap_or_else(|| "-".into()),
+                        r.reason
+                            .map(|x| format!(" (reason: {x})"))
+                            .unwrap_or_default()
+                    );
+                }
+            }
+        }
+        StudyCommand::Set {
+            study,
+            reveal_readers,
+            reveal_model,
+        } => {
+            let store = open(&study)?;
+            let old = store.info()?.settings;
+            let new = StudySettings {
+                reveal_readers_after_commit: reveal_readers
+                    .unwrap_or(old.reveal_readers_after_commit),
+                reveal_model_after_commit: reveal_model.unwrap_or(old.reveal_model_after_commit),
+            };
+            store.set_settings(new)?;
+            println!("{}", serde_json::to_string(&new)?);
+        }
+        StudyCommand::Readings {
+            study,
+            reader,
+            case,
+        } => {
+            let others = open(&study)?.others_readings(&reader, &case)?;
+            println!("{}", serde_json::to_string_pretty(&others)?);
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn add_cases(study: &Path, paths: &[PathBuf]) -> anyhow::Result<()> {
+    let store = open(study)?;
+    let mut new = Vec::new();
+    let mut images = Vec::new();
+    for p in paths {
+        if p.extension().is_some_and(|e| e.eq_ignore_ascii_case("csv")) {
+            new.extend(csv_io::read_case_list(p)?);
+        } else {
+            images.extend(
+                batch::gather_inputs(std::slice::from_ref(p))?
+                    .into_iter()
+                    .map(|(_, f)| f),
+            );
+        }
+    }
+    let mut failures = Vec::new();
+    for file in images {
+        match imaging::load(&file, &LoadOptions::default()) {
+            Ok(r) => new.push(NewCase {
+                path: Some(file),
+                sop_instance_uid: r.identity.sop_instance_uid,
+                case_id: None,
+            }),
+            Err(e) => failures.push(e.to_string()),
+        }
+    }
+    if !failures.is_empty() {
+        bail!(
+            "no cases added; {} file(s) cannot be read:\n  {}",
+            failures.len(),
+            failures.join("\n  ")
+        );
+    }
+    if new.is_empty() {
+        bail!("no image files found under the given paths");
+    }
+    let added = store.add_cases(&new)?;
+    for c in &added {
+        println!("{}", c.id);
+    }
+    eprintln!("added {} case(s) to {}", added.len(), study.display());
+    Ok(())
+}
+
+/// Runs `sacro read`.
+pub fn read(args: ReadArgs) -> anyhow::Result<ExitCode> {
+    let store = open(&args.study)?;
+    if args.next {
+        let list = store.worklist(&args.reader)?;
+        let done = list.iter().filter(|e| e.done).count();
+        match list.iter().find(|e| !e.done) {
+            Some(e) => {
+                let case = store.case(&e.case_id)?;
+                let file = store
+                    .resolve(&case)
+                    .map(|p| p.display().to_string())
+                    .unwrap_or_default();
+                println!("{} {} ({} of {} read)", e.case_id, file, done, list.len());
+            }
+            None => println!("all {} assigned case(s) read", list.len()),
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    let case = args.case.context("--case is required")?;
+    if args.delete {
+        store.delete_reading(
+            &args.reader,
+            &case,
+            args.reason.as_deref().unwrap_or_default(),
+        )?;
+        println!("deleted {}'s reading of {case}", args.reader);
+        return Ok(ExitCode::SUCCESS);
+    }
+    let assessment = match (args.left, args.right, args.not_assessable) {
+        (Some(l), Some(r), None) => Assessment::Graded(JointGrades::new(l, r)),
+        (None, None, Some(reason)) => Assessment::NotAssessable { reason },
+        _ => bail!("give --left and --right grades, or --not-assessable REASON"),
+    };
+    let reading = Reading {
+        assessment,
+        comment: args.comment,
+    };
+    let outcome = store.commit_reading(&args.reader, &case, &reading, args.reason.as_deref())?;
+    let what = match reading.grades() {
+        Some(g) => format!(
+            "left {}, right {}: {} ({})",
+            g.left,
+            g.right,
+            if g.definite_sacroiliitis() {
+                "definite radiographic sacroiliitis"
+            } else {
+                "no definite radiographic sacroiliitis"
+            },
+            g.classification().abbreviation()
+        ),
+        None => "not assessable".into(),
+    };
+    let verb = match outcome {
+        CommitOutcome::Created => "committed",
+        CommitOutcome::Changed => "changed",
+        CommitOutcome::Unchanged => "unchanged",
+    };
+    println!("{verb} {case} for {}: {what}", args.reader);
+    Ok(ExitCode::SUCCESS)
+}

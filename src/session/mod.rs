@@ -1,0 +1,447 @@
+//! Reading sessions: a study's cases, readers with roles, their readings, blinding, adjudication,
+//! consensus and an append-only audit trail, kept in a durable store.
+//!
+//! Blinding is enforced here, by the store API, not by the GUI: a reader's work list holds only the cases
+//! assigned to them, and until a reader has committed their own reading of a case they cannot obtain
+//! other readers' readings of it nor the model's output for it.
+
+mod consensus;
+pub mod csv_io;
+mod sqlite;
+
+use std::path::PathBuf;
+
+pub use consensus::{CaseConsensus, ConsensusMethod, assigned, consensus_for_case};
+pub use sqlite::SqliteStore;
+
+use crate::grading::Reading;
+
+/// How a study reaches its labels.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum Protocol {
+    /// PROOF: local reader and central reader 1 read every case; where they disagree on definite
+    /// sacroiliitis, central reader 2 reads it; the label is the majority of the three.
+    Adjudicated,
+    /// GESPIC: two central readers read every case; agreement gives the label, disagreement leaves the
+    /// case unresolved unless the coordinator adds an adjudicator.
+    TwoCentral,
+    /// One reader per case (a clinic reading day to day); extra readers are allowed and compared.
+    Single,
+}
+
+impl Protocol {
+    /// The name used on the command line and in the store.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Adjudicated => "adjudicated",
+            Self::TwoCentral => "two-central",
+            Self::Single => "single",
+        }
+    }
+
+    /// Parses the command-line name.
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "adjudicated" => Some(Self::Adjudicated),
+            "two-central" => Some(Self::TwoCentral),
+            "single" => Some(Self::Single),
+            _ => None,
+        }
+    }
+
+    /// Roles a reader may have in this protocol.
+    pub fn roles(self) -> &'static [Role] {
+        match self {
+            Self::Adjudicated => &[Role::Local, Role::Central1, Role::Central2, Role::Reader],
+            Self::TwoCentral => &[
+                Role::Central1,
+                Role::Central2,
+                Role::Adjudicator,
+                Role::Reader,
+            ],
+            Self::Single => &[Role::Reader],
+        }
+    }
+}
+
+/// A reader's role in a study.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+pub enum Role {
+    /// Local (site) reader.
+    Local,
+    /// Central reader 1.
+    Central1,
+    /// Central reader 2 (the adjudicator in the adjudicated protocol).
+    Central2,
+    /// Third reader who resolves disagreements in the two-central protocol.
+    Adjudicator,
+    /// A reader who reads every case (single-reader studies, or extra readers for agreement studies).
+    Reader,
+}
+
+impl Role {
+    /// The name used on the command line and in the store.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Local => "local",
+            Self::Central1 => "central1",
+            Self::Central2 => "central2",
+            Self::Adjudicator => "adjudicator",
+            Self::Reader => "reader",
+        }
+    }
+
+    /// Parses the command-line name.
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "local" => Some(Self::Local),
+            "central1" => Some(Self::Central1),
+            "central2" => Some(Self::Central2),
+            "adjudicator" => Some(Self::Adjudicator),
+            "reader" => Some(Self::Reader),
+            _ => None,
+        }
+    }
+}
+
+/// Study-wide settings the coordinator controls.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct StudySettings {
+    /// After committing a case, a reader may see other readers' readings of it.
+    pub reveal_readers_after_commit: bool,
+    /// After committing a case, a reader may see the model's output for it.
+    pub reveal_model_after_commit: bool,
+}
+
+/// What the store says about a study.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct StudyInfo {
+    /// Protocol.
+    pub protocol: Protocol,
+    /// Seed of the per-reader case order.
+    pub seed: u64,
+    /// Locked by the coordinator: nothing changes any more.
+    pub locked: bool,
+    /// Settings.
+    pub settings: StudySettings,
+    /// Schema version of the store.
+    pub schema_version: i64,
+}
+
+/// A reader.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct ReaderInfo {
+    /// Store identifier.
+    pub id: i64,
+    /// Unique name.
+    pub name: String,
+    /// Role.
+    pub role: Role,
+}
+
+/// A case to add: a radiograph by path and/or SOP Instance UID, with an optional pseudonymous ID.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewCase {
+    /// Path of the radiograph (stored relative to the study file when it lies below it).
+    pub path: Option<PathBuf>,
+    /// SOP Instance UID.
+    pub sop_instance_uid: Option<String>,
+    /// Pseudonymous case ID; generated (`C0001`…) when absent.
+    pub case_id: Option<String>,
+}
+
+/// A case in a study.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct CaseInfo {
+    /// Pseudonymous case ID.
+    pub id: String,
+    /// Path as stored (relative to the study's folder, or absolute).
+    pub path: Option<PathBuf>,
+    /// SOP Instance UID.
+    pub sop_instance_uid: Option<String>,
+}
+
+/// One entry of a reader's work list.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct WorklistEntry {
+    /// Case ID.
+    pub case_id: String,
+    /// The reader has committed a reading of it.
+    pub done: bool,
+}
+
+/// A committed reading with who and when.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct ReadingRecord {
+    /// Case ID.
+    pub case_id: String,
+    /// Reader name.
+    pub reader: String,
+    /// Reader role.
+    pub role: Role,
+    /// The reading.
+    pub reading: Reading,
+    /// When it was last committed (UTC, RFC 3339).
+    pub committed_at: String,
+}
+
+/// What a commit did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub enum CommitOutcome {
+    /// First reading of this case by this reader.
+    Created,
+    /// An earlier reading was changed (and the change audited).
+    Changed,
+    /// Same as the reading already committed: nothing written.
+    Unchanged,
+}
+
+/// One row of the audit trail.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct AuditRow {
+    /// Sequence number (strictly increasing).
+    pub seq: i64,
+    /// When (UTC, RFC 3339).
+    pub at: String,
+    /// Who did it (reader name, or "coordinator").
+    pub actor: String,
+    /// What: create_study, add_reader, add_case, create_reading, change_reading, delete_reading, settings, lock.
+    pub action: String,
+    /// Case concerned.
+    pub case_id: Option<String>,
+    /// Old value (JSON).
+    pub old_value: Option<String>,
+    /// New value (JSON).
+    pub new_value: Option<String>,
+    /// Reason given.
+    pub reason: Option<String>,
+}
+
+/// A model's output for a case, recorded with the model's SHA-256.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct PredictionRecord {
+    /// Case ID.
+    pub case_id: String,
+    /// SHA-256 of the model weights.
+    pub model_sha256: String,
+    /// Probability of definite radiographic sacroiliitis.
+    pub probability: f64,
+}
+
+/// Why a store operation was refused or failed. Every refusal changes nothing.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The study file is missing.
+    #[error("{0}: no such study file")]
+    NotFound(PathBuf),
+    /// A study file already exists where one was to be created.
+    #[error("{0}: a file already exists there")]
+    AlreadyExists(PathBuf),
+    /// The file is not a readable Sacro study (not SQLite, damaged, or another application's database).
+    #[error("{path}: not a readable Sacro study: {detail}")]
+    Corrupt {
+        /// Study file.
+        path: PathBuf,
+        /// What was found.
+        detail: String,
+    },
+    /// Written by a newer Sacro.
+    #[error(
+        "{path}: study schema version {found} is newer than this Sacro supports ({supported}); update Sacro"
+    )]
+    NewerSchema {
+        /// Study file.
+        path: PathBuf,
+        /// Version in the file.
+        found: i64,
+        /// Newest version this build knows.
+        supported: i64,
+    },
+    /// Database error.
+    #[error("{path}: database error: {source}")]
+    Database {
+        /// Study file.
+        path: PathBuf,
+        /// Underlying error.
+        source: rusqlite::Error,
+    },
+    /// No reader of that name.
+    #[error("no reader named {0:?} in this study")]
+    UnknownReader(String),
+    /// No case with that ID.
+    #[error("no case {0:?} in this study")]
+    UnknownCase(String),
+    /// A reader of that name exists already.
+    #[error("a reader named {0:?} exists already")]
+    DuplicateReader(String),
+    /// A case with that ID exists already.
+    #[error("a case {0:?} exists already")]
+    DuplicateCase(String),
+    /// The role is not part of the study's protocol (or is taken).
+    #[error("role {role} is not available in a {protocol} study: {detail}")]
+    RoleNotAllowed {
+        /// Role asked for.
+        role: &'static str,
+        /// Protocol.
+        protocol: &'static str,
+        /// Why.
+        detail: String,
+    },
+    /// The study is locked.
+    #[error("the study is locked: nothing can change")]
+    Locked,
+    /// The case is not on the reader's work list.
+    #[error("case {case} is not assigned to reader {reader}")]
+    NotAssigned {
+        /// Reader.
+        reader: String,
+        /// Case.
+        case: String,
+    },
+    /// Blinding: the reader may not see this yet.
+    #[error("blinded: {reader} cannot see {what} for case {case} {why}")]
+    Blinded {
+        /// Reader.
+        reader: String,
+        /// Case.
+        case: String,
+        /// What was asked for.
+        what: &'static str,
+        /// Why not.
+        why: &'static str,
+    },
+    /// Invalid input (bad grade, empty name, bad CSV…), naming what is wrong.
+    #[error("{0}")]
+    Invalid(String),
+}
+
+/// Result of store operations.
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// The durable store behind a study. SQLite now; a PostgreSQL store for multi-site studies later.
+pub trait StudyStore {
+    /// Protocol, seed, lock state, settings.
+    fn info(&self) -> StoreResult<StudyInfo>;
+    /// Changes the coordinator's settings (audited).
+    fn set_settings(&self, settings: StudySettings) -> StoreResult<()>;
+    /// Adds a reader (audited).
+    fn add_reader(&self, name: &str, role: Role) -> StoreResult<ReaderInfo>;
+    /// All readers.
+    fn readers(&self) -> StoreResult<Vec<ReaderInfo>>;
+    /// Adds cases in one transaction (audited); all or nothing.
+    fn add_cases(&self, cases: &[NewCase]) -> StoreResult<Vec<CaseInfo>>;
+    /// All cases, by ID.
+    fn cases(&self) -> StoreResult<Vec<CaseInfo>>;
+    /// One case.
+    fn case(&self, case_id: &str) -> StoreResult<CaseInfo>;
+    /// The reader's work list in their own randomised order.
+    fn worklist(&self, reader: &str) -> StoreResult<Vec<WorklistEntry>>;
+    /// Commits (creates or changes) the reader's reading of a case, audited in the same transaction.
+    fn commit_reading(
+        &self,
+        reader: &str,
+        case_id: &str,
+        reading: &Reading,
+        reason: Option<&str>,
+    ) -> StoreResult<CommitOutcome>;
+    /// Deletes the reader's reading of a case (audited, with reason).
+    fn delete_reading(&self, reader: &str, case_id: &str, reason: &str) -> StoreResult<()>;
+    /// The reader's own reading of a case.
+    fn own_reading(&self, reader: &str, case_id: &str) -> StoreResult<Option<ReadingRecord>>;
+    /// Other readers' readings of a case; refused until the reader has committed their own.
+    fn others_readings(&self, reader: &str, case_id: &str) -> StoreResult<Vec<ReadingRecord>>;
+    /// Every reading (the coordinator's view, for consensus and export).
+    fn all_readings(&self) -> StoreResult<Vec<ReadingRecord>>;
+    /// Records a model's output for a case.
+    fn record_prediction(
+        &self,
+        case_id: &str,
+        model_sha256: &str,
+        probability: f64,
+    ) -> StoreResult<()>;
+    /// The model's output for a case, for a reader; refused until the reader has committed their own.
+    fn prediction_for_reader(
+        &self,
+        reader: &str,
+        case_id: &str,
+        model_sha256: &str,
+    ) -> StoreResult<Option<PredictionRecord>>;
+    /// Locks the study.
+    fn lock(&self) -> StoreResult<()>;
+    /// The audit trail, oldest first.
+    fn audit(&self) -> StoreResult<Vec<AuditRow>>;
+}
+
+/// Per-reader progress, for `sacro study status`.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct ReaderProgress {
+    /// Reader.
+    pub reader: String,
+    /// Role.
+    pub role: Role,
+    /// Cases on the work list.
+    pub assigned: usize,
+    /// Cases read.
+    pub done: usize,
+}
+
+/// Progress of a study.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct StudyStatus {
+    /// Study info.
+    pub info: StudyInfo,
+    /// Number of cases.
+    pub cases: usize,
+    /// Per reader.
+    pub readers: Vec<ReaderProgress>,
+    /// Cases whose readers disagree and wait for an adjudicating reading.
+    pub awaiting_adjudication: Vec<String>,
+    /// Cases with a final label.
+    pub labelled: usize,
+}
+
+/// Consensus for every case (computed on demand from the readings).
+pub fn consensus(store: &dyn StudyStore) -> StoreResult<Vec<CaseConsensus>> {
+    let info = store.info()?;
+    let readings = store.all_readings()?;
+    let readers = store.readers()?;
+    Ok(store
+        .cases()?
+        .iter()
+        .map(|c| {
+            let of_case: Vec<&ReadingRecord> =
+                readings.iter().filter(|r| r.case_id == c.id).collect();
+            consensus_for_case(info.protocol, &c.id, &of_case, &readers)
+        })
+        .collect())
+}
+
+/// Progress per reader and cases awaiting adjudication.
+pub fn status(store: &dyn StudyStore) -> StoreResult<StudyStatus> {
+    let info = store.info()?;
+    let cons = consensus(store)?;
+    let readers = store
+        .readers()?
+        .into_iter()
+        .map(|r| {
+            let list = store.worklist(&r.name)?;
+            Ok(ReaderProgress {
+                done: list.iter().filter(|e| e.done).count(),
+                assigned: list.len(),
+                reader: r.name,
+                role: r.role,
+            })
+        })
+        .collect::<StoreResult<Vec<_>>>()?;
+    Ok(StudyStatus {
+        cases: cons.len(),
+        awaiting_adjudication: cons
+            .iter()
+            .filter(|c| c.method == ConsensusMethod::AwaitingAdjudication)
+            .map(|c| c.case_id.clone())
+            .collect(),
+        labelled: cons.iter().filter(|c| c.label.is_some()).count(),
+        readers,
+        info,
+    })
+}
