@@ -479,7 +479,8 @@ fn sigkill_during_commits_loses_nothing_reported() {
     drop(store);
     let mut rng = ChaCha8Rng::seed_from_u64(9);
     // Per case: the last value reported committed, and values attempted (killed) after it.
-    let mut reported: HashMap<String, (Option<(u8, u8)>, Vec<(u8, u8)>)> = HashMap::new();
+    type Grades = (u8, u8);
+    let mut reported: HashMap<String, (Option<Grades>, Vec<Grades>)> = HashMap::new();
     let mut killed = 0;
     for _ in 0..80 {
         let case = format!("C{:04}", rng.random_range(1..=12));

@@ -6,6 +6,8 @@ use std::io::Read;
 use std::path::Path;
 
 use dicom_core::Tag;
+use dicom_core::header::HasLength;
+use rayon::prelude::*;
 use dicom_dictionary_std::tags;
 use dicom_encoding::TransferSyntaxIndex;
 use dicom_object::InMemDicomObject;
@@ -315,7 +317,7 @@ pub(super) fn load(
         let needed = frame_bytes * u64::from(options.frame + 1);
         let have = obj
             .get(tags::PIXEL_DATA)
-            .and_then(|el| el.to_bytes().ok().map(|b| b.len() as u64))
+            .and_then(|el| el.length().get().map(u64::from))
             .unwrap_or(0);
         if have < needed {
             return Err(ImagingError::malformed(
@@ -400,7 +402,11 @@ pub(super) fn load(
             }
         };
         let lut = modality_lut(path, &obj)?;
-        let pixels = (0..n).map(|i| lut.apply(layout.value(raw(i)))).collect();
+        let pixels = (0..n)
+            .into_par_iter()
+            .with_min_len(1 << 14)
+            .map(|i| lut.apply(layout.value(raw(i))))
+            .collect();
         (pixels, photometric, lut)
     } else {
         let planar =

@@ -334,10 +334,10 @@ impl SqliteStore {
     }
 
     fn db(&self, source: rusqlite::Error) -> StoreError {
-        if let rusqlite::Error::SqliteFailure(_, Some(msg)) = &source {
-            if msg.contains("study is locked") {
-                return StoreError::Locked;
-            }
+        if let rusqlite::Error::SqliteFailure(_, Some(msg)) = &source
+            && msg.contains("study is locked")
+        {
+            return StoreError::Locked;
         }
         StoreError::Database {
             path: self.path.clone(),
@@ -538,12 +538,12 @@ fn audit(
 }
 
 fn validate_reading(reading: &Reading) -> StoreResult<()> {
-    if let Assessment::NotAssessable { reason } = &reading.assessment {
-        if reason.trim().is_empty() {
-            return Err(StoreError::Invalid(
-                "\"not assessable\" needs a reason".into(),
-            ));
-        }
+    if let Assessment::NotAssessable { reason } = &reading.assessment
+        && reason.trim().is_empty()
+    {
+        return Err(StoreError::Invalid(
+            "\"not assessable\" needs a reason".into(),
+        ));
     }
     if reading.comment.as_ref().is_some_and(|c| c.len() > 10_000) {
         return Err(StoreError::Invalid(
@@ -609,14 +609,14 @@ impl StudyStore for SqliteStore {
             if readers.iter().any(|r| r.name == name) {
                 return Err(StoreError::DuplicateReader(name.to_string()));
             }
-            if role != Role::Reader {
-                if let Some(other) = readers.iter().find(|r| r.role == role) {
-                    return Err(StoreError::RoleNotAllowed {
-                        role: role.as_str(),
-                        protocol: info.protocol.as_str(),
-                        detail: format!("already taken by {:?}", other.name),
-                    });
-                }
+            if role != Role::Reader
+                && let Some(other) = readers.iter().find(|r| r.role == role)
+            {
+                return Err(StoreError::RoleNotAllowed {
+                    role: role.as_str(),
+                    protocol: info.protocol.as_str(),
+                    detail: format!("already taken by {:?}", other.name),
+                });
             }
             tx.execute(
                 &format!("INSERT INTO readers (name, role, created_at) VALUES (?1, ?2, {NOW})"),
@@ -695,18 +695,16 @@ impl StudyStore for SqliteStore {
                     return Err(StoreError::DuplicateCase(id));
                 }
                 let path = case.path.as_deref().map(|p| self.stored_path(p));
-                if let Some(p) = &path {
-                    if let Some(other) = known_paths.insert(p.clone(), id.clone()) {
+                if let Some(p) = &path
+                    && let Some(other) = known_paths.insert(p.clone(), id.clone()) {
                         return Err(StoreError::Invalid(format!("{p}: already in the study as case {other}")));
                     }
-                }
-                if let Some(u) = &case.sop_instance_uid {
-                    if let Some(other) = known_uids.insert(u.clone(), id.clone()) {
+                if let Some(u) = &case.sop_instance_uid
+                    && let Some(other) = known_uids.insert(u.clone(), id.clone()) {
                         return Err(StoreError::Invalid(format!(
                             "SOP Instance UID {u}: already in the study as case {other}"
                         )));
                     }
-                }
                 tx.execute(
                     &format!("INSERT INTO cases (id, path, sop_instance_uid, added_at) VALUES (?1, ?2, ?3, {NOW})"),
                     params![id, path, case.sop_instance_uid],
