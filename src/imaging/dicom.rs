@@ -7,13 +7,13 @@ use std::path::Path;
 
 use dicom_core::Tag;
 use dicom_core::header::HasLength;
-use rayon::prelude::*;
 use dicom_dictionary_std::tags;
 use dicom_encoding::TransferSyntaxIndex;
 use dicom_object::InMemDicomObject;
 use dicom_object::meta::{FileMetaTable, FileMetaTableBuilder};
 use dicom_pixeldata::PixelDecoder;
 use dicom_transfer_syntax_registry::TransferSyntaxRegistry;
+use rayon::prelude::*;
 
 use super::guard::{self, Encoding};
 use super::modality::{LookupTable, ModalityLut, StoredLayout};
