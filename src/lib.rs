@@ -12,3 +12,4 @@
 pub mod grading;
 pub mod imaging;
 pub mod session;
+pub mod stats;

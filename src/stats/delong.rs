@@ -26,8 +26,18 @@ fn midranks(values: &[f64]) -> Vec<f64> {
 
 /// Structural components: V10 (one per positive) and V01 (one per negative).
 fn components(labels: &[bool], scores: &[f64]) -> (Vec<f64>, Vec<f64>) {
-    let pos: Vec<f64> = labels.iter().zip(scores).filter(|(l, _)| **l).map(|(_, s)| *s).collect();
-    let neg: Vec<f64> = labels.iter().zip(scores).filter(|(l, _)| !**l).map(|(_, s)| *s).collect();
+    let pos: Vec<f64> = labels
+        .iter()
+        .zip(scores)
+        .filter(|(l, _)| **l)
+        .map(|(_, s)| *s)
+        .collect();
+    let neg: Vec<f64> = labels
+        .iter()
+        .zip(scores)
+        .filter(|(l, _)| !**l)
+        .map(|(_, s)| *s)
+        .collect();
     let (m, n) = (pos.len() as f64, neg.len() as f64);
     let all: Vec<f64> = pos.iter().chain(&neg).copied().collect();
     let r_all = midranks(&all);
@@ -50,7 +60,11 @@ fn cov(a: &[f64], b: &[f64]) -> f64 {
         return 0.0;
     }
     let (ma, mb) = (mean(a), mean(b));
-    a.iter().zip(b).map(|(x, y)| (x - ma) * (y - mb)).sum::<f64>() / (a.len() - 1) as f64
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (x - ma) * (y - mb))
+        .sum::<f64>()
+        / (a.len() - 1) as f64
 }
 
 /// AUC and its DeLong variance.

@@ -15,7 +15,9 @@ pub mod roc;
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum StatsError {
     /// Only one class among the labels: ROC/AUC and sensitivity/specificity are undefined.
-    #[error("only {present} cases among the {n} labels: {what} needs both positive and negative cases")]
+    #[error(
+        "only {present} cases among the {n} labels: {what} needs both positive and negative cases"
+    )]
     OneClass {
         /// What was asked for.
         what: &'static str,
@@ -41,7 +43,11 @@ pub enum StatsError {
 }
 
 /// Checks labels and scores: same non-zero length, finite scores, both classes present.
-pub(crate) fn check_binary(labels: &[bool], scores: &[f64], what: &'static str) -> Result<(usize, usize), StatsError> {
+pub(crate) fn check_binary(
+    labels: &[bool],
+    scores: &[f64],
+    what: &'static str,
+) -> Result<(usize, usize), StatsError> {
     if labels.len() != scores.len() {
         return Err(StatsError::BadInput(format!(
             "{what}: {} labels but {} scores",

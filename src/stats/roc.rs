@@ -41,7 +41,11 @@ pub struct RocCurve {
 }
 
 /// The ROC curve; `drop_intermediate` removes collinear points as scikit-learn's default does.
-pub fn roc_curve(labels: &[bool], scores: &[f64], drop_intermediate: bool) -> Result<RocCurve, StatsError> {
+pub fn roc_curve(
+    labels: &[bool],
+    scores: &[f64],
+    drop_intermediate: bool,
+) -> Result<RocCurve, StatsError> {
     check_binary(labels, scores, "a ROC curve")?;
     let (mut fps, mut tps, mut thr) = binary_clf_curve(labels, scores);
     if drop_intermediate && fps.len() > 2 {
@@ -115,7 +119,8 @@ pub fn pr_curve(labels: &[bool], scores: &[f64]) -> Result<PrCurve, StatsError> 
 /// Average precision with scikit-learn's step definition: Σ (Rₙ − Rₙ₋₁) Pₙ (no interpolation).
 pub fn average_precision(labels: &[bool], scores: &[f64]) -> Result<f64, StatsError> {
     let c = pr_curve(labels, scores)?;
-    Ok(-c.recall
+    Ok(-c
+        .recall
         .windows(2)
         .zip(&c.precision)
         .map(|(r, p)| (r[1] - r[0]) * p)
@@ -142,11 +147,25 @@ mod tests {
 
     #[test]
     fn degenerate_inputs() {
-        assert!(matches!(roc_auc(&[true, true], &[0.1, 0.2]), Err(StatsError::OneClass { .. })));
-        assert!(matches!(roc_auc(&[true, false], &[f64::NAN, 0.2]), Err(StatsError::NonFinite { .. })));
+        assert!(matches!(
+            roc_auc(&[true, true], &[0.1, 0.2]),
+            Err(StatsError::OneClass { .. })
+        ));
+        assert!(matches!(
+            roc_auc(&[true, false], &[f64::NAN, 0.2]),
+            Err(StatsError::NonFinite { .. })
+        ));
         assert!(roc_auc(&[], &[]).is_err());
-        assert_eq!(roc_auc(&[true, false], &[0.5, 0.5]).unwrap(), 0.5, "all tied");
-        assert_eq!(roc_auc(&[true, false], &[0.9, 0.1]).unwrap(), 1.0, "perfect, n = 2");
+        assert_eq!(
+            roc_auc(&[true, false], &[0.5, 0.5]).unwrap(),
+            0.5,
+            "all tied"
+        );
+        assert_eq!(
+            roc_auc(&[true, false], &[0.9, 0.1]).unwrap(),
+            1.0,
+            "perfect, n = 2"
+        );
         assert_eq!(roc_auc(&[true, false], &[0.1, 0.9]).unwrap(), 0.0);
     }
 }

@@ -1,0 +1,255 @@
+//! Statistics against scikit-learn, statsmodels and an independent DeLong implementation
+//! (`tests/reference/make_stats_reference.py` made `tests/reference/stats.json`), and against the seed
+//! study's published numbers.
+
+use sacro::stats::agreement::{
+    Weights, binary_kappa, cohen_kappa, fleiss_kappa, percent_agreement,
+};
+use sacro::stats::confusion::{ConfusionMatrix, wilson};
+use sacro::stats::{delong, roc};
+use serde_json::Value;
+
+fn reference() -> Value {
+    let text = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/reference/stats.json"
+    ))
+    .expect("reference");
+    serde_json::from_str(&text).expect("json")
+}
+
+fn floats(v: &Value) -> Vec<f64> {
+    v.as_array()
+        .expect("array")
+        .iter()
+        .map(|x| x.as_f64().unwrap_or(f64::INFINITY)) // null encodes sklearn's +inf threshold
+        .collect()
+}
+
+fn bools(v: &Value) -> Vec<bool> {
+    v.as_array()
+        .expect("array")
+        .iter()
+        .map(|x| x.as_bool().expect("bool"))
+        .collect()
+}
+
+fn usizes(v: &Value) -> Vec<usize> {
+    v.as_array()
+        .expect("array")
+        .iter()
+        .map(|x| x.as_u64().expect("int") as usize)
+        .collect()
+}
+
+fn close(a: &[f64], b: &[f64], tol: f64, what: &str) {
+    assert_eq!(a.len(), b.len(), "{what}: lengths {a:?} vs {b:?}");
+    for (x, y) in a.iter().zip(b) {
+        assert!(x == y || (x - y).abs() <= tol, "{what}: {a:?} vs {b:?}");
+    }
+}
+
+#[test]
+fn roc_pr_auc_ap_match_scikit_learn() {
+    let r = reference();
+    for (name, e) in r["binary"].as_object().expect("sets") {
+        let y = bools(&e["labels"]);
+        let s = floats(&e["scores"]);
+        for drop in [true, false] {
+            let c = roc::roc_curve(&y, &s, drop).expect(name);
+            let want = &e[format!("roc_drop_{}", if drop { "True" } else { "False" })];
+            close(
+                &c.fpr,
+                &floats(&want["fpr"]),
+                1e-12,
+                &format!("{name} fpr drop={drop}"),
+            );
+            close(
+                &c.tpr,
+                &floats(&want["tpr"]),
+                1e-12,
+                &format!("{name} tpr drop={drop}"),
+            );
+            close(
+                &c.thresholds,
+                &floats(&want["thresholds"]),
+                0.0,
+                &format!("{name} thresholds drop={drop}"),
+            );
+        }
+        let auc = roc::roc_auc(&y, &s).expect(name);
+        assert!(
+            (auc - e["auc"].as_f64().expect("auc")).abs() < 1e-12,
+            "{name}: auc {auc}"
+        );
+        let pr = roc::pr_curve(&y, &s).expect(name);
+        close(
+            &pr.precision,
+            &floats(&e["pr"]["precision"]),
+            1e-12,
+            &format!("{name} precision"),
+        );
+        close(
+            &pr.recall,
+            &floats(&e["pr"]["recall"]),
+            1e-12,
+            &format!("{name} recall"),
+        );
+        close(
+            &pr.thresholds,
+            &floats(&e["pr"]["thresholds"]),
+            0.0,
+            &format!("{name} pr thresholds"),
+        );
+        let ap = roc::average_precision(&y, &s).expect(name);
+        assert!(
+            (ap - e["ap"].as_f64().expect("ap")).abs() < 1e-12,
+            "{name}: ap {ap}"
+        );
+    }
+}
+
+#[test]
+fn delong_matches_the_original_formula() {
+    let r = reference();
+    for (name, e) in r["binary"].as_object().expect("sets") {
+        let y = bools(&e["labels"]);
+        let pos = y.iter().filter(|&&v| v).count();
+        if pos < 2 || y.len() - pos < 2 {
+            continue; // a variance needs two cases of each class
+        }
+        let (a, b) = (floats(&e["scores"]), floats(&e["scores_b"]));
+        let d = &e["delong"];
+        let (auc, var) = delong::auc_variance(&y, &a).expect(name);
+        assert!(
+            (auc - d["auc_a"].as_f64().expect("auc")).abs() < 1e-12,
+            "{name}"
+        );
+        assert!(
+            (var - d["var_a"].as_f64().expect("var")).abs() < 1e-12,
+            "{name}: var {var}"
+        );
+        let t = delong::compare(&y, &a, &b).expect(name);
+        let want_var = d["var_a"].as_f64().expect("v") + d["var_b"].as_f64().expect("v")
+            - 2.0 * d["cov"].as_f64().expect("c");
+        assert!(
+            (t.variance - want_var).abs() < 1e-12,
+            "{name}: var diff {} vs {want_var}",
+            t.variance
+        );
+        if want_var > 0.0 {
+            assert!(
+                (t.z - d["z"].as_f64().expect("z")).abs() < 1e-9,
+                "{name}: z {}",
+                t.z
+            );
+            assert!(
+                (t.p - d["p"].as_f64().expect("p")).abs() < 1e-9,
+                "{name}: p {}",
+                t.p
+            );
+        }
+        let ci = delong::auc_ci(&y, &a, 0.95).expect(name);
+        close(
+            &[ci.lower, ci.upper],
+            &floats(&d["ci_a"]),
+            1e-9,
+            &format!("{name} CI"),
+        );
+    }
+}
+
+#[test]
+fn kappas_match_scikit_learn_and_statsmodels() {
+    let r = reference();
+    for e in r["kappa"].as_array().expect("kappa") {
+        let (a, b) = (usizes(&e["a"]), usizes(&e["b"]));
+        let k = e["k"].as_u64().expect("k") as usize;
+        for (w, key) in [
+            (Weights::None, "none"),
+            (Weights::Linear, "linear"),
+            (Weights::Quadratic, "quadratic"),
+        ] {
+            let got = cohen_kappa(&a, &b, k, w).expect("kappa");
+            assert!(
+                (got - e[key].as_f64().expect("value")).abs() < 1e-12,
+                "{key}: {got}"
+            );
+        }
+    }
+    for e in r["fleiss"].as_array().expect("fleiss") {
+        let table: Vec<Vec<u64>> = e["table"]
+            .as_array()
+            .expect("rows")
+            .iter()
+            .map(|row| {
+                row.as_array()
+                    .expect("row")
+                    .iter()
+                    .map(|c| c.as_u64().expect("count"))
+                    .collect()
+            })
+            .collect();
+        let got = fleiss_kappa(&table).expect("fleiss");
+        assert!(
+            (got - e["kappa"].as_f64().expect("k")).abs() < 1e-12,
+            "fleiss {got}"
+        );
+    }
+    for e in r["wilson"].as_array().expect("wilson") {
+        let (k, n) = (e["k"].as_u64().expect("k"), e["n"].as_u64().expect("n"));
+        let w = wilson(k, n, 0.95).expect("interval");
+        assert!(
+            (w.lower - e["lower"].as_f64().expect("lo")).abs() < 1e-9,
+            "{k}/{n}: {w:?}"
+        );
+        assert!(
+            (w.upper - e["upper"].as_f64().expect("hi")).abs() < 1e-9,
+            "{k}/{n}: {w:?}"
+        );
+    }
+}
+
+/// The seed study's published numbers (Bressem et al. 2021, Arthritis Res Ther 23:106), reconstructed as
+/// confusion matrices. Assumptions: the reported sensitivity and specificity at the balanced cut-off, applied
+/// to the reported class sizes, give whole counts (validation: 150 positive × 0.880 = 132 TP, 79 negative ×
+/// 0.949 = 75 TN; test subset: 223 × 0.915 = 204 TP, 129 × 0.806 = 104 TN), and the paper's kappa and
+/// agreement are Cohen's kappa and accuracy of the model call against the reference reading.
+#[test]
+fn seed_study_numbers() {
+    let cases = [
+        (132u64, 18u64, 75u64, 4u64, 0.796, 0.904, 0.79, 0.90),
+        (204, 19, 104, 25, 0.728, 0.875, 0.72, 0.88),
+    ];
+    for (tp, fn_, tn, fp, kappa, agree, reported_kappa, reported_agree) in cases {
+        let m = ConfusionMatrix { tp, fp, tn, fn_ };
+        let k = m.kappa().expect("kappa");
+        assert!((k - kappa).abs() < 5e-4, "kappa {k}");
+        assert!(
+            (k - reported_kappa).abs() < 0.01,
+            "reported kappa {reported_kappa}, ours {k}"
+        );
+        let acc = m.metrics(0.95).accuracy.expect("acc").value;
+        assert!(
+            (acc - agree).abs() < 5e-4 && (acc - reported_agree).abs() < 0.005 + 1e-9,
+            "agreement {acc}"
+        );
+        // The same numbers from per-case calls, through the kappa of two raters.
+        let truth: Vec<bool> = (0..tp + fn_)
+            .map(|_| true)
+            .chain((0..tn + fp).map(|_| false))
+            .collect();
+        let calls: Vec<bool> = (0..tp)
+            .map(|_| true)
+            .chain((0..fn_).map(|_| false))
+            .chain((0..tn).map(|_| false))
+            .chain((0..fp).map(|_| true))
+            .collect();
+        assert!((binary_kappa(&truth, &calls).expect("k") - k).abs() < 1e-12);
+        assert!((percent_agreement(&truth, &calls).expect("a") - acc).abs() < 1e-12);
+        let sens = m.metrics(0.95).sensitivity.expect("sens").value;
+        let spec = m.metrics(0.95).specificity.expect("spec").value;
+        assert!((sens - [0.880, 0.915][usize::from(tp == 204)]).abs() < 5e-4);
+        assert!((spec - [0.949, 0.806][usize::from(tp == 204)]).abs() < 5e-4);
+    }
+}
