@@ -11,5 +11,6 @@
 
 pub mod grading;
 pub mod imaging;
+pub mod report;
 pub mod session;
 pub mod stats;

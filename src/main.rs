@@ -31,6 +31,8 @@ enum Command {
     Study(StudyCommand),
     /// Commit a reading of a case (or show a reader's next case with --next).
     Read(ReadArgs),
+    /// The seed study's analysis: ROC/PR, AUC with CIs, cut-offs, confusion matrices, kappa, agreement.
+    Stats(Box<cli::stats::StatsArgs>),
     /// Benchmarks (see README, "Performance").
     #[command(subcommand)]
     Bench(BenchCommand),
@@ -50,6 +52,7 @@ fn main() -> ExitCode {
         Some(Command::Convert(args)) => cli::image::convert(args),
         Some(Command::Study(cmd)) => cli::study::study(cmd),
         Some(Command::Read(args)) => cli::study::read(args),
+        Some(Command::Stats(args)) => cli::stats::stats(*args),
         Some(Command::Bench(BenchCommand::Decode { files, repeat })) => {
             cli::image::bench_decode(&files, repeat)
         }

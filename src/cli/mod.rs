@@ -1,4 +1,5 @@
 //! Command-line subcommands, one module per group.
 
 pub mod image;
+pub mod stats;
 pub mod study;

@@ -1,0 +1,189 @@
+//! `sacro stats`: the seed study's analysis of predictions against a reference and readers.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::bail;
+use clap::Args;
+use sacro::report::{self, CutoffSource, ReaderRow, Settings, inputs};
+use sacro::session::{self, SqliteStore, StudyStore};
+use sacro::stats::cutoffs::{Cutoffs, Targets};
+
+/// Arguments of `sacro stats`.
+#[derive(Args)]
+pub struct StatsArgs {
+    /// Model predictions: CSV with columns case,probability (the output of `sacro predict` works).
+    #[arg(long)]
+    predictions: PathBuf,
+    /// Reference labels: CSV case,label (0/1; empty = no consensus, left out).
+    #[arg(long, required_unless_present = "study")]
+    truth: Option<PathBuf>,
+    /// Reader calls: CSV case,reader,label and optionally left_grade,right_grade.
+    #[arg(long)]
+    readers: Option<PathBuf>,
+    /// A Sacro study: its consensus is the reference and its readings are the readers.
+    #[arg(long, conflicts_with_all = ["truth", "readers"])]
+    study: Option<PathBuf>,
+    /// Cut-offs from a validation set (CSV case,probability,label; chosen there by repeated CV) or a JSON
+    /// file {"sensitive":…,"balanced":…,"specific":…}.
+    #[arg(long, conflicts_with = "cutoffs")]
+    cutoffs_from: Option<PathBuf>,
+    /// Cut-offs given directly: SENSITIVE,BALANCED,SPECIFIC.
+    #[arg(long, value_parser = parse_cutoffs)]
+    cutoffs: Option<Cutoffs>,
+    /// A second model's predictions on the same cases, compared by the DeLong test.
+    #[arg(long)]
+    compare: Option<PathBuf>,
+    /// Folder for the report (Markdown, HTML, CSV, PNG/SVG plots, JSON).
+    #[arg(long, required_unless_present = "json")]
+    out: Option<PathBuf>,
+    /// Print the numbers as JSON on standard output.
+    #[arg(long)]
+    json: bool,
+    /// Minimum sensitivity of the sensitivity-favouring cut-off.
+    #[arg(long, default_value_t = 0.95)]
+    sens_target: f64,
+    /// Minimum specificity of the specificity-favouring cut-off.
+    #[arg(long, default_value_t = 0.95)]
+    spec_target: f64,
+    /// Cross-validation folds for choosing cut-offs.
+    #[arg(long, default_value_t = 5)]
+    cv_folds: usize,
+    /// Cross-validation repeats.
+    #[arg(long, default_value_t = 10)]
+    cv_repeats: usize,
+    /// Seed of the cross-validation and bootstrap.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Bootstrap resamples for the AUC interval.
+    #[arg(long, default_value_t = 2000)]
+    bootstrap: usize,
+    /// Bootstrap resamples for kappa intervals.
+    #[arg(long, default_value_t = 1000)]
+    kappa_bootstrap: usize,
+    /// Confidence level of every interval.
+    #[arg(long, default_value_t = 0.95)]
+    level: f64,
+}
+
+fn parse_cutoffs(s: &str) -> Result<Cutoffs, String> {
+    let v: Vec<f64> = s
+        .split(',')
+        .map(|x| x.trim().parse::<f64>())
+        .collect::<Result<_, _>>()
+        .map_err(|_| format!("{s:?}: expected three numbers SENSITIVE,BALANCED,SPECIFIC"))?;
+    match v[..] {
+        [sensitive, balanced, specific] if v.iter().all(|x| (0.0..=1.0).contains(x)) => {
+            Ok(Cutoffs {
+                sensitive,
+                balanced,
+                specific,
+            })
+        }
+        _ => Err(format!(
+            "{s:?}: expected three probabilities SENSITIVE,BALANCED,SPECIFIC"
+        )),
+    }
+}
+
+type Truth = inputs::TruthLabels;
+
+fn from_study(path: &Path) -> anyhow::Result<(Truth, Vec<(u64, ReaderRow)>)> {
+    let store = SqliteStore::open(path)?;
+    let truth = session::consensus(&store)?
+        .into_iter()
+        .enumerate()
+        .map(|(i, c)| (c.case_id, (i as u64 + 1, c.label)))
+        .collect();
+    let readers = store
+        .all_readings()?
+        .into_iter()
+        .enumerate()
+        .map(|(i, r)| {
+            let g = r.reading.grades();
+            (
+                i as u64 + 1,
+                ReaderRow {
+                    case: r.case_id,
+                    reader: r.reader,
+                    label: r.reading.definite(),
+                    left: g.map(|g| g.left.value()),
+                    right: g.map(|g| g.right.value()),
+                },
+            )
+        })
+        .collect();
+    Ok((truth, readers))
+}
+
+/// Runs `sacro stats`.
+pub fn stats(args: StatsArgs) -> anyhow::Result<ExitCode> {
+    if !(0.5..1.0).contains(&args.level) {
+        bail!("--level {} must be in [0.5, 1)", args.level);
+    }
+    let predictions = inputs::read_predictions(&args.predictions)?;
+    let (truth_path, truth, readers) = match (&args.study, &args.truth) {
+        (Some(study), _) => {
+            let (t, r) = from_study(study)?;
+            (study.clone(), t, Some((study.clone(), r)))
+        }
+        (None, Some(t)) => {
+            let readers = match &args.readers {
+                Some(r) => Some((r.clone(), inputs::read_readers(r)?)),
+                None => None,
+            };
+            (t.clone(), inputs::read_truth(t)?, readers)
+        }
+        (None, None) => bail!("give --truth or --study"),
+    };
+    let comparison = match &args.compare {
+        Some(p) => Some((p.clone(), inputs::read_predictions(p)?)),
+        None => None,
+    };
+    let data = report::match_inputs(
+        (&args.predictions, &predictions),
+        (&truth_path, &truth),
+        readers.as_ref().map(|(p, r)| (p.as_path(), r.as_slice())),
+        comparison.as_ref().map(|(p, c)| (p.as_path(), c)),
+    )?;
+    let cutoffs = match (&args.cutoffs, &args.cutoffs_from) {
+        (Some(c), _) => CutoffSource::Given(*c),
+        (None, Some(p))
+            if p.extension()
+                .is_some_and(|e| e.eq_ignore_ascii_case("json")) =>
+        {
+            CutoffSource::Given(inputs::read_cutoffs_json(p)?)
+        }
+        (None, Some(p)) => {
+            let (y, s) = inputs::read_validation(p)?;
+            CutoffSource::Validation(y, s)
+        }
+        (None, None) => CutoffSource::ThisSet,
+    };
+    let settings = Settings {
+        level: args.level,
+        auc_resamples: args.bootstrap,
+        kappa_resamples: args.kappa_bootstrap,
+        seed: args.seed,
+        cutoffs,
+        targets: Targets {
+            sensitivity: args.sens_target,
+            specificity: args.spec_target,
+        },
+        cv: (args.cv_folds, args.cv_repeats),
+    };
+    let analysis = report::analyse(&data, &settings)?;
+    if let Some(out) = &args.out {
+        report::write_report(out, &analysis)?;
+        eprintln!(
+            "wrote the report to {} (report.html, report.md, CSV tables, plots)",
+            out.display()
+        );
+    }
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&analysis)?);
+    } else {
+        print!("{}", report::markdown(&analysis, false));
+    }
+    Ok(ExitCode::SUCCESS)
+}

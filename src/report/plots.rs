@@ -1,0 +1,155 @@
+//! ROC and precision–recall plots (PNG and SVG) with plotters, with the readers' operating points and
+//! the model's cut-offs marked on the ROC plot, as the seed study's figure did.
+
+use std::path::Path;
+use std::sync::Once;
+
+use plotters::coord::Shift;
+use plotters::prelude::*;
+
+use super::analysis::Analysis;
+
+static FONT: &[u8] = include_bytes!("../../assets/fonts/DejaVuSans.ttf");
+static REGISTER: Once = Once::new();
+
+fn register_font() {
+    REGISTER.call_once(|| {
+        // The bundled font is valid; if registration failed, plotters would fall back to no text.
+        let _ = plotters::style::register_font("sans-serif", FontStyle::Normal, FONT);
+    });
+}
+
+type DrawResult = Result<(), String>;
+
+fn draw_roc<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, a: &Analysis) -> DrawResult {
+    let e = |err: DrawingAreaErrorKind<DB::ErrorType>| err.to_string();
+    root.fill(&WHITE).map_err(e)?;
+    let mut chart = ChartBuilder::on(root)
+        .caption(
+            format!(
+                "ROC — AUC {:.3} ({:.3}–{:.3})",
+                a.auc_delong.value, a.auc_delong.lower, a.auc_delong.upper
+            ),
+            ("sans-serif", 20),
+        )
+        .margin(12)
+        .x_label_area_size(40)
+        .y_label_area_size(50)
+        .build_cartesian_2d(0.0f64..1.0, 0.0f64..1.0)
+        .map_err(e)?;
+    chart
+        .configure_mesh()
+        .x_desc("1 − specificity")
+        .y_desc("sensitivity")
+        .label_style(("sans-serif", 13))
+        .draw()
+        .map_err(e)?;
+    chart
+        .draw_series(LineSeries::new([(0.0, 0.0), (1.0, 1.0)], BLACK.mix(0.25)))
+        .map_err(e)?;
+    chart
+        .draw_series(LineSeries::new(
+            a.roc.fpr.iter().zip(&a.roc.tpr).map(|(&x, &y)| (x, y)),
+            BLUE.stroke_width(2),
+        ))
+        .map_err(e)?
+        .label("model")
+        .legend(|(x, y)| PathElement::new([(x, y), (x + 16, y)], BLUE.stroke_width(2)));
+    let marks = [RED, MAGENTA, GREEN];
+    for (c, colour) in a.at_cutoffs.iter().zip(marks) {
+        let (Some(sens), Some(spec)) = (c.metrics.sensitivity, c.metrics.specificity) else {
+            continue;
+        };
+        chart
+            .draw_series([TriangleMarker::new(
+                (1.0 - spec.value, sens.value),
+                8,
+                colour.filled(),
+            )])
+            .map_err(e)?
+            .label(format!("cut-off {} {:.3}", c.name, c.cutoff))
+            .legend(move |(x, y)| TriangleMarker::new((x + 8, y), 6, colour.filled()));
+    }
+    for (i, r) in a.readers.iter().enumerate() {
+        let (Some(sens), Some(spec)) = (r.metrics.sensitivity, r.metrics.specificity) else {
+            continue;
+        };
+        let colour = Palette99::pick(i + 3).to_rgba();
+        chart
+            .draw_series([Circle::new(
+                (1.0 - spec.value, sens.value),
+                5,
+                colour.filled(),
+            )])
+            .map_err(e)?
+            .label(format!("reader {}", r.reader))
+            .legend(move |(x, y)| Circle::new((x + 8, y), 4, colour.filled()));
+    }
+    chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::LowerRight)
+        .background_style(WHITE.mix(0.9))
+        .border_style(BLACK.mix(0.3))
+        .label_font(("sans-serif", 12))
+        .draw()
+        .map_err(e)?;
+    root.present().map_err(e)
+}
+
+fn draw_pr<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, a: &Analysis) -> DrawResult {
+    let e = |err: DrawingAreaErrorKind<DB::ErrorType>| err.to_string();
+    root.fill(&WHITE).map_err(e)?;
+    let mut chart = ChartBuilder::on(root)
+        .caption(
+            format!("Precision–recall — AP {:.3}", a.average_precision),
+            ("sans-serif", 20),
+        )
+        .margin(12)
+        .x_label_area_size(40)
+        .y_label_area_size(50)
+        .build_cartesian_2d(0.0f64..1.0, 0.0f64..1.0)
+        .map_err(e)?;
+    chart
+        .configure_mesh()
+        .x_desc("recall (sensitivity)")
+        .y_desc("precision (PPV)")
+        .label_style(("sans-serif", 13))
+        .draw()
+        .map_err(e)?;
+    // Step plot, as average precision is defined (precision held until the next recall).
+    let mut pts = Vec::new();
+    for i in 0..a.pr.recall.len() {
+        if i > 0 {
+            pts.push((a.pr.recall[i], a.pr.precision[i - 1]));
+        }
+        pts.push((a.pr.recall[i], a.pr.precision[i]));
+    }
+    chart
+        .draw_series(LineSeries::new(pts, BLUE.stroke_width(2)))
+        .map_err(e)?;
+    let prevalence = a.positives as f64 / a.n as f64;
+    chart
+        .draw_series(LineSeries::new(
+            [(0.0, prevalence), (1.0, prevalence)],
+            BLACK.mix(0.25),
+        ))
+        .map_err(e)?;
+    root.present().map_err(e)
+}
+
+/// Writes roc.png, roc.svg, pr.png, pr.svg into `dir`.
+pub fn write_plots(dir: &Path, a: &Analysis) -> DrawResult {
+    register_font();
+    let size = (720, 640);
+    let (roc_png, roc_svg, pr_png, pr_svg) = (
+        dir.join("roc.png"),
+        dir.join("roc.svg"),
+        dir.join("pr.png"),
+        dir.join("pr.svg"),
+    );
+    draw_roc(&BitMapBackend::new(&roc_png, size).into_drawing_area(), a)?;
+    draw_roc(&SVGBackend::new(&roc_svg, size).into_drawing_area(), a)?;
+    draw_pr(&BitMapBackend::new(&pr_png, size).into_drawing_area(), a)?;
+    draw_pr(&SVGBackend::new(&pr_svg, size).into_drawing_area(), a)?;
+    Ok(())
+}
