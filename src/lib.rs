@@ -9,8 +9,10 @@
 //! - `session`, `model`, `train`, `gui`: reading sessions, the ResNet-50, training and the desktop app
 //!   (later issues).
 
+pub mod assets;
 pub mod grading;
 pub mod imaging;
+pub mod phantom;
 pub mod report;
 pub mod session;
 pub mod stats;

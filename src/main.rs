@@ -33,12 +33,16 @@ enum Command {
     Read(ReadArgs),
     /// The seed study's analysis: ROC/PR, AUC with CIs, cut-offs, confusion matrices, kappa, agreement.
     Stats(Box<cli::stats::StatsArgs>),
+    /// Synthetic pelvic radiographs with known grades (and simulated readings).
+    Phantom(cli::phantom::PhantomArgs),
     /// Benchmarks (see README, "Performance").
     #[command(subcommand)]
     Bench(BenchCommand),
 }
 
 fn main() -> ExitCode {
+    // Piping into `head` must end the program quietly, as for any Unix tool, not panic in println!.
+    sigpipe::reset();
     let cli = Cli::parse();
     init_logging(cli.verbose);
     let result = match cli.command {
@@ -53,6 +57,7 @@ fn main() -> ExitCode {
         Some(Command::Study(cmd)) => cli::study::study(cmd),
         Some(Command::Read(args)) => cli::study::read(args),
         Some(Command::Stats(args)) => cli::stats::stats(*args),
+        Some(Command::Phantom(args)) => cli::phantom::phantom(args),
         Some(Command::Bench(BenchCommand::Decode { files, repeat })) => {
             cli::image::bench_decode(&files, repeat)
         }

@@ -7,6 +7,7 @@
 
 pub mod batch;
 mod dicom;
+pub mod dicom_write;
 mod error;
 pub mod export;
 pub mod geometry;

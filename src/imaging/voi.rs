@@ -219,7 +219,8 @@ pub fn percentile_window(pixels: &[f32], lo: f64, hi: f64) -> Option<Window> {
     let a = quantile(&mut inside, lo)?;
     let b = quantile(&mut inside, hi)?;
     let (lo_v, hi_v) = (f64::from(a), f64::from(b));
-    let width = (hi_v - lo_v).max(1.0);
+    // LINEAR_EXACT only needs a positive width, so float data in [0, 1] keeps its own scale.
+    let width = if hi_v > lo_v { hi_v - lo_v } else { 1.0 };
     Window::new((lo_v + hi_v) / 2.0, width, VoiFunction::LinearExact).ok()
 }
 
@@ -239,7 +240,11 @@ pub fn full_window(pixels: &[f32]) -> Option<Window> {
     if !min.is_finite() {
         return None;
     }
-    let width = (f64::from(max) - f64::from(min)).max(1.0);
+    let width = if max > min {
+        f64::from(max) - f64::from(min)
+    } else {
+        1.0
+    };
     Window::new(
         (f64::from(min) + f64::from(max)) / 2.0,
         width,

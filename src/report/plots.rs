@@ -9,7 +9,7 @@ use plotters::prelude::*;
 
 use super::analysis::Analysis;
 
-static FONT: &[u8] = include_bytes!("../../assets/fonts/DejaVuSans.ttf");
+static FONT: &[u8] = crate::assets::DEJAVU_SANS;
 static REGISTER: Once = Once::new();
 
 fn register_font() {
