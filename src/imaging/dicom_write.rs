@@ -218,18 +218,7 @@ pub fn write_dicom(path: &Path, spec: &DicomImageSpec<'_>) -> Result<(), Imaging
                 .implementation_version_name("SACRO_0_1"),
         )
         .map_err(|e| wrong(e.to_string()))?;
-    let dir = path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let tmp = dir.join(format!(".{name}.partial"));
-    file.write_to_file(&tmp).map_err(|e| {
-        let _ = std::fs::remove_file(&tmp);
-        wrong(e.to_string())
-    })?;
-    std::fs::rename(&tmp, path).map_err(|e| wrong(e.to_string()))
+    super::export::write_via_temp(path, |tmp| {
+        file.write_to_file(tmp).map_err(|e| e.to_string())
+    })
 }

@@ -53,10 +53,11 @@ fn write_err(path: &Path, e: impl std::fmt::Display) -> ImagingError {
     }
 }
 
-/// Writes through a temporary file in the same folder, then renames it to `path`.
-fn atomic_write(
+/// Runs `write` on a temporary path beside `path` (same folder, so the rename is atomic), then renames
+/// it into place; on failure the temporary file is removed and nothing appears under `path`.
+pub(crate) fn write_via_temp(
     path: &Path,
-    write: impl FnOnce(&mut BufWriter<&mut std::fs::File>) -> Result<(), String>,
+    write: impl FnOnce(&Path) -> Result<(), String>,
 ) -> Result<(), ImagingError> {
     let dir = path
         .parent()
@@ -67,20 +68,27 @@ fn atomic_write(
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
     let tmp = dir.join(format!(".{name}.partial"));
-    let result = (|| {
-        let mut file = std::fs::File::create(&tmp).map_err(|e| e.to_string())?;
+    let result = write(&tmp).and_then(|()| std::fs::rename(&tmp, path).map_err(|e| e.to_string()));
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result.map_err(|e| write_err(path, e))
+}
+
+/// Writes through a buffered, synced temporary file (see [`write_via_temp`]).
+fn atomic_write(
+    path: &Path,
+    write: impl FnOnce(&mut BufWriter<&mut std::fs::File>) -> Result<(), String>,
+) -> Result<(), ImagingError> {
+    write_via_temp(path, |tmp| {
+        let mut file = std::fs::File::create(tmp).map_err(|e| e.to_string())?;
         {
             let mut w = BufWriter::new(&mut file);
             write(&mut w)?;
             w.flush().map_err(|e| e.to_string())?;
         }
-        file.sync_all().map_err(|e| e.to_string())?;
-        std::fs::rename(&tmp, path).map_err(|e| e.to_string())
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    result.map_err(|e| write_err(path, e))
+        file.sync_all().map_err(|e| e.to_string())
+    })
 }
 
 /// Writes windowed grey levels as TIFF or PNG.

@@ -851,23 +851,11 @@ impl StudyStore for SqliteStore {
 
     fn others_readings(&self, reader: &str, case_id: &str) -> StoreResult<Vec<ReadingRecord>> {
         let conn = self.conn();
-        let info = self.info_in(&conn)?;
-        let reader = self.reader_in(&conn, reader)?;
-        self.ensure_case(&conn, case_id)?;
-        let blinded = |why| StoreError::Blinded {
-            reader: reader.name.clone(),
-            case: case_id.to_string(),
-            what: "other readers' readings",
-            why,
-        };
-        if self.own_in(&conn, &reader, case_id)?.is_none() {
-            return Err(blinded("before committing their own reading"));
-        }
-        if !info.settings.reveal_readers_after_commit {
-            return Err(blinded(
-                "in this study: readers stay blinded to each other (coordinator setting)",
-            ));
-        }
+        let reader = self.reveal_gate(&conn, reader, case_id, "other readers' readings", |s| {
+            s.reveal_readers_after_commit
+                .then_some(())
+                .ok_or("in this study: readers stay blinded to each other (coordinator setting)")
+        })?;
         Ok(self
             .readings_in(&conn, Some(case_id))?
             .into_iter()
@@ -911,21 +899,11 @@ impl StudyStore for SqliteStore {
         model_sha256: &str,
     ) -> StoreResult<Option<PredictionRecord>> {
         let conn = self.conn();
-        let info = self.info_in(&conn)?;
-        let reader = self.reader_in(&conn, reader)?;
-        self.ensure_case(&conn, case_id)?;
-        let blinded = |why| StoreError::Blinded {
-            reader: reader.name.clone(),
-            case: case_id.to_string(),
-            what: "the model's output",
-            why,
-        };
-        if self.own_in(&conn, &reader, case_id)?.is_none() {
-            return Err(blinded("before committing their own reading"));
-        }
-        if !info.settings.reveal_model_after_commit {
-            return Err(blinded("in this study (coordinator setting)"));
-        }
+        self.reveal_gate(&conn, reader, case_id, "the model's output", |s| {
+            s.reveal_model_after_commit
+                .then_some(())
+                .ok_or("in this study (coordinator setting)")
+        })?;
         conn.query_row(
             "SELECT probability FROM predictions WHERE case_id = ?1 AND model_sha256 = ?2",
             params![case_id, model_sha256],
@@ -975,6 +953,32 @@ impl StudyStore for SqliteStore {
 }
 
 impl SqliteStore {
+    /// Blinding: a reader sees `what` for a case only after committing their own reading of it, and only
+    /// if the study's settings allow (`allowed` returns why not).
+    fn reveal_gate(
+        &self,
+        conn: &Connection,
+        reader: &str,
+        case_id: &str,
+        what: &'static str,
+        allowed: impl FnOnce(&StudySettings) -> Result<(), &'static str>,
+    ) -> StoreResult<ReaderInfo> {
+        let info = self.info_in(conn)?;
+        let reader = self.reader_in(conn, reader)?;
+        self.ensure_case(conn, case_id)?;
+        let blinded = |why| StoreError::Blinded {
+            reader: reader.name.clone(),
+            case: case_id.to_string(),
+            what,
+            why,
+        };
+        if self.own_in(conn, &reader, case_id)?.is_none() {
+            return Err(blinded("before committing their own reading"));
+        }
+        allowed(&info.settings).map_err(blinded)?;
+        Ok(reader)
+    }
+
     fn cases_in(&self, conn: &Connection) -> StoreResult<Vec<CaseInfo>> {
         let mut stmt = conn
             .prepare("SELECT id, path, sop_instance_uid FROM cases ORDER BY id")

@@ -59,18 +59,7 @@ pub fn auc(
 ) -> Result<BootstrapEstimate, StatsError> {
     check_binary(labels, scores, "a bootstrap AUC")?;
     let value = roc_auc(labels, scores)?;
-    let pos: Vec<f64> = labels
-        .iter()
-        .zip(scores)
-        .filter(|(l, _)| **l)
-        .map(|(_, s)| *s)
-        .collect();
-    let neg: Vec<f64> = labels
-        .iter()
-        .zip(scores)
-        .filter(|(l, _)| !**l)
-        .map(|(_, s)| *s)
-        .collect();
+    let (pos, neg) = super::split_by_class(labels, scores);
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let mut y = vec![true; pos.len()];
     y.extend(std::iter::repeat_n(false, neg.len()));

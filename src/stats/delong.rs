@@ -26,18 +26,7 @@ fn midranks(values: &[f64]) -> Vec<f64> {
 
 /// Structural components: V10 (one per positive) and V01 (one per negative).
 fn components(labels: &[bool], scores: &[f64]) -> (Vec<f64>, Vec<f64>) {
-    let pos: Vec<f64> = labels
-        .iter()
-        .zip(scores)
-        .filter(|(l, _)| **l)
-        .map(|(_, s)| *s)
-        .collect();
-    let neg: Vec<f64> = labels
-        .iter()
-        .zip(scores)
-        .filter(|(l, _)| !**l)
-        .map(|(_, s)| *s)
-        .collect();
+    let (pos, neg) = super::split_by_class(labels, scores);
     let (m, n) = (pos.len() as f64, neg.len() as f64);
     let all: Vec<f64> = pos.iter().chain(&neg).copied().collect();
     let r_all = midranks(&all);

@@ -73,6 +73,19 @@ pub(crate) fn check_binary(
     Ok((pos, neg))
 }
 
+/// Scores of the positive and of the negative cases.
+pub(crate) fn split_by_class(labels: &[bool], scores: &[f64]) -> (Vec<f64>, Vec<f64>) {
+    let pick = |class: bool| {
+        labels
+            .iter()
+            .zip(scores)
+            .filter(|(l, _)| **l == class)
+            .map(|(_, s)| *s)
+            .collect()
+    };
+    (pick(true), pick(false))
+}
+
 /// The standard normal quantile for a two-sided interval of the given level (e.g. 0.95 → 1.959964).
 pub fn z_for_level(level: f64) -> f64 {
     use statrs::distribution::{ContinuousCDF, Normal};
