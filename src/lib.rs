@@ -12,6 +12,7 @@
 pub mod assets;
 pub mod grading;
 pub mod imaging;
+pub mod model;
 pub mod phantom;
 pub mod report;
 pub mod session;

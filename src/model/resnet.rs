@@ -1,0 +1,159 @@
+//! ResNet with bottleneck blocks, torchvision's tensor names (`conv1`, `bn1`, `layerN.i.convK`,
+//! `layerN.i.bnK`, `layerN.0.downsample.{0,1}`), `ModuleT` train/eval, and the body split into
+//! [`ResNet::features`] (through layer4) so that Grad-CAM can take the gradient at layer4's output.
+//!
+//! [`ResNetConfig::resnet50`] is torchvision's `resnet50`; smaller configurations (fewer blocks, narrower
+//! bottlenecks, expansion 1) exist for tests and fixtures.
+
+use candle_core::{Result, Tensor};
+use candle_nn::{BatchNorm, Module, ModuleT, VarBuilder};
+
+use super::conv::Conv;
+use super::pool;
+
+/// Shape of a bottleneck ResNet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ResNetConfig {
+    /// Blocks per stage (ResNet-50: 3, 4, 6, 3).
+    pub layers: [usize; 4],
+    /// torchvision's `width_per_group` (64): bottleneck width = planes × width_per_group / 64.
+    pub width_per_group: usize,
+    /// Output channels per plane (torchvision's `Bottleneck.expansion`, 4).
+    pub expansion: usize,
+}
+
+impl ResNetConfig {
+    /// torchvision's ResNet-50.
+    pub fn resnet50() -> Self {
+        Self {
+            layers: [3, 4, 6, 3],
+            width_per_group: 64,
+            expansion: 4,
+        }
+    }
+
+    /// Channels of layer4's output (2048 for ResNet-50).
+    pub fn feature_channels(&self) -> usize {
+        512 * self.expansion
+    }
+}
+
+fn bn(c: usize, vb: VarBuilder) -> Result<BatchNorm> {
+    candle_nn::batch_norm(c, candle_nn::BatchNormConfig::default(), vb)
+}
+
+/// torchvision's `Bottleneck`: 1×1 → 3×3 (stride) → 1×1, each with batch norm, plus the shortcut.
+#[derive(Debug, Clone)]
+pub struct Bottleneck {
+    conv1: Conv,
+    bn1: BatchNorm,
+    conv2: Conv,
+    bn2: BatchNorm,
+    conv3: Conv,
+    bn3: BatchNorm,
+    downsample: Option<(Conv, BatchNorm)>,
+}
+
+impl Bottleneck {
+    fn new(
+        cin: usize,
+        planes: usize,
+        stride: usize,
+        cfg: &ResNetConfig,
+        vb: VarBuilder,
+    ) -> Result<Self> {
+        let width = planes * cfg.width_per_group / 64;
+        let cout = planes * cfg.expansion;
+        let downsample = if stride != 1 || cin != cout {
+            Some((
+                Conv::new(cin, cout, 1, stride, 0, vb.pp("downsample.0"))?,
+                bn(cout, vb.pp("downsample.1"))?,
+            ))
+        } else {
+            None
+        };
+        Ok(Self {
+            conv1: Conv::new(cin, width, 1, 1, 0, vb.pp("conv1"))?,
+            bn1: bn(width, vb.pp("bn1"))?,
+            conv2: Conv::new(width, width, 3, stride, 1, vb.pp("conv2"))?,
+            bn2: bn(width, vb.pp("bn2"))?,
+            conv3: Conv::new(width, cout, 1, 1, 0, vb.pp("conv3"))?,
+            bn3: bn(cout, vb.pp("bn3"))?,
+            downsample,
+        })
+    }
+}
+
+impl ModuleT for Bottleneck {
+    fn forward_t(&self, x: &Tensor, train: bool) -> Result<Tensor> {
+        let y = self.bn1.forward_t(&self.conv1.forward(x)?, train)?.relu()?;
+        let y = self
+            .bn2
+            .forward_t(&self.conv2.forward(&y)?, train)?
+            .relu()?;
+        let y = self.bn3.forward_t(&self.conv3.forward(&y)?, train)?;
+        let shortcut = match &self.downsample {
+            Some((conv, bn)) => bn.forward_t(&conv.forward(x)?, train)?,
+            None => x.clone(),
+        };
+        (y + shortcut)?.relu()
+    }
+}
+
+/// The convolutional body of a ResNet (no pooling or classifier).
+#[derive(Debug, Clone)]
+pub struct ResNet {
+    conv1: Conv,
+    bn1: BatchNorm,
+    stages: Vec<Vec<Bottleneck>>,
+    config: ResNetConfig,
+}
+
+impl ResNet {
+    /// Builds the body under `vb` (names at its root, as in torchvision's state dict).
+    pub fn new(config: ResNetConfig, vb: VarBuilder) -> Result<Self> {
+        let conv1 = Conv::new(3, 64, 7, 2, 3, vb.pp("conv1"))?;
+        let bn1 = bn(64, vb.pp("bn1"))?;
+        let mut cin = 64;
+        let mut stages = Vec::with_capacity(4);
+        for (s, (&blocks, planes)) in config.layers.iter().zip([64, 128, 256, 512]).enumerate() {
+            let vb_stage = vb.pp(format!("layer{}", s + 1));
+            let mut stage = Vec::with_capacity(blocks);
+            for b in 0..blocks {
+                let stride = if b == 0 && s > 0 { 2 } else { 1 };
+                stage.push(Bottleneck::new(
+                    cin,
+                    planes,
+                    stride,
+                    &config,
+                    vb_stage.pp(b.to_string()),
+                )?);
+                cin = planes * config.expansion;
+            }
+            stages.push(stage);
+        }
+        Ok(Self {
+            conv1,
+            bn1,
+            stages,
+            config,
+        })
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &ResNetConfig {
+        &self.config
+    }
+
+    /// Stem and the four stages: `[n, 3, h, w]` → layer4's output `[n, C, h/32, w/32]`.
+    pub fn features(&self, x: &Tensor, train: bool) -> Result<Tensor> {
+        let y = self.bn1.forward_t(&self.conv1.forward(x)?, train)?.relu()?;
+        let mut y = pool::max_pool_3x3_s2(&y)?;
+        for stage in &self.stages {
+            for block in stage {
+                y = block.forward_t(&y, train)?;
+            }
+        }
+        Ok(y)
+    }
+}
