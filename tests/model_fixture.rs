@@ -185,3 +185,25 @@ fn wrong_weights_are_refused_with_the_tensor_named() {
         "{err}"
     );
 }
+
+#[test]
+fn gradcam_matches_torch_autograd() {
+    use sacro::model::gradcam::{CamMethod, cam};
+    let all = fixture();
+    let tensors = weights_without(&all, "fc.");
+    let (net, _) = from_tensors(
+        Path::new(FIXTURE),
+        small(HeadKind::Fastai { hidden: 512 }, 2),
+        &tensors,
+        &Device::Cpu,
+    )
+    .expect("load");
+    let first = all["input"].narrow(0, 0, 1).expect("first input");
+    let c = cam(&net, &first, 1, CamMethod::GradCam).expect("cam");
+    let got = Tensor::from_vec(c.values, (c.height, c.width), &Device::Cpu).expect("tensor");
+    assert_close(&got, &all["expected.gradcam"], "Grad-CAM");
+    assert!(
+        cam(&net, &first, 2, CamMethod::GradCam).is_err(),
+        "class out of range"
+    );
+}

@@ -5,8 +5,10 @@
 //! takes plain pixel buffers.
 
 pub mod conv;
+pub mod gradcam;
 pub mod head;
 pub mod pool;
+pub mod preprocess;
 pub mod resnet;
 pub mod weights;
 

@@ -14,6 +14,9 @@ and the expected outputs:
   expected.train_running_mean / expected.train_running_var   bn1's running statistics after that forward
   expected.features           layer4 output in eval mode
   expected.fastai_logits      fastai's head on those features, eval mode
+  expected.gradcam            Grad-CAM of class 1 through fastai's head for the first input (torch autograd:
+                              channel weights = spatial mean of d logit / d layer4, ReLU of the weighted sum,
+                              divided by its maximum)
 """
 import sys
 
@@ -50,6 +53,11 @@ with torch.no_grad():
     f = model.conv1(x); f = model.bn1(f); f = model.relu(f); f = model.maxpool(f)
     f = model.layer4(model.layer3(model.layer2(model.layer1(f))))
     fastai_logits = head(f)
+feat = f[0:1].clone().requires_grad_(True)
+head(feat)[0, 1].backward()
+weights = feat.grad.mean(dim=(2, 3), keepdim=True)
+cam = torch.relu((weights * feat).sum(dim=1))[0].detach()
+gradcam = cam / cam.max()
 state = {k: v.clone() for k, v in model.state_dict().items() if not k.endswith("num_batches_tracked")}
 state.update({f"head.{k}": v.clone() for k, v in head.state_dict().items() if not k.endswith("num_batches_tracked")})
 model.train()
@@ -64,6 +72,7 @@ tensors.update({
     "expected.train_running_var": model.bn1.running_var.clone(),
     "expected.features": f,
     "expected.fastai_logits": fastai_logits,
+    "expected.gradcam": gradcam,
 })
 save_file({k: v.contiguous().float() for k, v in tensors.items()}, sys.argv[1])
 print({k: tuple(v.shape) for k, v in tensors.items() if k.startswith("expected") or k == "input"})
