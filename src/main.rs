@@ -35,6 +35,10 @@ enum Command {
     Stats(Box<cli::stats::StatsArgs>),
     /// Synthetic pelvic radiographs with known grades (and simulated readings).
     Phantom(cli::phantom::PhantomArgs),
+    /// Probability of definite radiographic sacroiliitis for radiographs (CSV for `sacro stats`).
+    Predict(cli::model::PredictArgs),
+    /// Grad-CAM heatmap of a model's decision over a radiograph (PNG).
+    Explain(cli::model::ExplainArgs),
     /// Benchmarks (see README, "Performance").
     #[command(subcommand)]
     Bench(BenchCommand),
@@ -58,6 +62,8 @@ fn main() -> ExitCode {
         Some(Command::Read(args)) => cli::study::read(args),
         Some(Command::Stats(args)) => cli::stats::stats(*args),
         Some(Command::Phantom(args)) => cli::phantom::phantom(args),
+        Some(Command::Predict(args)) => cli::model::predict(args),
+        Some(Command::Explain(args)) => cli::model::explain(args),
         Some(Command::Bench(BenchCommand::Decode { files, repeat })) => {
             cli::image::bench_decode(&files, repeat)
         }

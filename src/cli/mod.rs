@@ -1,6 +1,7 @@
 //! Command-line subcommands, one module per group.
 
 pub mod image;
+pub mod model;
 pub mod phantom;
 pub mod stats;
 pub mod study;

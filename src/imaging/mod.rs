@@ -13,6 +13,7 @@ pub mod export;
 pub mod geometry;
 mod guard;
 pub mod modality;
+pub mod overlay;
 mod raster;
 pub mod voi;
 

@@ -4,10 +4,12 @@
 //! values, so that a wrong file says which tensor is missing or wrong. Never sees DICOM or egui: the model
 //! takes plain pixel buffers.
 
+pub mod card;
 pub mod conv;
 pub mod gradcam;
 pub mod head;
 pub mod pool;
+pub mod predict;
 pub mod preprocess;
 pub mod resnet;
 pub mod weights;

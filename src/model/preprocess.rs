@@ -65,6 +65,38 @@ impl Preprocess {
         squared.resize(self.size, self.size).map_err(err)
     }
 
+    /// Maps a map over the model's input square (any grid size, e.g. layer4's) back onto the original
+    /// `width × height` image: the inverse of the pad or crop and the resize, bilinear.
+    pub fn back_to_image(&self, map: &GreyImage, width: u32, height: u32) -> Result<GreyImage> {
+        let err = |e: crate::imaging::ImagingError| candle_core::Error::Msg(e.to_string());
+        match self.fit {
+            Fit::Pad => {
+                let side = width.max(height);
+                let full = map.resize(side, side).map_err(err)?;
+                full.crop(crate::imaging::Rect {
+                    x: (side - width) / 2,
+                    y: (side - height) / 2,
+                    width,
+                    height,
+                })
+                .map_err(err)
+            }
+            Fit::Crop => {
+                let side = width.min(height);
+                let inner = map.resize(side, side).map_err(err)?;
+                let mut out = GreyImage::filled(width, height, 0.0);
+                let (ox, oy) = ((width - side) / 2, (height - side) / 2);
+                for y in 0..side {
+                    let src = (y * side) as usize;
+                    let dst = ((y + oy) * width + ox) as usize;
+                    out.pixels[dst..dst + side as usize]
+                        .copy_from_slice(&inner.pixels[src..src + side as usize]);
+                }
+                Ok(out)
+            }
+        }
+    }
+
     /// A `[3, size, size]` tensor, normalised.
     pub fn tensor(&self, unit: &[f32], width: u32, height: u32, device: &Device) -> Result<Tensor> {
         let sq = self.square(unit, width, height)?;

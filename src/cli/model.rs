@@ -1,0 +1,216 @@
+//! `sacro predict` and `sacro explain`.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{Context, bail};
+use clap::Args;
+use indicatif::{ProgressBar, ProgressStyle};
+use sacro::imaging::{self, GreyImage, LoadOptions, batch, overlay};
+use sacro::model::gradcam::CamMethod;
+use sacro::model::predict::{Predictor, default_device};
+
+/// Arguments of `sacro predict`.
+#[derive(Args)]
+pub struct PredictArgs {
+    /// Model folder (model.json + weights.safetensors).
+    #[arg(long)]
+    model: PathBuf,
+    /// Radiographs: files or folders.
+    #[arg(required = true)]
+    inputs: Vec<PathBuf>,
+    /// CSV to write (default: standard output).
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Add the raw outputs logit_0 … logit_{n-1}.
+    #[arg(long)]
+    logits: bool,
+    /// Radiographs per forward pass.
+    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..=256))]
+    batch: u32,
+}
+
+/// Arguments of `sacro explain`.
+#[derive(Args)]
+pub struct ExplainArgs {
+    /// Model folder.
+    #[arg(long)]
+    model: PathBuf,
+    /// Radiograph.
+    file: PathBuf,
+    /// PNG to write: the windowed radiograph with the heatmap over it.
+    #[arg(long)]
+    out: PathBuf,
+    /// Class to explain (default: the predicted class).
+    #[arg(long)]
+    class: Option<usize>,
+    /// Opacity of the heatmap, 0–1.
+    #[arg(long, default_value_t = 0.4)]
+    opacity: f32,
+    /// Grad-CAM++ instead of Grad-CAM.
+    #[arg(long)]
+    plus_plus: bool,
+}
+
+/// A radiograph windowed as the model's pre-processing expects: the file's window (else automatic),
+/// MONOCHROME1 inverted, values in [0, 1].
+fn windowed(path: &Path) -> anyhow::Result<(GreyImage, Vec<u8>)> {
+    let r = imaging::load(path, &LoadOptions::default())?;
+    let display = r.display(r.default_voi());
+    let unit = display.to_unit(&r.image.pixels);
+    let grey = display.to_u8(&r.image.pixels);
+    Ok((
+        GreyImage {
+            width: r.width(),
+            height: r.height(),
+            pixels: unit,
+        },
+        grey,
+    ))
+}
+
+/// Runs `sacro predict`.
+pub fn predict(args: PredictArgs) -> anyhow::Result<ExitCode> {
+    let predictor = Predictor::load(&args.model, default_device())?;
+    let classes = predictor.card.architecture.classes;
+    if predictor.card.cutoffs.is_none() {
+        eprintln!(
+            "warning: {} has no cut-offs in its card; the call columns stay empty",
+            args.model.display()
+        );
+    }
+    let inputs = batch::gather_inputs(&args.inputs)?;
+    if inputs.is_empty() {
+        bail!("no image files found under the given inputs");
+    }
+    let out: Box<dyn std::io::Write> = match &args.out {
+        Some(p) => Box::new(
+            std::fs::File::create(p).with_context(|| format!("cannot write {}", p.display()))?,
+        ),
+        None => Box::new(std::io::stdout()),
+    };
+    let mut w = csv::Writer::from_writer(out);
+    let mut header: Vec<String> = [
+        "case",
+        "file",
+        "probability",
+        "call_sensitive",
+        "call_balanced",
+        "call_specific",
+    ]
+    .map(String::from)
+    .to_vec();
+    if args.logits {
+        header.extend((0..classes).map(|i| format!("logit_{i}")));
+    }
+    w.write_record(&header)?;
+    let bar = ProgressBar::new(inputs.len() as u64);
+    bar.set_style(
+        ProgressStyle::with_template("{bar:40} {pos}/{len} {elapsed} eta {eta}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    if args.out.is_none() || inputs.len() < 2 {
+        bar.set_draw_target(indicatif::ProgressDrawTarget::hidden());
+    }
+    let mut failures = Vec::new();
+    for chunk in inputs.chunks(args.batch as usize) {
+        let mut tensors = Vec::new();
+        let mut files = Vec::new();
+        for (_, file) in chunk {
+            match windowed(file)
+                .and_then(|(img, _)| Ok(predictor.input(&img.pixels, img.width, img.height)?))
+            {
+                Ok(t) => {
+                    tensors.push(t);
+                    files.push(file);
+                }
+                Err(e) => failures.push(format!("{e:#}")),
+            }
+        }
+        for (file, p) in files.iter().zip(predictor.predict(&tensors)?) {
+            let case = file
+                .file_stem()
+                .map(|s| s.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            let call = |i: usize| {
+                p.calls
+                    .map(|c| u8::from(c[i]).to_string())
+                    .unwrap_or_default()
+            };
+            let mut row = vec![
+                case,
+                file.display().to_string(),
+                format!("{:.6}", p.probability),
+                call(0),
+                call(1),
+                call(2),
+            ];
+            if args.logits {
+                row.extend(p.logits.iter().map(|l| format!("{l:.6}")));
+            }
+            w.write_record(&row)?;
+        }
+        bar.inc(chunk.len() as u64);
+    }
+    w.flush()?;
+    bar.finish_and_clear();
+    for f in &failures {
+        eprintln!("failed: {f}");
+    }
+    Ok(if failures.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+/// Runs `sacro explain`.
+pub fn explain(args: ExplainArgs) -> anyhow::Result<ExitCode> {
+    let predictor = Predictor::load(&args.model, default_device())?;
+    let (img, grey) = windowed(&args.file)?;
+    let input = predictor.input(&img.pixels, img.width, img.height)?;
+    let prediction = predictor
+        .predict(std::slice::from_ref(&input))?
+        .into_iter()
+        .next()
+        .context("no prediction")?;
+    let predicted = prediction
+        .logits
+        .iter()
+        .enumerate()
+        .fold((0, f32::MIN), |b, (i, &v)| if v > b.1 { (i, v) } else { b })
+        .0;
+    let class = args.class.unwrap_or(predicted);
+    let method = if args.plus_plus {
+        CamMethod::GradCamPlusPlus
+    } else {
+        CamMethod::GradCam
+    };
+    let cam = predictor.explain(&input, class, method)?;
+    let grid = GreyImage {
+        width: cam.width as u32,
+        height: cam.height as u32,
+        pixels: cam.values,
+    };
+    let heat = predictor
+        .card
+        .preprocess
+        .back_to_image(&grid, img.width, img.height)?;
+    let rgb = overlay::heatmap_overlay(&grey, &heat.pixels, img.width, img.height, args.opacity)?;
+    overlay::write_png(&args.out, &rgb)?;
+    println!(
+        "{}: probability {:.4} of {}; heatmap for class {} ({}) written to {}",
+        args.file.display(),
+        prediction.probability,
+        predictor.card.class_names[predictor.card.positive_class],
+        class,
+        predictor
+            .card
+            .class_names
+            .get(class)
+            .map(String::as_str)
+            .unwrap_or("?"),
+        args.out.display()
+    );
+    Ok(ExitCode::SUCCESS)
+}

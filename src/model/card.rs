@@ -1,0 +1,99 @@
+//! A model folder is self-describing: `model.json` (the card: architecture, pre-processing, classes,
+//! cut-offs, training data, intended use, SHA-256 of the weights) beside `weights.safetensors`.
+
+use std::path::{Path, PathBuf};
+
+use candle_core::Device;
+use candle_nn::VarMap;
+
+use super::preprocess::Preprocess;
+use super::weights::{self, LoadedNetwork, sha256_hex};
+use super::{ModelError, NetworkConfig};
+use crate::stats::cutoffs::Cutoffs;
+
+/// File name of the card in a model folder.
+pub const CARD_FILE: &str = "model.json";
+/// File name of the weights in a model folder.
+pub const WEIGHTS_FILE: &str = "weights.safetensors";
+
+/// What a model is, how to feed it, and what it may be used for.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct ModelCard {
+    /// Short name.
+    pub name: String,
+    /// Architecture.
+    pub architecture: NetworkConfig,
+    /// Pre-processing of the windowed radiograph.
+    pub preprocess: Preprocess,
+    /// Class names, in output order.
+    pub class_names: Vec<String>,
+    /// Index of the class whose probability is "definite radiographic sacroiliitis".
+    pub positive_class: usize,
+    /// The three cut-offs on that probability, if chosen (validation set of the training run).
+    pub cutoffs: Option<Cutoffs>,
+    /// What the model was trained on.
+    pub training_data: String,
+    /// Intended use and limits.
+    pub intended_use: String,
+    /// SHA-256 of `weights.safetensors`.
+    pub weights_sha256: String,
+    /// Sacro version that wrote the card.
+    pub sacro_version: String,
+}
+
+/// Writes `weights.safetensors` and `model.json` into `dir` (created), filling in the weights' SHA-256.
+pub fn save(dir: &Path, card: &ModelCard, varmap: &VarMap) -> Result<ModelCard, ModelError> {
+    let io = |path: PathBuf| move |source| ModelError::Io { path, source };
+    std::fs::create_dir_all(dir).map_err(io(dir.to_path_buf()))?;
+    let weights_path = dir.join(WEIGHTS_FILE);
+    varmap.save(&weights_path)?;
+    let bytes = std::fs::read(&weights_path).map_err(io(weights_path.clone()))?;
+    let card = ModelCard {
+        weights_sha256: sha256_hex(&bytes),
+        sacro_version: env!("CARGO_PKG_VERSION").to_string(),
+        ..card.clone()
+    };
+    let json = serde_json::to_string_pretty(&card).map_err(|e| ModelError::Weights {
+        path: dir.join(CARD_FILE),
+        detail: e.to_string(),
+    })?;
+    std::fs::write(dir.join(CARD_FILE), json).map_err(io(dir.join(CARD_FILE)))?;
+    Ok(card)
+}
+
+/// Reads a model folder: the card, then the weights, checking their SHA-256 against the card.
+pub fn load(dir: &Path, device: &Device) -> Result<(ModelCard, LoadedNetwork), ModelError> {
+    let card_path = dir.join(CARD_FILE);
+    let text = std::fs::read_to_string(&card_path).map_err(|source| ModelError::Io {
+        path: card_path.clone(),
+        source,
+    })?;
+    let card: ModelCard = serde_json::from_str(&text).map_err(|e| ModelError::Weights {
+        path: card_path.clone(),
+        detail: format!("not a Sacro model card: {e}"),
+    })?;
+    if card.positive_class >= card.architecture.classes
+        || card.class_names.len() != card.architecture.classes
+    {
+        return Err(ModelError::Weights {
+            path: card_path,
+            detail: format!(
+                "{} class names and positive class {} for a model with {} outputs",
+                card.class_names.len(),
+                card.positive_class,
+                card.architecture.classes
+            ),
+        });
+    }
+    let loaded = weights::load_safetensors(&dir.join(WEIGHTS_FILE), card.architecture, device)?;
+    if loaded.sha256 != card.weights_sha256 {
+        return Err(ModelError::Weights {
+            path: dir.join(WEIGHTS_FILE),
+            detail: format!(
+                "SHA-256 {} differs from the card's {}: the weights changed after the card was written",
+                loaded.sha256, card.weights_sha256
+            ),
+        });
+    }
+    Ok((card, loaded))
+}
