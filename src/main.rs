@@ -39,6 +39,9 @@ enum Command {
     Predict(cli::model::PredictArgs),
     /// Grad-CAM heatmap of a model's decision over a radiograph (PNG).
     Explain(cli::model::ExplainArgs),
+    /// Model folders: import PyTorch checkpoints, show cards.
+    #[command(subcommand)]
+    Model(cli::model::ModelCommand),
     /// Benchmarks (see README, "Performance").
     #[command(subcommand)]
     Bench(BenchCommand),
@@ -64,6 +67,7 @@ fn main() -> ExitCode {
         Some(Command::Phantom(args)) => cli::phantom::phantom(args),
         Some(Command::Predict(args)) => cli::model::predict(args),
         Some(Command::Explain(args)) => cli::model::explain(args),
+        Some(Command::Model(cmd)) => cli::model::model(cmd),
         Some(Command::Bench(BenchCommand::Decode { files, repeat })) => {
             cli::image::bench_decode(&files, repeat)
         }

@@ -214,3 +214,122 @@ pub fn explain(args: ExplainArgs) -> anyhow::Result<ExitCode> {
     );
     Ok(ExitCode::SUCCESS)
 }
+
+/// Model folders: import a PyTorch checkpoint, show a card.
+#[derive(clap::Subcommand)]
+pub enum ModelCommand {
+    /// Import a PyTorch checkpoint (torchvision state dict, or fastai's learn.save) into a model folder.
+    Import {
+        /// The .pth file.
+        #[arg(long)]
+        pth: PathBuf,
+        /// Model folder to write.
+        #[arg(long)]
+        out: PathBuf,
+        /// `sacroiliitis` (ResNet-50 + fastai head, 2 classes) or `imagenet` (ResNet-50 + fc, 1000 classes).
+        #[arg(long, default_value = "sacroiliitis")]
+        arch: String,
+        /// Input size of the model's pre-processing.
+        #[arg(long, default_value_t = 512)]
+        size: u32,
+        /// Cut-offs SENSITIVE,BALANCED,SPECIFIC to put in the card.
+        #[arg(long)]
+        cutoffs: Option<String>,
+        /// What the weights were trained on (goes into the card).
+        #[arg(long, default_value = "unknown: imported checkpoint")]
+        training_data: String,
+    },
+    /// Print a model folder's card.
+    Info {
+        /// Model folder.
+        dir: PathBuf,
+    },
+}
+
+/// Runs `sacro model …`.
+pub fn model(cmd: ModelCommand) -> anyhow::Result<ExitCode> {
+    use sacro::model::card::{self, ModelCard};
+    use sacro::model::preprocess::Preprocess;
+    use sacro::model::{NetworkConfig, pth, weights};
+    match cmd {
+        ModelCommand::Import {
+            pth: file,
+            out,
+            arch,
+            size,
+            cutoffs,
+            training_data,
+        } => {
+            let (config, class_names, positive) = match arch.as_str() {
+                "sacroiliitis" => (
+                    NetworkConfig::sacroiliitis(),
+                    vec![
+                        "no definite sacroiliitis".to_string(),
+                        "definite radiographic sacroiliitis".to_string(),
+                    ],
+                    1,
+                ),
+                "imagenet" => (
+                    NetworkConfig::imagenet_resnet50(),
+                    (0..1000).map(|i| format!("imagenet_{i}")).collect(),
+                    0,
+                ),
+                other => bail!("--arch {other:?}: sacroiliitis or imagenet"),
+            };
+            let cutoffs = match cutoffs {
+                Some(text) => {
+                    let v: Vec<f64> = text
+                        .split(',')
+                        .map(|x| x.trim().parse())
+                        .collect::<Result<_, _>>()
+                        .map_err(|_| anyhow::anyhow!("--cutoffs {text:?}: three numbers"))?;
+                    let [sensitive, balanced, specific] = v[..] else {
+                        bail!("--cutoffs {text:?}: three numbers");
+                    };
+                    Some(sacro::stats::cutoffs::Cutoffs {
+                        sensitive,
+                        balanced,
+                        specific,
+                    })
+                }
+                None => None,
+            };
+            let tensors = pth::read_pth(&file)?;
+            let (_, varmap) =
+                weights::from_tensors(&file, config, &tensors, &sacro::model::Device::Cpu)?;
+            let source_sha = weights::sha256_hex(&std::fs::read(&file)?);
+            let card = ModelCard {
+                name: out
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_else(|| "model".into()),
+                architecture: config,
+                preprocess: Preprocess::imagenet(size),
+                class_names,
+                positive_class: positive,
+                cutoffs,
+                training_data: format!(
+                    "{training_data} (imported from {}, SHA-256 {source_sha})",
+                    file.display()
+                ),
+                intended_use: "research; not validated for clinical use".into(),
+                weights_sha256: String::new(),
+                sacro_version: String::new(),
+            };
+            let card = card::save(&out, &card, &varmap)?;
+            println!(
+                "wrote {} (weights SHA-256 {})",
+                out.display(),
+                card.weights_sha256
+            );
+        }
+        ModelCommand::Info { dir } => {
+            let text = std::fs::read_to_string(dir.join(card::CARD_FILE))
+                .with_context(|| format!("{}: no model card", dir.display()))?;
+            let card: ModelCard = serde_json::from_str(&text)
+                .with_context(|| format!("{}: not a model card", dir.display()))?;
+            println!("{}", serde_json::to_string_pretty(&card)?);
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

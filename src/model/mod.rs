@@ -11,10 +11,12 @@ pub mod head;
 pub mod pool;
 pub mod predict;
 pub mod preprocess;
+pub mod pth;
 pub mod resnet;
 pub mod weights;
 
-use candle_core::{DType, Device, Result, Tensor};
+pub use candle_core::Device;
+use candle_core::{DType, Result, Tensor};
 use candle_nn::{VarBuilder, VarMap};
 
 pub use head::{Head, HeadKind};
