@@ -68,6 +68,7 @@ fn main() -> ExitCode {
         Some(Command::Predict(args)) => cli::model::predict(args),
         Some(Command::Explain(args)) => cli::model::explain(args),
         Some(Command::Model(cmd)) => cli::model::model(cmd),
+        Some(Command::Bench(BenchCommand::Model { repeat })) => cli::model::bench_model(repeat),
         Some(Command::Bench(BenchCommand::Decode { files, repeat })) => {
             cli::image::bench_decode(&files, repeat)
         }

@@ -78,6 +78,12 @@ pub struct ConvertArgs {
 
 #[derive(Subcommand)]
 pub enum BenchCommand {
+    /// Time ResNet-50 (fastai head) forward passes at 224/512/768, a batch of 8 at 224, and Grad-CAM at 512.
+    Model {
+        /// Timed repetitions per measurement (after one warm-up).
+        #[arg(long, default_value_t = 3)]
+        repeat: usize,
+    },
     /// Time open → decode → Modality LUT → 8-bit window, per file.
     Decode {
         /// Files to time.

@@ -333,3 +333,38 @@ pub fn model(cmd: ModelCommand) -> anyhow::Result<ExitCode> {
     }
     Ok(ExitCode::SUCCESS)
 }
+
+/// Runs `sacro bench model`: CSV `work,median_s,min_s,repeat`.
+pub fn bench_model(repeat: usize) -> anyhow::Result<ExitCode> {
+    use sacro::model::{Device, Network, NetworkConfig};
+    use std::time::Instant;
+    let device = Device::Cpu;
+    let (net, _varmap) = Network::initialised(NetworkConfig::sacroiliitis(), &device)?;
+    let time = |f: &dyn Fn() -> anyhow::Result<()>| -> anyhow::Result<(f64, f64)> {
+        f()?;
+        let mut t: Vec<f64> = Vec::new();
+        for _ in 0..repeat.max(1) {
+            let s = Instant::now();
+            f()?;
+            t.push(s.elapsed().as_secs_f64());
+        }
+        t.sort_by(f64::total_cmp);
+        Ok((t[t.len() / 2], t[0]))
+    };
+    println!("work,median_s,min_s,repeat");
+    for (size, batch) in [(224usize, 1usize), (512, 1), (768, 1), (224, 8)] {
+        let x = sacro::model::random_input(batch, size, &device)?;
+        let (med, min) = time(&|| {
+            net.forward_t(&x, false)?;
+            Ok(())
+        })?;
+        println!("forward_{size}_b{batch},{med:.4},{min:.4},{repeat}");
+    }
+    let x = sacro::model::random_input(1, 512, &device)?;
+    let (med, min) = time(&|| {
+        sacro::model::gradcam::cam(&net, &x, 1, sacro::model::gradcam::CamMethod::GradCam)?;
+        Ok(())
+    })?;
+    println!("gradcam_512,{med:.4},{min:.4},{repeat}");
+    Ok(ExitCode::SUCCESS)
+}

@@ -126,3 +126,8 @@ impl Network {
         self.head(&self.features(x, train)?, train)
     }
 }
+
+/// A batch of standard-normal inputs `[n, 3, size, size]` (benchmarks and tests).
+pub fn random_input(n: usize, size: usize, device: &Device) -> Result<Tensor> {
+    Tensor::randn(0f32, 1f32, (n, 3, size, size), device)
+}
