@@ -17,3 +17,4 @@ pub mod phantom;
 pub mod report;
 pub mod session;
 pub mod stats;
+pub mod train;
