@@ -2,5 +2,6 @@
 //! schedule functions and losses, checked against fastai's own code; the training loop comes with the
 //! training issue.
 
+pub mod augment;
 pub mod loss;
 pub mod schedule;
