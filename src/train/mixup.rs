@@ -71,9 +71,9 @@ mod tests {
         let m = mix(&x, 0.4, &mut ChaCha8Rng::seed_from_u64(5)).unwrap();
         assert!(m.lambda.iter().all(|&l| (0.5..=1.0).contains(&l)));
         let got: Vec<Vec<f32>> = m.inputs.to_vec2().unwrap();
-        for i in 0..4 {
+        for (i, row) in got.iter().enumerate() {
             let want = m.lambda[i] * i as f32 + (1.0 - m.lambda[i]) * m.perm[i] as f32;
-            assert!((got[i][0] - want).abs() < 1e-6);
+            assert!((row[0] - want).abs() < 1e-6);
         }
         let logits =
             Tensor::new(&[[0.2f32, -0.1], [1.0, 0.3], [-0.5, 0.5], [0.0, 2.0]], &dev).unwrap();
