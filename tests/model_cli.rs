@@ -105,9 +105,9 @@ fn predict_writes_the_statistics_csv_and_matches_the_library() {
     for row in &rows {
         let file = &row[1];
         let rad = sacro::imaging::load(Path::new(file), &Default::default()).expect("load");
-        let unit = rad.display(rad.default_voi()).to_unit(&rad.image.pixels);
+        let unit = rad.default_unit();
         let input = predictor
-            .input(&unit, rad.width(), rad.height())
+            .input(&unit.pixels, unit.width, unit.height)
             .expect("input");
         let p = predictor.predict(&[input]).expect("predict").remove(0);
         let csv_p: f32 = row[2].parse().expect("probability");

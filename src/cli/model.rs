@@ -52,21 +52,17 @@ pub struct ExplainArgs {
     plus_plus: bool,
 }
 
-/// A radiograph windowed as the model's pre-processing expects: the file's window (else automatic),
-/// MONOCHROME1 inverted, values in [0, 1].
+/// A radiograph windowed as the model's pre-processing expects ([`imaging::Radiograph::default_unit`]),
+/// with its 8-bit grey levels for overlays.
 fn windowed(path: &Path) -> anyhow::Result<(GreyImage, Vec<u8>)> {
     let r = imaging::load(path, &LoadOptions::default())?;
-    let display = r.display(r.default_voi());
-    let unit = display.to_unit(&r.image.pixels);
-    let grey = display.to_u8(&r.image.pixels);
-    Ok((
-        GreyImage {
-            width: r.width(),
-            height: r.height(),
-            pixels: unit,
-        },
-        grey,
-    ))
+    let unit = r.default_unit();
+    let grey = unit
+        .pixels
+        .iter()
+        .map(|&v| (v * 255.0).round().clamp(0.0, 255.0) as u8)
+        .collect();
+    Ok((unit, grey))
 }
 
 /// Runs `sacro predict`.

@@ -222,6 +222,16 @@ impl Radiograph {
             .collect()
     }
 
+    /// The film as the model and the viewer see it by default: the file's window (else its VOI LUT, else
+    /// automatic), MONOCHROME1 inverted, values in [0, 1].
+    pub fn default_unit(&self) -> GreyImage {
+        GreyImage {
+            width: self.width(),
+            height: self.height(),
+            pixels: self.display(self.default_voi()).to_unit(&self.image.pixels),
+        }
+    }
+
     /// The display transform for a VOI stage, inverted for MONOCHROME1.
     pub fn display(&self, voi: Voi) -> DisplayTransform {
         DisplayTransform {
