@@ -162,15 +162,12 @@ fn simulate_study(
     }
     let reader = SimulatedReader::default();
     // Primary readers first, then those who read only what the protocol assigns them (adjudicators).
+    let adjudicates = |r: Role| {
+        r == Role::Adjudicator || (protocol == Protocol::Adjudicated && r == Role::Central2)
+    };
     let order: Vec<usize> = (0..roles.len())
-        .filter(|&i| {
-            !matches!(roles[i], Role::Central2 | Role::Adjudicator)
-                || protocol == Protocol::TwoCentral && roles[i] == Role::Central2
-        })
-        .chain((0..roles.len()).filter(|&i| {
-            matches!(roles[i], Role::Adjudicator)
-                || protocol == Protocol::Adjudicated && roles[i] == Role::Central2
-        }))
+        .filter(|&i| !adjudicates(roles[i]))
+        .chain((0..roles.len()).filter(|&i| adjudicates(roles[i])))
         .collect();
     for i in order {
         for entry in store.worklist(&names[i])? {

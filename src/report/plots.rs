@@ -5,6 +5,7 @@ use std::path::Path;
 use std::sync::Once;
 
 use plotters::coord::Shift;
+use plotters::coord::types::RangedCoordf64;
 use plotters::prelude::*;
 
 use super::analysis::Analysis;
@@ -21,17 +22,19 @@ fn register_font() {
 
 type DrawResult = Result<(), String>;
 
-fn draw_roc<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, a: &Analysis) -> DrawResult {
+type UnitChart<'a, DB> = ChartContext<'a, DB, Cartesian2d<RangedCoordf64, RangedCoordf64>>;
+
+/// A white chart over [0, 1] × [0, 1] with a caption and axis titles, its mesh drawn.
+fn unit_chart<'a, DB: DrawingBackend>(
+    root: &'a DrawingArea<DB, Shift>,
+    caption: String,
+    x_desc: &str,
+    y_desc: &str,
+) -> Result<UnitChart<'a, DB>, String> {
     let e = |err: DrawingAreaErrorKind<DB::ErrorType>| err.to_string();
     root.fill(&WHITE).map_err(e)?;
     let mut chart = ChartBuilder::on(root)
-        .caption(
-            format!(
-                "ROC — AUC {:.3} ({:.3}–{:.3})",
-                a.auc_delong.value, a.auc_delong.lower, a.auc_delong.upper
-            ),
-            ("sans-serif", 20),
-        )
+        .caption(caption, ("sans-serif", 20))
         .margin(12)
         .x_label_area_size(40)
         .y_label_area_size(50)
@@ -39,11 +42,25 @@ fn draw_roc<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, a: &Analysis) -> 
         .map_err(e)?;
     chart
         .configure_mesh()
-        .x_desc("1 − specificity")
-        .y_desc("sensitivity")
+        .x_desc(x_desc)
+        .y_desc(y_desc)
         .label_style(("sans-serif", 13))
         .draw()
         .map_err(e)?;
+    Ok(chart)
+}
+
+fn draw_roc<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, a: &Analysis) -> DrawResult {
+    let e = |err: DrawingAreaErrorKind<DB::ErrorType>| err.to_string();
+    let mut chart = unit_chart(
+        root,
+        format!(
+            "ROC — AUC {:.3} ({:.3}–{:.3})",
+            a.auc_delong.value, a.auc_delong.lower, a.auc_delong.upper
+        ),
+        "1 − specificity",
+        "sensitivity",
+    )?;
     chart
         .draw_series(LineSeries::new([(0.0, 0.0), (1.0, 1.0)], BLACK.mix(0.25)))
         .map_err(e)?;
@@ -98,24 +115,12 @@ fn draw_roc<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, a: &Analysis) -> 
 
 fn draw_pr<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, a: &Analysis) -> DrawResult {
     let e = |err: DrawingAreaErrorKind<DB::ErrorType>| err.to_string();
-    root.fill(&WHITE).map_err(e)?;
-    let mut chart = ChartBuilder::on(root)
-        .caption(
-            format!("Precision–recall — AP {:.3}", a.average_precision),
-            ("sans-serif", 20),
-        )
-        .margin(12)
-        .x_label_area_size(40)
-        .y_label_area_size(50)
-        .build_cartesian_2d(0.0f64..1.0, 0.0f64..1.0)
-        .map_err(e)?;
-    chart
-        .configure_mesh()
-        .x_desc("recall (sensitivity)")
-        .y_desc("precision (PPV)")
-        .label_style(("sans-serif", 13))
-        .draw()
-        .map_err(e)?;
+    let mut chart = unit_chart(
+        root,
+        format!("Precision–recall — AP {:.3}", a.average_precision),
+        "recall (sensitivity)",
+        "precision (PPV)",
+    )?;
     // Step plot, as average precision is defined (precision held until the next recall).
     let mut pts = Vec::new();
     for i in 0..a.pr.recall.len() {
