@@ -42,6 +42,10 @@ enum Command {
     /// Model folders: import PyTorch checkpoints, show cards.
     #[command(subcommand)]
     Model(cli::model::ModelCommand),
+    /// Fine-tune the model on labelled films with the seed study's schedule.
+    Train(Box<cli::train::TrainArgs>),
+    /// LR range test (fastai's lr_find) on labelled films.
+    LrFind(Box<cli::train::LrFindArgs>),
     /// Benchmarks (see README, "Performance").
     #[command(subcommand)]
     Bench(BenchCommand),
@@ -68,6 +72,8 @@ fn main() -> ExitCode {
         Some(Command::Predict(args)) => cli::model::predict(args),
         Some(Command::Explain(args)) => cli::model::explain(args),
         Some(Command::Model(cmd)) => cli::model::model(cmd),
+        Some(Command::Train(args)) => cli::train::train(*args),
+        Some(Command::LrFind(args)) => cli::train::lr_find(*args),
         Some(Command::Bench(BenchCommand::Model { repeat })) => cli::model::bench_model(repeat),
         Some(Command::Bench(BenchCommand::Decode { files, repeat })) => {
             cli::image::bench_decode(&files, repeat)

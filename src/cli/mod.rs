@@ -5,3 +5,4 @@ pub mod model;
 pub mod phantom;
 pub mod stats;
 pub mod study;
+pub mod train;

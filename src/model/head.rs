@@ -6,6 +6,7 @@
 
 use candle_core::{Result, Tensor};
 use candle_nn::{BatchNorm, Linear, Module, ModuleT, VarBuilder};
+use rand::{Rng, SeedableRng};
 
 use super::pool;
 
@@ -62,6 +63,32 @@ impl Head {
 
     /// Logits from layer4's output `[n, C, h, w]`.
     pub fn forward_t(&self, features: &Tensor, train: bool) -> Result<Tensor> {
+        self.forward_dropout(features, train, None)
+    }
+
+    /// Logits in training mode with dropout masks drawn from a generator seeded with `seed`, so that a
+    /// training run is reproducible (candle's own dropout draws from an unseeded generator).
+    pub fn forward_seeded(&self, features: &Tensor, seed: u64) -> Result<Tensor> {
+        self.forward_dropout(features, true, Some(seed))
+    }
+
+    fn forward_dropout(&self, features: &Tensor, train: bool, seed: Option<u64>) -> Result<Tensor> {
+        let mut rng = seed.map(rand_chacha::ChaCha8Rng::seed_from_u64);
+        let mut dropout = |x: &Tensor, p: f32| -> Result<Tensor> {
+            if !train {
+                return Ok(x.clone());
+            }
+            match rng.as_mut() {
+                None => candle_nn::ops::dropout(x, p),
+                Some(rng) => {
+                    let scale = 1.0 / (1.0 - p);
+                    let mask: Vec<f32> = (0..x.elem_count())
+                        .map(|_| if rng.random::<f32>() >= p { scale } else { 0.0 })
+                        .collect();
+                    x * Tensor::from_vec(mask, x.shape(), x.device())?
+                }
+            }
+        };
         match self {
             Head::Torchvision(fc) => fc.forward(&pool::global_avg(features)?),
             Head::Fastai {
@@ -75,10 +102,10 @@ impl Head {
                     1,
                 )?;
                 let x = bn1.forward_t(&x, train)?;
-                let x = candle_nn::ops::dropout(&x, if train { 0.25 } else { 0.0 })?;
+                let x = dropout(&x, 0.25)?;
                 let x = lin1.forward(&x)?.relu()?;
                 let x = bn2.forward_t(&x, train)?;
-                let x = candle_nn::ops::dropout(&x, if train { 0.5 } else { 0.0 })?;
+                let x = dropout(&x, 0.5)?;
                 lin2.forward(&x)
             }
         }

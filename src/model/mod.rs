@@ -8,6 +8,7 @@ pub mod card;
 pub mod conv;
 pub mod gradcam;
 pub mod head;
+pub mod init;
 pub mod pool;
 pub mod predict;
 pub mod preprocess;
@@ -106,6 +107,17 @@ impl Network {
         Ok((net, varmap))
     }
 
+    /// A network initialised reproducibly from `seed` (see [`init::seeded`]).
+    pub fn initialised_seeded(
+        config: NetworkConfig,
+        device: &Device,
+        seed: u64,
+    ) -> Result<(Self, VarMap)> {
+        let (net, varmap) = Self::initialised(config, device)?;
+        init::seeded(&varmap, seed)?;
+        Ok((net, varmap))
+    }
+
     /// The architecture.
     pub fn config(&self) -> &NetworkConfig {
         &self.config
@@ -119,6 +131,11 @@ impl Network {
     /// Logits from layer4's output.
     pub fn head(&self, features: &Tensor, train: bool) -> Result<Tensor> {
         self.head.forward_t(features, train)
+    }
+
+    /// Logits for a batch in training mode, dropout seeded (reproducible training).
+    pub fn forward_train(&self, x: &Tensor, seed: u64) -> Result<Tensor> {
+        self.head.forward_seeded(&self.features(x, true)?, seed)
     }
 
     /// Logits for a batch.

@@ -35,6 +35,16 @@ fn ignorable(name: &str) -> bool {
     name.ends_with("num_batches_tracked")
 }
 
+/// Whether a module (tensor name without its last part) is a batch norm of a Sacro network: the body's
+/// `bn*` and `downsample.1`, and the fastai head's `head.2` and `head.6`.
+pub fn is_batch_norm_module(module: &str) -> bool {
+    let last = module.rsplit('.').next().unwrap_or("");
+    last.starts_with("bn")
+        || module.ends_with("downsample.1")
+        || module == "head.2"
+        || module == "head.6"
+}
+
 /// Hex SHA-256 of bytes.
 pub fn sha256_hex(bytes: &[u8]) -> String {
     Sha256::digest(bytes)

@@ -3,7 +3,7 @@
 
 pub mod analysis;
 pub mod inputs;
-mod plots;
+pub mod plots;
 mod render;
 
 use std::path::{Path, PathBuf};

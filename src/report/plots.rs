@@ -158,3 +158,77 @@ pub fn write_plots(dir: &Path, a: &Analysis) -> DrawResult {
     draw_pr(&SVGBackend::new(&pr_svg, size).into_drawing_area(), a)?;
     Ok(())
 }
+
+/// A learning-rate plot (PNG): loss against a logarithmic learning-rate axis, with an optional suggested
+/// rate marked (the LR range test's curve).
+pub fn lr_find_png(
+    path: &Path,
+    lrs: &[f64],
+    losses: &[f64],
+    suggestion: Option<f64>,
+) -> DrawResult {
+    register_font();
+    let root = BitMapBackend::new(path, (720, 480)).into_drawing_area();
+    let e2 =
+        |err: DrawingAreaErrorKind<<BitMapBackend as DrawingBackend>::ErrorType>| err.to_string();
+    root.fill(&WHITE).map_err(e2)?;
+    let finite: Vec<(f64, f64)> = lrs
+        .iter()
+        .zip(losses)
+        .filter(|(l, v)| l.is_finite() && **l > 0.0 && v.is_finite())
+        .map(|(&l, &v)| (l, v))
+        .collect();
+    let (x0, x1) = finite
+        .iter()
+        .fold((f64::INFINITY, 0.0f64), |(a, b), &(l, _)| {
+            (a.min(l), b.max(l))
+        });
+    let (y0, y1) = finite
+        .iter()
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), &(_, v)| {
+            (a.min(v), b.max(v))
+        });
+    if finite.len() < 2 || x1 <= x0 {
+        return Err("too few points to plot".into());
+    }
+    let pad = ((y1 - y0) * 0.05).max(1e-6);
+    let mut chart = ChartBuilder::on(&root)
+        .caption(
+            match suggestion {
+                Some(s) => format!("LR range test — valley {s:.2e}"),
+                None => "LR range test".to_string(),
+            },
+            ("sans-serif", 20),
+        )
+        .margin(12)
+        .x_label_area_size(40)
+        .y_label_area_size(60)
+        .build_cartesian_2d((x0..x1).log_scale(), (y0 - pad)..(y1 + pad))
+        .map_err(e2)?;
+    chart
+        .configure_mesh()
+        .x_desc("learning rate")
+        .y_desc("smoothed loss")
+        .x_label_formatter(&|v| format!("{v:.0e}"))
+        .label_style(("sans-serif", 13))
+        .draw()
+        .map_err(e2)?;
+    chart
+        .draw_series(LineSeries::new(
+            finite.iter().copied(),
+            BLUE.stroke_width(2),
+        ))
+        .map_err(e2)?;
+    if let Some(s) = suggestion
+        && let Some(&(_, v)) = finite.iter().min_by(|a, b| {
+            (a.0.ln() - s.ln())
+                .abs()
+                .total_cmp(&(b.0.ln() - s.ln()).abs())
+        })
+    {
+        chart
+            .draw_series([Circle::new((s, v), 6, RED.filled())])
+            .map_err(e2)?;
+    }
+    root.present().map_err(e2)
+}

@@ -32,12 +32,7 @@ pub fn group_of(name: &str) -> Group {
 /// Whether a tensor is a batch-norm parameter or statistic (the batch norms are `bn*`, `downsample.1`, and the
 /// head's `head.2`/`head.6`).
 pub fn is_batch_norm(name: &str) -> bool {
-    let module = name.rsplit_once('.').map_or("", |(m, _)| m);
-    let last = module.rsplit('.').next().unwrap_or("");
-    last.starts_with("bn")
-        || module.ends_with("downsample.1")
-        || module == "head.2"
-        || module == "head.6"
+    crate::model::weights::is_batch_norm_module(name.rsplit_once('.').map_or("", |(m, _)| m))
 }
 
 /// Running statistics are buffers, never optimised.

@@ -1,11 +1,64 @@
-//! Fine-tuning on consensus labels with the seed study's (fastai's) schedule. So far: the schedule
-//! functions, the losses and MixUp (checked against fastai's own code), the augmentations and the
-//! parameter groups (discriminative rates, freezing with trainable batch norm, no decay on BN/bias); the
-//! training loop, data sets, checkpoints and the `sacro train` command come with the rest of the training
-//! issue.
+//! Fine-tuning on consensus labels with the seed study's (fastai's) schedule: data sets from a study or a
+//! folder + CSV ([`data`]), the run's TOML configuration ([`config`]), fastai's augmentations, MixUp and
+//! label smoothing, the one-cycle schedule with discriminative rates and freezing ([`schedule`],
+//! [`groups`]), Adam with decoupled weight decay ([`optim`]), and the loop with checkpoints, resume and
+//! the LR range test ([`trainer`]).
 
 pub mod augment;
+pub mod config;
+pub mod data;
 pub mod groups;
 pub mod loss;
 pub mod mixup;
+pub mod optim;
 pub mod schedule;
+pub mod trainer;
+
+use std::path::PathBuf;
+
+pub use config::{Phase, Stage, TrainConfig};
+pub use data::{Dataset, Split};
+pub use trainer::{EpochRecord, Event, LrFind, Summary, lr_find, train};
+
+/// Why training could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum TrainError {
+    /// A file could not be read or written.
+    #[error("{path}: {source}")]
+    Io {
+        /// File.
+        path: PathBuf,
+        /// Cause.
+        source: std::io::Error,
+    },
+    /// The configuration is not usable.
+    #[error("{path}: {detail}")]
+    Config {
+        /// Configuration file.
+        path: PathBuf,
+        /// Which key and what is wrong.
+        detail: String,
+    },
+    /// A row of a label CSV is wrong.
+    #[error("{path}, row {row}: {detail}")]
+    Csv {
+        /// CSV file.
+        path: PathBuf,
+        /// 1-based row (the header is row 1).
+        row: usize,
+        /// What is wrong.
+        detail: String,
+    },
+    /// The data cannot be trained on (unreadable film, one class only, …).
+    #[error("{0}")]
+    Data(String),
+    /// The model could not be built or saved.
+    #[error(transparent)]
+    Model(#[from] crate::model::ModelError),
+    /// A tensor operation failed.
+    #[error("training: {0}")]
+    Candle(#[from] candle_core::Error),
+    /// Cancelled by the user; the last completed epoch's checkpoint can be resumed.
+    #[error("cancelled; resume with --resume")]
+    Cancelled,
+}

@@ -1,0 +1,276 @@
+//! End-to-end training on a few small phantoms with a tiny ResNet (same code as ResNet-50, fewer and
+//! narrower blocks): the run writes a loadable model folder with its card, history and validation
+//! predictions; a run cancelled after an epoch and resumed ends with exactly the weights of an
+//! uninterrupted run; bad data is refused with the file or row named.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use sacro::model::Device;
+use sacro::model::predict::Predictor;
+use sacro::phantom::{self, PhantomConfig, PhantomFormat};
+use sacro::train::data::{self, Dataset};
+use sacro::train::{Event, TrainConfig, TrainError};
+
+const TINY: &str = r#"
+seed = 5
+valid_pct = 0.25
+max_micro_batch = 4
+
+[architecture]
+classes = 2
+head = { Fastai = { hidden = 32 } }
+[architecture.resnet]
+layers = [1, 1, 1, 1]
+expansion = 1
+width_per_group = 16
+
+[[stages]]
+size = 48
+batch = 6
+frozen_epochs = 1
+unfrozen_epochs = 2
+"#;
+
+/// Writes `n` phantoms (128 px) and their truth.csv into `dir`.
+fn phantoms(dir: &Path, n: usize) -> PathBuf {
+    let cfg = PhantomConfig {
+        size: 128,
+        prevalence: 0.5,
+        seed: 11,
+    };
+    let mut csv = String::from("file,left_grade,right_grade\n");
+    for i in 1..=n {
+        let p = phantom::generate(&cfg, i);
+        let file = phantom::write(dir, &cfg, &p, PhantomFormat::Dicom).expect("phantom");
+        csv.push_str(&format!(
+            "{},{},{}\n",
+            file.file_name().expect("name").to_string_lossy(),
+            p.grades.left.value(),
+            p.grades.right.value()
+        ));
+    }
+    let path = dir.join("labels.csv");
+    std::fs::write(&path, csv).expect("labels");
+    path
+}
+
+fn dataset(csv: &Path, cfg: &TrainConfig) -> Dataset {
+    let entries = data::read_csv(csv).expect("labels");
+    let mut ds = data::load(
+        &entries,
+        cfg.cache_size(),
+        cfg.fit,
+        "test phantoms",
+        &|_, _| {},
+        &AtomicBool::new(false),
+    )
+    .expect("films");
+    ds.split(cfg.valid_pct, cfg.seed);
+    ds
+}
+
+fn weights(dir: &Path) -> Vec<u8> {
+    std::fs::read(dir.join("model").join("weights.safetensors")).expect("weights")
+}
+
+#[test]
+fn tiny_run_writes_a_model_and_resume_continues_exactly() {
+    let tmp = tempfile::tempdir().unwrap();
+    let csv = phantoms(tmp.path(), 20);
+    let cfg = TrainConfig::parse(TINY).unwrap();
+    let ds = dataset(&csv, &cfg);
+    assert_eq!(ds.indices(data::Split::Valid).len(), 5);
+
+    // Uninterrupted.
+    let a = tmp.path().join("a");
+    let mut epochs = 0;
+    let mut batches = 0;
+    let summary = sacro::train::train(
+        &cfg,
+        &ds,
+        &a,
+        false,
+        &Device::Cpu,
+        &mut |e| match e {
+            Event::Epoch(_) => epochs += 1,
+            Event::Batch { .. } => batches += 1,
+            _ => {}
+        },
+        &AtomicBool::new(false),
+    )
+    .unwrap();
+    assert_eq!((epochs, summary.epochs_run), (3, 3));
+    // 15 training films in batches of 6: two full batches per epoch (the last partial one is dropped).
+    assert_eq!(batches, 6);
+    assert!(summary.valid_auc.is_finite());
+    let predictor = Predictor::load(&summary.model_dir, Device::Cpu).unwrap();
+    assert_eq!(predictor.card.preprocess.size, 48);
+    assert!(
+        predictor
+            .card
+            .training_data
+            .contains("15 training, 5 validation")
+    );
+    let metrics = std::fs::read_to_string(a.join("metrics.csv")).unwrap();
+    assert_eq!(metrics.lines().count(), 4, "{metrics}");
+    assert!(metrics.starts_with("phase,size,frozen,epoch,train_loss,valid_loss,valid_auc"));
+    let preds = std::fs::read_to_string(a.join("valid_predictions.csv")).unwrap();
+    assert_eq!(preds.lines().count(), 6);
+    // The saved configuration is the one used.
+    assert_eq!(
+        TrainConfig::load(&a.join("train.toml")).unwrap(),
+        cfg,
+        "train.toml round trip"
+    );
+    // The output folder is not overwritten by a new run.
+    let again = sacro::train::train(
+        &cfg,
+        &ds,
+        &a,
+        false,
+        &Device::Cpu,
+        &mut |_| {},
+        &AtomicBool::new(false),
+    );
+    assert!(again.unwrap_err().to_string().contains("--resume"));
+
+    // Cancelled after the second epoch (the first of the unfrozen phase), then resumed.
+    let b = tmp.path().join("b");
+    let cancel = AtomicBool::new(false);
+    let mut seen = 0;
+    let err = sacro::train::train(
+        &cfg,
+        &ds,
+        &b,
+        false,
+        &Device::Cpu,
+        &mut |e| {
+            if let Event::Epoch(_) = e {
+                seen += 1;
+                if seen == 2 {
+                    cancel.store(true, Ordering::Relaxed);
+                }
+            }
+        },
+        &cancel,
+    )
+    .unwrap_err();
+    assert!(matches!(err, TrainError::Cancelled), "{err}");
+    assert!(!b.join("model").exists());
+    let resumed = sacro::train::train(
+        &cfg,
+        &ds,
+        &b,
+        true,
+        &Device::Cpu,
+        &mut |_| {},
+        &AtomicBool::new(false),
+    )
+    .unwrap();
+    assert_eq!(resumed.epochs_run, 1, "only the missing epoch is run");
+    assert_eq!(
+        std::fs::read_to_string(b.join("metrics.csv"))
+            .unwrap()
+            .lines()
+            .count(),
+        4
+    );
+    assert!(
+        weights(&a) == weights(&b),
+        "a resumed run must end with the weights of an uninterrupted one"
+    );
+
+    // A changed configuration cannot resume the run.
+    let mut other = cfg.clone();
+    other.seed = 6;
+    let err = sacro::train::train(
+        &other,
+        &ds,
+        &b,
+        true,
+        &Device::Cpu,
+        &mut |_| {},
+        &AtomicBool::new(false),
+    )
+    .unwrap_err();
+    assert!(err.to_string().contains("configuration"), "{err}");
+}
+
+#[test]
+fn lr_find_restores_the_weights_and_suggests_a_rate() {
+    let tmp = tempfile::tempdir().unwrap();
+    let csv = phantoms(tmp.path(), 12);
+    let cfg = TrainConfig::parse(TINY).unwrap();
+    let ds = dataset(&csv, &cfg);
+    let mut steps = 0;
+    let r = sacro::train::lr_find(
+        &cfg,
+        &ds,
+        &Device::Cpu,
+        (1e-7, 10.0, 30),
+        &mut |e| {
+            if let Event::LrStep { .. } = e {
+                steps += 1;
+            }
+        },
+        &AtomicBool::new(false),
+    )
+    .unwrap();
+    assert_eq!(steps, r.lrs.len());
+    assert!(r.lrs.len() >= 10 && r.lrs.len() <= 30);
+    // Exponential from 1e-7: lr_i = 1e-7 · (1e8)^(i/30).
+    assert!((r.lrs[0] - 1e-7).abs() < 1e-20);
+    assert!((r.lrs[3] / r.lrs[2] - 1e8f64.powf(1.0 / 30.0)).abs() < 1e-9);
+    assert!(r.suggestion.is_some_and(|s| s > 1e-7 && s < 10.0));
+    let png = tmp.path().join("lr.png");
+    sacro::train::trainer::write_lr_find(&r, &tmp.path().join("lr.csv"), &png).unwrap();
+    assert!(std::fs::metadata(&png).unwrap().len() > 1000);
+}
+
+#[test]
+fn bad_label_files_name_the_row() {
+    let tmp = tempfile::tempdir().unwrap();
+    let write = |name: &str, text: &str| {
+        let p = tmp.path().join(name);
+        std::fs::write(&p, text).unwrap();
+        p
+    };
+    for (text, needle) in [
+        ("name,label\na.dcm,1\n", "no `file` column"),
+        ("file\na.dcm\n", "`label` column"),
+        ("file,label\na.dcm,2\n", "row 2: label `2`"),
+        ("file,label\na.dcm,1\nb.dcm,yes\n", "row 3"),
+        (
+            "file,left_grade,right_grade\na.dcm,1,7\n",
+            "row 2: right_grade",
+        ),
+        ("file,left_grade\na.dcm,1\n", "`label` column"),
+        (
+            "file,label,left_grade,right_grade\na.dcm,1,0,1\n",
+            "contradicts",
+        ),
+        ("file,label,split\na.dcm,1,holdout\n", "split `holdout`"),
+        ("file,label\n", "no rows"),
+    ] {
+        let p = write("labels.csv", text);
+        let err = data::read_csv(&p).unwrap_err().to_string();
+        assert!(
+            err.contains("labels.csv") && err.contains(needle),
+            "{text}: {err}"
+        );
+    }
+    // A film that cannot be read names the file.
+    let p = write("labels.csv", "file,label\nmissing.dcm,1\n");
+    let entries = data::read_csv(&p).unwrap();
+    let err = data::load(
+        &entries,
+        64,
+        sacro::model::preprocess::Fit::Pad,
+        "x",
+        &|_, _| {},
+        &AtomicBool::new(false),
+    )
+    .unwrap_err();
+    assert!(err.to_string().contains("missing.dcm"), "{err}");
+}
