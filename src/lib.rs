@@ -11,6 +11,7 @@
 
 pub mod assets;
 pub mod grading;
+pub mod gui;
 pub mod imaging;
 pub mod model;
 pub mod phantom;

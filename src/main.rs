@@ -1,4 +1,4 @@
-//! The `sacro` command: with no subcommand it will open the desktop application; with one it runs
+//! The `sacro` command: with no subcommand it opens the desktop application; with one it runs
 //! that job from the command line.
 
 use std::process::ExitCode;
@@ -11,10 +11,13 @@ use cli::study::{ReadArgs, StudyCommand};
 
 /// Sacro: reading pelvic radiographs for radiographic sacroiliitis (modified New York criteria).
 #[derive(Parser)]
-#[command(name = "sacro", version, about, long_about = None)]
+#[command(name = "sacro", version, about, long_about = None, args_conflicts_with_subcommands = true)]
 struct Cli {
     #[command(subcommand)]
     command: Option<Command>,
+    /// Without a subcommand: open this film, folder or study (`.sacro`) in the desktop application (the
+    /// bundled demo study when absent).
+    path: Option<std::path::PathBuf>,
     /// More log output (-v info, -vv debug); RUST_LOG overrides.
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     verbose: u8,
@@ -58,10 +61,13 @@ fn main() -> ExitCode {
     init_logging(cli.verbose);
     let result = match cli.command {
         None => {
-            use clap::CommandFactory;
-            // The desktop application arrives with the GUI issue; until then, help.
-            let _ = Cli::command().print_help();
-            Ok(ExitCode::SUCCESS)
+            let launch = match cli.path {
+                Some(p) => sacro::gui::Launch::Path(p),
+                None => sacro::gui::Launch::Demo,
+            };
+            sacro::gui::run(launch)
+                .map(|()| ExitCode::SUCCESS)
+                .map_err(anyhow::Error::msg)
         }
         Some(Command::Info(args)) => cli::image::info(args),
         Some(Command::Convert(args)) => cli::image::convert(args),

@@ -631,3 +631,63 @@ fn two_processes_grade_one_study_at_once() {
                 || c.method == ConsensusMethod::Agreement)
     );
 }
+
+/// A crop rectangle is kept with the case (never written into the film), audited, refused for unknown cases
+/// or zero sizes and frozen by the lock; a version-1 study (as written before crops existed) is migrated
+/// in place on open.
+#[test]
+fn crops_are_stored_audited_and_migrated() {
+    use sacro::session::CropRect;
+    let tmp = tempfile::tempdir().expect("tmp");
+    let (path, store) = study(tmp.path(), Protocol::Single, &[("r", Role::Reader)], 2);
+    let c = CropRect {
+        x: 10,
+        y: 20,
+        width: 300,
+        height: 200,
+    };
+    assert_eq!(store.crop("C0001").expect("none"), None);
+    store.set_crop("r", "C0001", Some(c)).expect("set");
+    store.set_crop("r", "C0001", Some(c)).expect("same again");
+    assert_eq!(store.crop("C0001").expect("crop"), Some(c));
+    assert!(matches!(
+        store.set_crop("r", "C0999", Some(c)),
+        Err(StoreError::UnknownCase(_))
+    ));
+    assert!(
+        store
+            .set_crop("r", "C0002", Some(CropRect { width: 0, ..c }))
+            .is_err()
+    );
+    let crops: Vec<_> = store
+        .audit()
+        .expect("audit")
+        .into_iter()
+        .filter(|a| a.action == "set_crop")
+        .collect();
+    assert_eq!(crops.len(), 1, "an unchanged crop is not audited again");
+    assert_eq!(crops[0].new_value.as_deref(), Some("10,20,300,200"));
+    store.set_crop("r", "C0001", None).expect("clear");
+    assert_eq!(store.crop("C0001").expect("cleared"), None);
+    store.lock().expect("lock");
+    assert!(matches!(
+        store.set_crop("r", "C0001", Some(c)),
+        Err(StoreError::Locked)
+    ));
+    drop(store);
+
+    // Downgrade a copy to schema 1 (drop what version 2 added) and open it: it is migrated.
+    let v1 = tmp.path().join("v1.sacro");
+    std::fs::copy(&path, &v1).expect("copy");
+    {
+        let conn = rusqlite::Connection::open(&v1).expect("sqlite");
+        conn.execute_batch(
+            "DROP TRIGGER crops_locked_insert; DROP TRIGGER crops_locked_update; \
+             DROP TRIGGER crops_locked_delete; DROP TABLE crops; PRAGMA user_version = 1;",
+        )
+        .expect("downgrade");
+    }
+    let store = SqliteStore::open(&v1).expect("migrated");
+    assert_eq!(store.info().expect("info").schema_version, 2);
+    assert_eq!(store.crop("C0001").expect("table exists"), None);
+}

@@ -150,6 +150,19 @@ pub struct NewCase {
     pub case_id: Option<String>,
 }
 
+/// A crop rectangle in image pixels (the seed study cropped films to the pelvis).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct CropRect {
+    /// Left column.
+    pub x: u32,
+    /// Top row.
+    pub y: u32,
+    /// Width.
+    pub width: u32,
+    /// Height.
+    pub height: u32,
+}
+
 /// A case in a study.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct CaseInfo {
@@ -368,6 +381,11 @@ pub trait StudyStore {
     ) -> StoreResult<Option<PredictionRecord>>;
     /// Locks the study.
     fn lock(&self) -> StoreResult<()>;
+    /// Sets (or clears) the crop rectangle of a case: the region the model and the viewer use; the film
+    /// itself is never changed (audited).
+    fn set_crop(&self, actor: &str, case_id: &str, crop: Option<CropRect>) -> StoreResult<()>;
+    /// The crop rectangle of a case, if set.
+    fn crop(&self, case_id: &str) -> StoreResult<Option<CropRect>>;
     /// The audit trail, oldest first.
     fn audit(&self) -> StoreResult<Vec<AuditRow>>;
 }

@@ -12,19 +12,20 @@ use rusqlite::{
 
 use super::consensus::assigned;
 use super::{
-    AuditRow, CaseInfo, CommitOutcome, NewCase, PredictionRecord, Protocol, ReaderInfo,
+    AuditRow, CaseInfo, CommitOutcome, CropRect, NewCase, PredictionRecord, Protocol, ReaderInfo,
     ReadingRecord, Role, StoreError, StoreResult, StudyInfo, StudySettings, StudyStore,
     WorklistEntry,
 };
 use crate::grading::{Assessment, JointGrade, JointGrades, Reading};
 
 /// Newest schema version this build writes and reads.
-pub const SCHEMA_VERSION: i64 = 1;
+pub const SCHEMA_VERSION: i64 = 2;
 const COORDINATOR: &str = "coordinator";
 const NOW: &str = "strftime('%Y-%m-%dT%H:%M:%fZ','now')";
 
 /// Migrations: entry `i` brings a study from schema version `i` to `i + 1`.
-const MIGRATIONS: &[&str] = &[r#"
+const MIGRATIONS: &[&str] = &[
+    r#"
 CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE readers (
     id INTEGER PRIMARY KEY,
@@ -76,7 +77,25 @@ CREATE TRIGGER readings_locked_update BEFORE UPDATE ON readings
     WHEN (SELECT value FROM meta WHERE key = 'locked') = '1' BEGIN SELECT RAISE(ABORT, 'study is locked'); END;
 CREATE TRIGGER readings_locked_delete BEFORE DELETE ON readings
     WHEN (SELECT value FROM meta WHERE key = 'locked') = '1' BEGIN SELECT RAISE(ABORT, 'study is locked'); END;
-"#];
+"#,
+    r#"
+CREATE TABLE crops (
+    case_id TEXT PRIMARY KEY REFERENCES cases(id),
+    x INTEGER NOT NULL CHECK (x >= 0),
+    y INTEGER NOT NULL CHECK (y >= 0),
+    width INTEGER NOT NULL CHECK (width > 0),
+    height INTEGER NOT NULL CHECK (height > 0),
+    set_by TEXT NOT NULL,
+    set_at TEXT NOT NULL
+);
+CREATE TRIGGER crops_locked_insert BEFORE INSERT ON crops
+    WHEN (SELECT value FROM meta WHERE key = 'locked') = '1' BEGIN SELECT RAISE(ABORT, 'study is locked'); END;
+CREATE TRIGGER crops_locked_update BEFORE UPDATE ON crops
+    WHEN (SELECT value FROM meta WHERE key = 'locked') = '1' BEGIN SELECT RAISE(ABORT, 'study is locked'); END;
+CREATE TRIGGER crops_locked_delete BEFORE DELETE ON crops
+    WHEN (SELECT value FROM meta WHERE key = 'locked') = '1' BEGIN SELECT RAISE(ABORT, 'study is locked'); END;
+"#,
+];
 
 /// A study kept in one SQLite file.
 pub struct SqliteStore {
@@ -182,7 +201,9 @@ impl SqliteStore {
             let tx = conn
                 .transaction_with_behavior(TransactionBehavior::Immediate)
                 .map_err(|e| store.db(e))?;
-            tx.execute_batch(MIGRATIONS[0]).map_err(|e| store.db(e))?;
+            for sql in MIGRATIONS {
+                tx.execute_batch(sql).map_err(|e| store.db(e))?;
+            }
             let settings = StudySettings {
                 reveal_readers_after_commit: protocol == Protocol::Single,
                 reveal_model_after_commit: true,
@@ -928,6 +949,70 @@ impl StudyStore for SqliteStore {
             audit(tx, COORDINATOR, "lock", None, None, None, None).map_err(|e| self.db(e))?;
             Ok(())
         })
+    }
+
+    fn set_crop(&self, actor: &str, case_id: &str, crop: Option<CropRect>) -> StoreResult<()> {
+        self.write(|tx| {
+            self.ensure_unlocked(tx)?;
+            let exists: i64 = tx
+                .query_row("SELECT count(*) FROM cases WHERE id = ?1", [case_id], |r| r.get(0))
+                .map_err(|e| self.db(e))?;
+            if exists == 0 {
+                return Err(StoreError::UnknownCase(case_id.to_string()));
+            }
+            let old: Option<String> = tx
+                .query_row(
+                    "SELECT x || ',' || y || ',' || width || ',' || height FROM crops WHERE case_id = ?1",
+                    [case_id],
+                    |r| r.get(0),
+                )
+                .optional()
+                .map_err(|e| self.db(e))?;
+            let new = crop.map(|c| format!("{},{},{},{}", c.x, c.y, c.width, c.height));
+            if old == new {
+                return Ok(());
+            }
+            match crop {
+                Some(c) => {
+                    if c.width == 0 || c.height == 0 {
+                        return Err(StoreError::Invalid("a crop needs a non-zero size".into()));
+                    }
+                    tx.execute(
+                        &format!(
+                            "INSERT INTO crops (case_id, x, y, width, height, set_by, set_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, {NOW})
+                             ON CONFLICT(case_id) DO UPDATE SET x = ?2, y = ?3, width = ?4, height = ?5, set_by = ?6, set_at = {NOW}"
+                        ),
+                        params![case_id, c.x, c.y, c.width, c.height, actor],
+                    )
+                    .map_err(|e| self.db(e))?;
+                }
+                None => {
+                    tx.execute("DELETE FROM crops WHERE case_id = ?1", [case_id])
+                        .map_err(|e| self.db(e))?;
+                }
+            }
+            audit(tx, actor, "set_crop", Some(case_id), old.as_deref(), new.as_deref(), None)
+                .map_err(|e| self.db(e))?;
+            Ok(())
+        })
+    }
+
+    fn crop(&self, case_id: &str) -> StoreResult<Option<CropRect>> {
+        let conn = self.conn();
+        conn.query_row(
+            "SELECT x, y, width, height FROM crops WHERE case_id = ?1",
+            [case_id],
+            |r| {
+                Ok(CropRect {
+                    x: r.get(0)?,
+                    y: r.get(1)?,
+                    width: r.get(2)?,
+                    height: r.get(3)?,
+                })
+            },
+        )
+        .optional()
+        .map_err(|e| self.db(e))
     }
 
     fn audit(&self) -> StoreResult<Vec<AuditRow>> {

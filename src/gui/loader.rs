@@ -1,0 +1,147 @@
+//! Background decoding: films are decoded on a worker thread (the UI never waits for a decoder) and kept
+//! in a small cache, so that the next case of a work list, requested ahead, opens at once.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{Receiver, Sender, channel};
+
+use super::viewer::Film;
+use crate::imaging::{self, LoadOptions};
+
+/// Films kept decoded.
+const CACHE: usize = 4;
+
+static NEXT_KEY: AtomicU64 = AtomicU64::new(1);
+
+/// A fresh key for GPU resources.
+pub fn next_key() -> u64 {
+    NEXT_KEY.fetch_add(1, Ordering::Relaxed)
+}
+
+type Outcome = (PathBuf, Result<Arc<Film>, String>, f64);
+
+/// The decoding worker and its cache.
+pub struct Loader {
+    tx: Sender<PathBuf>,
+    rx: Receiver<Outcome>,
+    cache: HashMap<PathBuf, Arc<Film>>,
+    order: VecDeque<PathBuf>,
+    pending: HashSet<PathBuf>,
+    failed: HashMap<PathBuf, String>,
+    /// Seconds the last decode took.
+    pub last_decode_s: Option<f64>,
+}
+
+impl std::fmt::Debug for Loader {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Loader")
+            .field("cached", &self.order)
+            .field("pending", &self.pending)
+            .finish()
+    }
+}
+
+impl Loader {
+    /// Starts the worker; it asks `ctx` to repaint when a film is ready.
+    pub fn new(ctx: egui::Context) -> Self {
+        let (tx, worker_rx) = channel::<PathBuf>();
+        let (worker_tx, rx) = channel::<Outcome>();
+        let spawned = std::thread::Builder::new()
+            .name("sacro-decode".into())
+            .spawn(move || {
+                while let Ok(path) = worker_rx.recv() {
+                    let t = std::time::Instant::now();
+                    let result = imaging::load(&path, &LoadOptions::default())
+                        .map(|r| Arc::new(Film::new(next_key(), r)))
+                        .map_err(|e| e.to_string());
+                    if worker_tx
+                        .send((path, result, t.elapsed().as_secs_f64()))
+                        .is_err()
+                    {
+                        break;
+                    }
+                    ctx.request_repaint();
+                }
+            });
+        if let Err(e) = spawned {
+            tracing::error!("cannot start the decoding thread: {e}");
+        }
+        Self {
+            tx,
+            rx,
+            cache: HashMap::new(),
+            order: VecDeque::new(),
+            pending: HashSet::new(),
+            failed: HashMap::new(),
+            last_decode_s: None,
+        }
+    }
+
+    /// Asks for a film (no-op when cached, pending or known to fail).
+    pub fn request(&mut self, path: &Path) {
+        if self.cache.contains_key(path)
+            || self.pending.contains(path)
+            || self.failed.contains_key(path)
+        {
+            return;
+        }
+        if self.tx.send(path.to_path_buf()).is_ok() {
+            self.pending.insert(path.to_path_buf());
+        }
+    }
+
+    /// Takes finished decodes into the cache; returns the failures (path, reason) that arrived.
+    pub fn poll(&mut self) -> Vec<(PathBuf, String)> {
+        let mut errors = Vec::new();
+        while let Ok((path, result, secs)) = self.rx.try_recv() {
+            self.pending.remove(&path);
+            match result {
+                Ok(film) => {
+                    self.last_decode_s = Some(secs);
+                    self.cache.insert(path.clone(), film);
+                    self.order.retain(|p| p != &path);
+                    self.order.push_back(path);
+                    while self.order.len() > CACHE {
+                        if let Some(old) = self.order.pop_front() {
+                            self.cache.remove(&old);
+                        }
+                    }
+                }
+                Err(e) => {
+                    self.failed.insert(path.clone(), e.clone());
+                    errors.push((path, e));
+                }
+            }
+        }
+        errors
+    }
+
+    /// The film, if decoded.
+    pub fn get(&self, path: &Path) -> Option<Arc<Film>> {
+        self.cache.get(path).cloned()
+    }
+
+    /// Why the film could not be decoded, if it could not.
+    pub fn error(&self, path: &Path) -> Option<&str> {
+        self.failed.get(path).map(String::as_str)
+    }
+
+    /// Whether a decode of the film is under way.
+    pub fn is_pending(&self, path: &Path) -> bool {
+        self.pending.contains(path)
+    }
+
+    /// Waits (up to `timeout`) until nothing is pending: for tests and the command line.
+    pub fn wait_idle(&mut self, timeout: std::time::Duration) -> Vec<(PathBuf, String)> {
+        let start = std::time::Instant::now();
+        let mut errors = Vec::new();
+        while !self.pending.is_empty() && start.elapsed() < timeout {
+            errors.extend(self.poll());
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        errors.extend(self.poll());
+        errors
+    }
+}
