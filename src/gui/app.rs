@@ -242,6 +242,8 @@ pub struct SacroApp {
     pending_toasts: Vec<(String, Level)>,
     /// Where the viewer was drawn in the last frame (points).
     pub last_view_rect: Option<egui::Rect>,
+    /// Frame benchmark (`SACRO_FRAME_BENCH=N`): frames left, and the intervals measured.
+    bench: Option<(usize, Vec<f64>, Option<Instant>)>,
 }
 
 impl std::fmt::Debug for SacroApp {
@@ -279,6 +281,10 @@ impl SacroApp {
             last_open_ms: None,
             pending_toasts: Vec::new(),
             last_view_rect: None,
+            bench: std::env::var("SACRO_FRAME_BENCH")
+                .ok()
+                .and_then(|v| v.parse().ok())
+                .map(|n| (n, Vec::new(), None)),
         };
         match launch {
             Launch::Demo => match super::demo_study() {
@@ -1229,6 +1235,49 @@ impl SacroApp {
         ctx.request_repaint_after(std::time::Duration::from_millis(500));
     }
 
+    /// `SACRO_FRAME_BENCH=N`: once a film is shown, changes the window width every frame (as a right-drag
+    /// does) for N frames, then prints the time from request to pixels and the frame intervals, and closes.
+    fn frame_bench(&mut self, ctx: &egui::Context) {
+        let Some((left, intervals, last)) = &mut self.bench else {
+            return;
+        };
+        let Some((_, view)) = &mut self.view else {
+            ctx.request_repaint();
+            return;
+        };
+        let now = Instant::now();
+        if let Some(t) = last {
+            intervals.push(now.duration_since(*t).as_secs_f64() * 1000.0);
+        }
+        *last = Some(now);
+        view.window.width += 1.0;
+        *left = left.saturating_sub(1);
+        if *left == 0 {
+            let mut v = intervals.clone();
+            v.sort_by(f64::total_cmp);
+            let pct = |p: f64| {
+                v.get(((v.len() as f64 - 1.0) * p) as usize)
+                    .copied()
+                    .unwrap_or(0.0)
+            };
+            let mean = v.iter().sum::<f64>() / v.len().max(1) as f64;
+            let ui_mean = self.frame_ms.iter().sum::<f32>() / self.frame_ms.len().max(1) as f32;
+            eprintln!(
+                "frame-bench: decode {:.0} ms, request->pixels {:.0} ms; {} frames with a new window each: interval mean {mean:.2} ms, median {:.2}, p95 {:.2}, max {:.2}; ui build {ui_mean:.2} ms",
+                self.loader.last_decode_s.unwrap_or(0.0) * 1000.0,
+                self.last_open_ms.unwrap_or(0.0),
+                v.len(),
+                pct(0.5),
+                pct(0.95),
+                pct(1.0)
+            );
+            ctx.send_viewport_cmd(egui::ViewportCommand::Close);
+            self.bench = None;
+        } else {
+            ctx.request_repaint();
+        }
+    }
+
     /// The film shown now, if decoded.
     pub fn current_film(&self) -> Option<Arc<Film>> {
         self.current_path().and_then(|p| self.loader.get(&p))
@@ -1368,6 +1417,7 @@ impl eframe::App for SacroApp {
         });
         self.help(&ctx);
         self.toasts(&ctx);
+        self.frame_bench(&ctx);
         self.frame_ms.push(started.elapsed().as_secs_f32() * 1000.0);
         if self.frame_ms.len() > 120 {
             self.frame_ms.remove(0);
