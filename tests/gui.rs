@@ -200,3 +200,59 @@ fn main_screen_snapshot() {
     h.run();
     h.snapshot("main_screen");
 }
+
+#[test]
+fn the_demo_study_opens_with_a_reader_for_the_user() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let study = sacro::gui::demo_study_in(tmp.path()).expect("demo copied");
+    // A second call reuses the copy.
+    assert_eq!(sacro::gui::demo_study_in(tmp.path()).expect("again"), study);
+    let mut h = harness(Launch::Path(study.clone()));
+    h.get_by_label("Reader").click();
+    h.run();
+    h.get_by_label(&format!("{} (reader)", sacro::gui::DEMO_READER))
+        .click();
+    h.run();
+    h.state_mut().wait_for_films();
+    h.run();
+    h.get_by_label_contains("of 24 read");
+    h.key_press(Key::E);
+    h.key_press(Key::S);
+    h.key_press(Key::Enter);
+    h.run();
+    let store = SqliteStore::open(&study).expect("open");
+    let mine = store
+        .all_readings()
+        .expect("readings")
+        .into_iter()
+        .filter(|r| r.reader == sacro::gui::DEMO_READER)
+        .count();
+    assert_eq!(mine, 1);
+}
+
+#[test]
+fn an_unreadable_film_is_a_notification_not_a_crash() {
+    let bad = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../shared/testdata/dicom/malformed/UN_sequence.dcm");
+    assert!(bad.is_file());
+    let mut h = harness(Launch::Path(bad));
+    h.run();
+    assert!(
+        h.state()
+            .toasts
+            .iter()
+            .any(|t| t.text.contains("UN_sequence.dcm")),
+        "{:?}",
+        h.state().toasts
+    );
+    h.get_by_label_contains("Cannot show");
+    // A path that does not exist: a notification too.
+    h.state_mut().open(Path::new("/nonexistent/film.dcm"));
+    h.run();
+    assert!(
+        h.state()
+            .toasts
+            .iter()
+            .any(|t| t.text.contains("no such file"))
+    );
+}

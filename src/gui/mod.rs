@@ -44,8 +44,13 @@ pub fn data_dir() -> PathBuf {
 /// The demo study, copied on first use from the bundled (read-only) assets into the user's data folder so
 /// that readings can be committed to it. Returns the study file.
 pub fn demo_study() -> Result<PathBuf, String> {
+    demo_study_in(&data_dir())
+}
+
+/// [`demo_study`] with the data folder given.
+pub fn demo_study_in(data: &Path) -> Result<PathBuf, String> {
     let src = assets_dir().join("demo");
-    let dst = data_dir().join("demo");
+    let dst = data.join("demo");
     let study = dst.join("study.sacro");
     if study.is_file() {
         return Ok(study);
