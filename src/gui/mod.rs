@@ -91,9 +91,15 @@ pub fn demo_study_in(data: &Path) -> Result<PathBuf, String> {
 
 /// Opens the main window (blocking until it closes).
 pub fn run(launch: Launch) -> Result<(), String> {
+    let mut viewport = egui::ViewportBuilder::default();
+    if let Ok(icon) =
+        eframe::icon_data::from_png_bytes(include_bytes!("../../packaging/linux/sacro.png"))
+    {
+        viewport = viewport.with_icon(icon);
+    }
     let options = eframe::NativeOptions {
         renderer: eframe::Renderer::Wgpu,
-        viewport: egui::ViewportBuilder::default()
+        viewport: viewport
             .with_title(APP_NAME)
             .with_inner_size([1400.0, 900.0])
             .with_min_inner_size([800.0, 500.0])
