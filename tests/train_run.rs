@@ -274,3 +274,72 @@ fn bad_label_files_name_the_row() {
     .unwrap_err();
     assert!(err.to_string().contains("missing.dcm"), "{err}");
 }
+
+/// A `split` column is honoured, and the test set is evaluated once at the end with the validation
+/// cut-offs (its calls equal probability ≥ the card's cut-offs).
+#[test]
+fn a_given_split_with_a_test_set() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let csv = phantoms(tmp.path(), 16);
+    let text = std::fs::read_to_string(&csv).expect("csv");
+    let mut lines = text.lines();
+    let mut out = format!("{},split\n", lines.next().expect("header"));
+    // Two films of each class to validation and two to test, the rest to training.
+    let mut seen = [0usize; 2];
+    for l in lines {
+        let g: Vec<u8> = l
+            .split(',')
+            .skip(1)
+            .map(|v| v.parse().expect("grade"))
+            .collect();
+        let definite = (g[0] >= 2 && g[1] >= 2) || g[0] >= 3 || g[1] >= 3;
+        let k = &mut seen[usize::from(definite)];
+        let split = match *k {
+            0 | 1 => "valid",
+            2 | 3 => "test",
+            _ => "train",
+        };
+        *k += 1;
+        out.push_str(&format!("{l},{split}\n"));
+    }
+    assert!(
+        seen[0] >= 5 && seen[1] >= 5,
+        "both classes in every set: {seen:?}"
+    );
+    std::fs::write(&csv, out).expect("write");
+    let mut cfg = TrainConfig::parse(TINY).expect("cfg");
+    cfg.stages[0].unfrozen_epochs = 0;
+    let ds = dataset(&csv, &cfg);
+    assert_eq!(ds.indices(data::Split::Test).len(), 4);
+    assert_eq!(ds.indices(data::Split::Valid).len(), 4);
+    let dir = tmp.path().join("run");
+    let summary = sacro::train::train(
+        &cfg,
+        &ds,
+        &dir,
+        false,
+        &Device::Cpu,
+        &mut |_| {},
+        &AtomicBool::new(false),
+    )
+    .expect("trained");
+    assert!(summary.test_auc.is_some());
+    let preds =
+        std::fs::read_to_string(dir.join("test_predictions.csv")).expect("test predictions");
+    let mut rows = preds.lines();
+    assert_eq!(
+        rows.next(),
+        Some("case_id,label,probability,call_sensitive,call_balanced,call_specific")
+    );
+    let rows: Vec<&str> = rows.collect();
+    assert_eq!(rows.len(), 4);
+    if let Some(c) = summary.cutoffs {
+        for r in rows {
+            let f: Vec<&str> = r.split(',').collect();
+            let p: f64 = f[2].parse().expect("probability");
+            assert_eq!(f[3] == "1", p >= c.sensitive, "{r}");
+            assert_eq!(f[4] == "1", p >= c.balanced, "{r}");
+            assert_eq!(f[5] == "1", p >= c.specific, "{r}");
+        }
+    }
+}

@@ -666,13 +666,20 @@ fn finish(
         learner,
         &valid_idx,
         &probs,
+        cutoffs,
     )?;
     let test_idx = learner.data.indices(Split::Test);
     let test_auc = if test_idx.is_empty() {
         None
     } else {
         let (p, _) = learner.evaluate(&test_idx, &pre, micro)?;
-        write_predictions(&out.join("test_predictions.csv"), learner, &test_idx, &p)?;
+        write_predictions(
+            &out.join("test_predictions.csv"),
+            learner,
+            &test_idx,
+            &p,
+            cutoffs,
+        )?;
         roc_auc(&learner.labels(&test_idx), &p).ok()
     };
     let model_dir = out.join(MODEL_DIR);
@@ -722,12 +729,24 @@ fn write_predictions(
     learner: &Learner,
     idx: &[usize],
     probs: &[f64],
+    cutoffs: Option<Cutoffs>,
 ) -> Result<(), TrainError> {
-    let mut text = String::from("case_id,label,probability\n");
+    // The calls at the validation set's cut-offs (probability ≥ cut-off), as `sacro predict` writes them.
+    let mut text =
+        String::from("case_id,label,probability,call_sensitive,call_balanced,call_specific\n");
     for (&i, p) in idx.iter().zip(probs) {
         let ex = &learner.data.examples[i];
+        let calls = match cutoffs {
+            Some(c) => format!(
+                "{},{},{}",
+                u8::from(*p >= c.sensitive),
+                u8::from(*p >= c.balanced),
+                u8::from(*p >= c.specific)
+            ),
+            None => ",,".to_string(),
+        };
         text.push_str(&format!(
-            "{},{},{p}\n",
+            "{},{},{p},{calls}\n",
             csv_field(&ex.id),
             u8::from(ex.label)
         ));
