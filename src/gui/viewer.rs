@@ -12,9 +12,14 @@ use crate::imaging::voi::{NamedPreset, Voi, VoiFunction, Window};
 use crate::imaging::{GreyImage, Radiograph};
 use crate::session::CropRect;
 
-/// The largest texture side uploaded; larger films are shown box-downsampled (the readout still reads the
+/// The largest texture side uploaded; larger films are shown downsampled (the readout still reads the
 /// original values).
 pub const MAX_TEXTURE_SIDE: u32 = 8192;
+
+/// The device's limit on texture sides (set when the pipeline is installed; some GPUs allow only 2048 or
+/// 4096), capped at [`MAX_TEXTURE_SIDE`].
+static DEVICE_MAX_SIDE: std::sync::atomic::AtomicU32 =
+    std::sync::atomic::AtomicU32::new(MAX_TEXTURE_SIDE);
 
 /// A decoded film ready to show.
 #[derive(Debug)]
@@ -36,8 +41,9 @@ impl Film {
             Voi::Table(_) => (radiograph.default_unit(), true),
             Voi::Window(_) => (radiograph.image.clone(), false),
         };
-        let values = if values.width.max(values.height) > MAX_TEXTURE_SIDE {
-            let f = f64::from(MAX_TEXTURE_SIDE) / f64::from(values.width.max(values.height));
+        let max_side = DEVICE_MAX_SIDE.load(std::sync::atomic::Ordering::Relaxed);
+        let values = if values.width.max(values.height) > max_side {
+            let f = f64::from(max_side) / f64::from(values.width.max(values.height));
             let (w, h) = (
                 ((f64::from(values.width) * f).round() as u32).max(1),
                 ((f64::from(values.height) * f).round() as u32).max(1),
@@ -194,6 +200,13 @@ struct Uniforms {
 /// Creates the viewer's pipeline in the renderer's callback resources (call once at start-up).
 pub fn install(render_state: &egui_wgpu::RenderState) {
     let device = &render_state.device;
+    DEVICE_MAX_SIDE.store(
+        device
+            .limits()
+            .max_texture_dimension_2d
+            .clamp(256, MAX_TEXTURE_SIDE),
+        std::sync::atomic::Ordering::Relaxed,
+    );
     let shader = device.create_shader_module(wgpu::ShaderModuleDescriptor {
         label: Some("sacro viewer"),
         source: wgpu::ShaderSource::Wgsl(include_str!("viewer.wgsl").into()),
