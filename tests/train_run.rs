@@ -116,6 +116,9 @@ fn tiny_run_writes_a_model_and_resume_continues_exactly() {
     assert_eq!(metrics.lines().count(), 4, "{metrics}");
     assert!(metrics.starts_with("phase,size,frozen,epoch,train_loss,valid_loss,valid_auc"));
     let preds = std::fs::read_to_string(a.join("valid_predictions.csv")).unwrap();
+    for f in ["train.toml", "metrics.csv", "valid_predictions.csv"] {
+        assert!(a.join("model").join(f).is_file(), "model/{f}");
+    }
     assert_eq!(preds.lines().count(), 6);
     // The saved configuration is the one used.
     assert_eq!(

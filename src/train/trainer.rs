@@ -703,6 +703,13 @@ fn finish(
         sacro_version: String::new(),
     };
     card::save(&model_dir, &card, &learner.varmap)?;
+    // The model folder describes itself: the schedule, the history and the validation predictions.
+    for name in [CONFIG_FILE, METRICS_FILE, "valid_predictions.csv"] {
+        let (from, to) = (out.join(name), model_dir.join(name));
+        if from.is_file() {
+            std::fs::copy(&from, &to).map_err(io_err(&to))?;
+        }
+    }
     on_event(Event::Message(format!(
         "model written to {} (validation AUC {valid_auc:.3})",
         model_dir.display()
