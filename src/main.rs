@@ -18,6 +18,9 @@ struct Cli {
     /// Without a subcommand: open this film, folder or study (`.sacro`) in the desktop application (the
     /// bundled demo study when absent).
     path: Option<std::path::PathBuf>,
+    /// Without a subcommand: the model folder for the reader-vs-model panel and heatmaps.
+    #[arg(long)]
+    model: Option<std::path::PathBuf>,
     /// More log output (-v info, -vv debug); RUST_LOG overrides.
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     verbose: u8,
@@ -65,7 +68,7 @@ fn main() -> ExitCode {
                 Some(p) => sacro::gui::Launch::Path(p),
                 None => sacro::gui::Launch::Demo,
             };
-            sacro::gui::run(launch)
+            sacro::gui::run(launch, cli.model)
                 .map(|()| ExitCode::SUCCESS)
                 .map_err(anyhow::Error::msg)
         }

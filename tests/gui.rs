@@ -256,3 +256,138 @@ fn an_unreadable_film_is_a_notification_not_a_crash() {
             .any(|t| t.text.contains("no such file"))
     );
 }
+
+/// The fixture ResNet (random weights from the PyTorch fixture) as a model folder with cut-offs.
+fn fixture_model(dir: &Path) -> sacro::model::card::ModelCard {
+    use sacro::model::card::{self, ModelCard};
+    use sacro::model::preprocess::Preprocess;
+    use sacro::model::weights::from_tensors;
+    use sacro::model::{Device, HeadKind, NetworkConfig, ResNetConfig};
+    const FIXTURE: &str = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/resnet_small.safetensors"
+    );
+    let config = NetworkConfig {
+        resnet: ResNetConfig {
+            layers: [2, 1, 2, 1],
+            width_per_group: 16,
+            expansion: 1,
+        },
+        head: HeadKind::Fastai { hidden: 512 },
+        classes: 2,
+    };
+    let tensors: std::collections::HashMap<String, candle_core::Tensor> =
+        candle_core::safetensors::load(FIXTURE, &Device::Cpu)
+            .expect("fixture")
+            .into_iter()
+            .filter(|(k, _)| !k.starts_with("fc.") && !k.starts_with("expected.") && k != "input")
+            .collect();
+    let (_, varmap) =
+        from_tensors(Path::new(FIXTURE), config, &tensors, &Device::Cpu).expect("weights");
+    let card = ModelCard {
+        name: "fixture".into(),
+        architecture: config,
+        preprocess: Preprocess::imagenet(64),
+        class_names: vec!["no".into(), "definite".into()],
+        positive_class: 1,
+        cutoffs: Some(sacro::stats::cutoffs::Cutoffs {
+            sensitive: 0.3,
+            balanced: 0.5,
+            specific: 0.7,
+        }),
+        training_data: "none: random weights (tests only)".into(),
+        intended_use: "tests only".into(),
+        weights_sha256: String::new(),
+        sacro_version: String::new(),
+    };
+    card::save(dir, &card, &varmap).expect("save")
+}
+
+/// Reader vs model: the model stays hidden (and is not even run) before the reader's commit; after it the
+/// probability and the calls at the three cut-offs appear, the prediction is cached in the study with the
+/// model's SHA-256, and the heatmap key (H) changes the rendered film and nothing else.
+#[test]
+fn the_model_appears_after_commit_and_the_heatmap_toggles() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let study = practice_study(tmp.path(), 2);
+    {
+        let store = SqliteStore::open(&study).expect("open");
+        store
+            .set_settings(StudySettings {
+                reveal_readers_after_commit: true,
+                reveal_model_after_commit: true,
+            })
+            .expect("settings");
+    }
+    let model_dir = tmp.path().join("model");
+    let card = fixture_model(&model_dir);
+    let mut h = harness(Launch::Path(study.clone()));
+    h.state_mut().load_model(&model_dir);
+    h.get_by_label("Reader").click();
+    h.run();
+    h.get_by_label("Dr A (central1)").click();
+    h.run();
+    h.state_mut().wait_for_films();
+    h.run();
+    let path = h.state().current_path().expect("film");
+    assert!(h.query_by_label_contains("Model: probability").is_none());
+    assert!(h.state().model_output().is_none());
+    assert!(
+        !h.state().model.as_ref().expect("model").is_pending(&path),
+        "the model must not run before the reader's commit"
+    );
+    h.key_press(Key::R);
+    h.key_press(Key::D);
+    h.key_press(Key::Enter);
+    h.run();
+    // Back to the committed case (the commit moved on to the next one).
+    h.state_mut().go_to(0);
+    h.run();
+    h.state_mut().wait_for_films();
+    h.run();
+    h.state_mut().wait_for_model();
+    h.run();
+    let case = match &h.state().source {
+        sacro::gui::app::Source::Study(s) => s.worklist[0].case_id.clone(),
+        _ => unreachable!(),
+    };
+    h.get_by_label_contains("Model: probability");
+    h.get_by_label_contains("balanced cut-off 0.500");
+    let p = h.state().model_output().expect("output").probability;
+    let store = SqliteStore::open(&study).expect("reopen");
+    let rec = store
+        .prediction_for_reader("Dr A", &case, &card.weights_sha256)
+        .expect("allowed after commit")
+        .expect("cached");
+    assert!((rec.probability - f64::from(p)).abs() < 1e-6);
+
+    let max_alpha = h
+        .state()
+        .model_output()
+        .expect("output")
+        .heat
+        .rgba
+        .chunks(4)
+        .map(|p| p[3])
+        .max()
+        .unwrap_or(0);
+    assert!(max_alpha > 0, "an empty heatmap");
+    let before = h.render().expect("render");
+    h.key_press(Key::H);
+    h.run();
+    let after = h.render().expect("render");
+    let rect = h.state().last_view_rect.expect("viewer");
+    let (mut inside, mut outside) = (0u64, 0u64);
+    for (x, y, a) in before.enumerate_pixels() {
+        let b = after.get_pixel(x, y);
+        let d: u64 = (0..3).map(|c| u64::from(a[c].abs_diff(b[c]))).sum();
+        if rect.contains(egui::pos2(x as f32 + 0.5, y as f32 + 0.5)) {
+            inside += d;
+        } else if !(1000..1280).contains(&x) {
+            // The side panel's checkbox changes too; everything else must not.
+            outside += d;
+        }
+    }
+    assert!(inside > 10_000, "the heatmap changed the film by {inside}");
+    assert_eq!(outside, 0, "outside the viewer and the side panel");
+}

@@ -9,6 +9,7 @@ use std::time::Instant;
 use egui::{Align, Color32, Key, Layout, RichText};
 
 use super::loader::Loader;
+use super::model::ModelState;
 use super::viewer::{self, Film, ViewState};
 use crate::grading::{Assessment, Classification, JointGrade, JointGrades, Reading};
 use crate::imaging::has_image_extension;
@@ -242,6 +243,12 @@ pub struct SacroApp {
     pending_toasts: Vec<(String, Level)>,
     /// Where the viewer was drawn in the last frame (points).
     pub last_view_rect: Option<egui::Rect>,
+    /// The loaded model, if any.
+    pub model: Option<ModelState>,
+    model_field: String,
+    /// Heatmap shown (H).
+    pub heat_on: bool,
+    heat_opacity: f32,
     /// Frame benchmark (`SACRO_FRAME_BENCH=N`): frames left, and the intervals measured.
     bench: Option<(usize, Vec<f64>, Option<Instant>)>,
 }
@@ -281,6 +288,10 @@ impl SacroApp {
             last_open_ms: None,
             pending_toasts: Vec::new(),
             last_view_rect: None,
+            model: None,
+            model_field: String::new(),
+            heat_on: false,
+            heat_opacity: 0.5,
             bench: std::env::var("SACRO_FRAME_BENCH")
                 .ok()
                 .and_then(|v| v.parse().ok())
@@ -295,6 +306,119 @@ impl SacroApp {
             Launch::Nothing => {}
         }
         app
+    }
+
+    /// Loads a model folder for the reader-vs-model panel and heatmaps.
+    pub fn load_model(&mut self, dir: &Path) {
+        match ModelState::load(dir) {
+            Ok(m) => {
+                self.notify(
+                    format!(
+                        "model {} loaded ({})",
+                        m.predictor.card.name,
+                        &m.sha256()[..12]
+                    ),
+                    Level::Info,
+                );
+                self.model = Some(m);
+            }
+            Err(e) => self.notify(e, Level::Error),
+        }
+    }
+
+    /// Whether the model's output may be shown for the current film: always outside studies; in a study
+    /// only after the reader's own commit and if the coordinator allows it (blinding).
+    pub fn model_visible(&self) -> bool {
+        match &self.source {
+            Source::Study(s) => s.own.is_some() && s.info.settings.reveal_model_after_commit,
+            _ => true,
+        }
+    }
+
+    /// The model's output for the current film, when visible and computed.
+    pub fn model_output(&self) -> Option<&super::model::ModelOutput> {
+        if !self.model_visible() {
+            return None;
+        }
+        let path = self.current_path()?;
+        self.model.as_ref()?.result(&path)
+    }
+
+    /// Waits until the model has finished the films it is running on (tests).
+    pub fn wait_for_model(&mut self) {
+        if let Some(m) = &mut self.model {
+            let (ok, bad) = m.wait_idle(std::time::Duration::from_secs(120));
+            self.record_predictions(ok);
+            for (p, e) in bad {
+                self.notify(format!("{}: model: {e}", p.display()), Level::Error);
+            }
+        }
+    }
+
+    /// Caches finished predictions in the study store, keyed by the model's SHA-256.
+    fn record_predictions(&mut self, done: Vec<(PathBuf, String, f32)>) {
+        let Source::Study(s) = &self.source else {
+            return;
+        };
+        let mut errors = Vec::new();
+        for (path, sha, p) in done {
+            let case = s
+                .worklist
+                .iter()
+                .find(|e| s.case_path(&e.case_id).as_deref() == Some(path.as_path()))
+                .map(|e| e.case_id.clone());
+            if let Some(case) = case
+                && let Err(e) = s.store.record_prediction(&case, &sha, f64::from(p))
+            {
+                errors.push(e.to_string());
+            }
+        }
+        for e in errors {
+            self.notify(e, Level::Error);
+        }
+    }
+
+    fn model_lines(&self, ui: &mut egui::Ui) {
+        let Some(m) = &self.model else {
+            ui.label("no model loaded (Model field above)");
+            return;
+        };
+        let Some(path) = self.current_path() else {
+            return;
+        };
+        match m.result(&path) {
+            Some(o) => {
+                ui.label(
+                    RichText::new(format!("Model: probability {:.3}", o.probability)).strong(),
+                );
+                ui.small(format!(
+                    "heatmap (H): {} of \"{}\"",
+                    match o.method {
+                        crate::model::gradcam::CamMethod::GradCam => "Grad-CAM",
+                        crate::model::gradcam::CamMethod::GradCamPlusPlus => "Grad-CAM++",
+                    },
+                    m.predictor
+                        .card
+                        .class_names
+                        .get(o.class)
+                        .map_or("?", String::as_str)
+                ));
+                if let (Some(calls), Some(c)) = (o.calls, m.predictor.card.cutoffs) {
+                    for ((name, cut), call) in c.named().iter().zip(calls) {
+                        ui.label(format!(
+                            "  {name} cut-off {cut:.3}: {}",
+                            if call { "definite" } else { "not definite" }
+                        ));
+                    }
+                }
+            }
+            None if m.is_pending(&path) => {
+                ui.label("model running…");
+            }
+            None => {
+                ui.label("model: no result");
+            }
+        }
     }
 
     fn notify(&mut self, text: impl Into<String>, level: Level) {
@@ -582,6 +706,9 @@ impl SacroApp {
         if pressed(Key::C) {
             self.crop_tool = !self.crop_tool;
         }
+        if pressed(Key::H) {
+            self.heat_on = !self.heat_on;
+        }
         if pressed(Key::Escape) {
             self.crop_tool = false;
         }
@@ -653,6 +780,16 @@ impl SacroApp {
             if (ui.button("Open").clicked() || enter) && !self.path_field.trim().is_empty() {
                 let p = PathBuf::from(self.path_field.trim());
                 self.open(&p);
+            }
+            let mf = ui.add(
+                egui::TextEdit::singleline(&mut self.model_field)
+                    .hint_text("model folder")
+                    .desired_width(160.0),
+            );
+            let enter = mf.lost_focus() && ui.input(|i| i.key_pressed(Key::Enter));
+            if (ui.button("Load model").clicked() || enter) && !self.model_field.trim().is_empty() {
+                let p = PathBuf::from(self.model_field.trim());
+                self.load_model(&p);
             }
             if ui.button("Demo study").clicked() {
                 match super::demo_study() {
@@ -906,6 +1043,12 @@ impl SacroApp {
         } else {
             ui.label("this study does not reveal other readings");
         }
+        let model_allowed = s.info.settings.reveal_model_after_commit && s.own.is_some();
+        if model_allowed {
+            self.model_lines(ui);
+        } else if matches!(&self.source, Source::Study(s) if s.own.is_some()) {
+            ui.label("this study does not reveal the model");
+        }
         if commit {
             self.commit();
         }
@@ -915,6 +1058,10 @@ impl SacroApp {
         let blinded = matches!(self.source, Source::Study(_));
         let Some(film) = film else { return };
         let r = &film.radiograph;
+        if !blinded {
+            self.model_lines(ui);
+            ui.separator();
+        }
         ui.heading("Image");
         ui.label(format!(
             "{} × {} px, {} bits stored",
@@ -999,6 +1146,12 @@ impl SacroApp {
                 *view = ViewState::for_film(film);
             }
         });
+        ui.separator();
+        ui.label(RichText::new("Heatmap").strong());
+        ui.checkbox(&mut self.heat_on, "Show Grad-CAM (H)");
+        let l = ui.label("opacity");
+        ui.add(egui::Slider::new(&mut self.heat_opacity, 0.0..=1.0))
+            .labelled_by(l.id);
         ui.separator();
         ui.toggle_value(&mut self.crop_tool, "Crop tool (C)");
         let mut clear = false;
@@ -1171,6 +1324,10 @@ impl SacroApp {
                     ("Home / 0", "fit / 1:1"),
                     ("Space", "reset view and window"),
                     ("C / Esc", "crop tool on / off"),
+                    (
+                        "H",
+                        "Grad-CAM heatmap on / off (when the model may be shown)",
+                    ),
                     ("F12", "frame-time overlay"),
                 ] {
                     ui.monospace(k);
@@ -1314,7 +1471,19 @@ impl eframe::App for SacroApp {
         if let Some(p) = dropped.first() {
             self.open(p);
         }
+        if let Some(m) = &mut self.model {
+            let (ok, bad) = m.poll();
+            self.record_predictions(ok);
+            for (p, e) in bad {
+                self.notify(format!("{}: model: {e}", p.display()), Level::Error);
+            }
+        }
         let film = self.current_film();
+        if let (Some(f), Some(p), true) = (&film, self.current_path(), self.model_visible())
+            && let Some(m) = &mut self.model
+        {
+            m.request(&p, f, &ctx);
+        }
         if let Some(f) = &film
             && self.view.as_ref().is_none_or(|(k, _)| *k != f.key)
         {
@@ -1381,13 +1550,27 @@ impl eframe::App for SacroApp {
                 ui.centered_and_justified(|ui| ui.label("No film open."));
                 return;
             };
+            let heat_shown = self.heat_on && self.model_visible();
             match (&film, &mut self.view) {
                 (Some(f), Some((_, view))) => {
                     let crop = match &self.source {
                         Source::Study(s) => s.crop,
                         _ => None,
                     };
-                    let out = viewer::show(ui, f, view, None, self.crop_tool, crop);
+                    let heat = if heat_shown {
+                        self.model
+                            .as_ref()
+                            .and_then(|m| m.result(&path))
+                            .map(|o| o.heat.clone())
+                    } else {
+                        None
+                    };
+                    view.heat_opacity = if heat.is_some() {
+                        self.heat_opacity
+                    } else {
+                        0.0
+                    };
+                    let out = viewer::show(ui, f, view, heat.as_ref(), self.crop_tool, crop);
                     self.readout = out.readout;
                     self.last_view_rect = out.rect;
                     if let Some((p, t)) = self.requested_at.take() {

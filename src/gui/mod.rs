@@ -3,6 +3,7 @@
 
 pub mod app;
 pub mod loader;
+pub mod model;
 pub mod viewer;
 
 use std::path::{Path, PathBuf};
@@ -89,8 +90,8 @@ pub fn demo_study_in(data: &Path) -> Result<PathBuf, String> {
     Ok(study)
 }
 
-/// Opens the main window (blocking until it closes).
-pub fn run(launch: Launch) -> Result<(), String> {
+/// Opens the main window (blocking until it closes), with a model folder loaded if given.
+pub fn run(launch: Launch, model: Option<PathBuf>) -> Result<(), String> {
     let mut viewport = egui::ViewportBuilder::default();
     if let Ok(icon) =
         eframe::icon_data::from_png_bytes(include_bytes!("../../packaging/linux/sacro.png"))
@@ -109,7 +110,13 @@ pub fn run(launch: Launch) -> Result<(), String> {
     eframe::run_native(
         APP_NAME,
         options,
-        Box::new(move |cc| Ok(Box::new(SacroApp::new(cc, launch)))),
+        Box::new(move |cc| {
+            let mut app = SacroApp::new(cc, launch);
+            if let Some(dir) = &model {
+                app.load_model(dir);
+            }
+            Ok(Box::new(app))
+        }),
     )
     .map_err(|e| format!("cannot open the window: {e}"))
 }

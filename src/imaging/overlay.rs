@@ -34,6 +34,18 @@ pub fn heatmap_overlay(
     Ok(out)
 }
 
+/// A heatmap as RGBA bytes for a GPU overlay: turbo colour, alpha √heat (the same law as
+/// [`heatmap_overlay`], whose opacity is then applied by the renderer).
+pub fn heat_rgba(heat: &[f32]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(heat.len() * 4);
+    for &h in heat {
+        let h = h.clamp(0.0, 1.0);
+        let c = colorous::TURBO.eval_continuous(f64::from(h));
+        out.extend([c.r, c.g, c.b, (h.sqrt() * 255.0).round() as u8]);
+    }
+    out
+}
+
 /// Writes an RGB image as PNG (through a temporary file).
 pub fn write_png(path: &Path, img: &image::RgbImage) -> Result<(), ImagingError> {
     super::export::write_via_temp(path, |tmp| {

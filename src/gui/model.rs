@@ -1,0 +1,214 @@
+//! The model in the workstation: a loaded model folder, predictions and Grad-CAM heatmaps computed on a
+//! worker thread per film (the UI never waits for the network), kept per film and model.
+
+use std::collections::{HashMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::mpsc::{Receiver, Sender, channel};
+
+use super::loader::next_key;
+use super::viewer::{Film, Heatmap};
+use crate::imaging::GreyImage;
+use crate::model::gradcam::CamMethod;
+use crate::model::predict::{Predictor, default_device};
+
+/// The model's output for one film.
+#[derive(Debug, Clone)]
+pub struct ModelOutput {
+    /// Probability of definite radiographic sacroiliitis.
+    pub probability: f32,
+    /// Calls at the sensitive, balanced and specific cut-offs.
+    pub calls: Option<[bool; 3]>,
+    /// Grad-CAM of the predicted class over the film.
+    pub heat: Heatmap,
+    /// The class the heatmap explains.
+    pub class: usize,
+    /// Grad-CAM, or Grad-CAM++ when Grad-CAM was empty.
+    pub method: CamMethod,
+}
+
+type Done = (PathBuf, String, Result<ModelOutput, String>);
+
+/// Finished work: (film, model SHA-256, probability) of each success, and (film, reason) of each failure.
+pub type Finished = (Vec<(PathBuf, String, f32)>, Vec<(PathBuf, String)>);
+
+/// A loaded model and its results.
+pub struct ModelState {
+    /// The model.
+    pub predictor: Arc<Predictor>,
+    /// Where it was loaded from.
+    pub dir: PathBuf,
+    results: HashMap<PathBuf, ModelOutput>,
+    failed: HashMap<PathBuf, String>,
+    pending: HashSet<PathBuf>,
+    tx: Sender<Done>,
+    rx: Receiver<Done>,
+}
+
+impl std::fmt::Debug for ModelState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ModelState")
+            .field("dir", &self.dir)
+            .finish()
+    }
+}
+
+/// Largest side of the heatmap texture (it is smooth: layer4's grid upsampled).
+const HEAT_SIDE: u32 = 512;
+
+fn run(predictor: &Predictor, film: &Film) -> Result<ModelOutput, String> {
+    let unit = film.radiograph.default_unit();
+    let input = predictor
+        .input(&unit.pixels, unit.width, unit.height)
+        .map_err(|e| e.to_string())?;
+    let pred = predictor
+        .predict(std::slice::from_ref(&input))
+        .map_err(|e| e.to_string())?
+        .into_iter()
+        .next()
+        .ok_or("no prediction")?;
+    // The evidence for the class the model predicts (as `sacro explain` does by default).
+    let class = pred
+        .logits
+        .iter()
+        .enumerate()
+        .fold((0, f32::MIN), |b, (i, &v)| if v > b.1 { (i, v) } else { b })
+        .0;
+    let mut method = CamMethod::GradCam;
+    let mut cam = predictor
+        .explain(&input, class, method)
+        .map_err(|e| e.to_string())?;
+    if cam.values.iter().all(|&v| v <= 0.0) {
+        // No positive Grad-CAM evidence anywhere: Grad-CAM++ (positive gradients only) still shows where
+        // the class score rises.
+        method = CamMethod::GradCamPlusPlus;
+        cam = predictor
+            .explain(&input, class, method)
+            .map_err(|e| e.to_string())?;
+    }
+    let grid = GreyImage {
+        width: cam.width as u32,
+        height: cam.height as u32,
+        pixels: cam.values,
+    };
+    let (w, h) = (unit.width, unit.height);
+    let f = (f64::from(HEAT_SIDE) / f64::from(w.max(h))).min(1.0);
+    let (hw, hh) = (
+        ((f64::from(w) * f).round() as u32).max(1),
+        ((f64::from(h) * f).round() as u32).max(1),
+    );
+    let heat = predictor
+        .card
+        .preprocess
+        .back_to_image(&grid, hw, hh)
+        .map_err(|e| e.to_string())?;
+    Ok(ModelOutput {
+        probability: pred.probability,
+        calls: pred.calls,
+        class,
+        method,
+        heat: Heatmap {
+            key: next_key(),
+            width: hw,
+            height: hh,
+            rgba: Arc::new(crate::imaging::overlay::heat_rgba(&heat.pixels)),
+        },
+    })
+}
+
+impl ModelState {
+    /// Loads a model folder (card + weights, checked).
+    pub fn load(dir: &Path) -> Result<Self, String> {
+        let predictor = Predictor::load(dir, default_device()).map_err(|e| e.to_string())?;
+        let (tx, rx) = channel();
+        Ok(Self {
+            predictor: Arc::new(predictor),
+            dir: dir.to_path_buf(),
+            results: HashMap::new(),
+            failed: HashMap::new(),
+            pending: HashSet::new(),
+            tx,
+            rx,
+        })
+    }
+
+    /// SHA-256 of the weights (identifies the model in the study store).
+    pub fn sha256(&self) -> &str {
+        &self.predictor.sha256
+    }
+
+    /// Starts the model on a film unless done, running or failed.
+    pub fn request(&mut self, path: &Path, film: &Arc<Film>, ctx: &egui::Context) {
+        if self.results.contains_key(path)
+            || self.pending.contains(path)
+            || self.failed.contains_key(path)
+        {
+            return;
+        }
+        self.pending.insert(path.to_path_buf());
+        let (predictor, film, tx, ctx) = (
+            Arc::clone(&self.predictor),
+            Arc::clone(film),
+            self.tx.clone(),
+            ctx.clone(),
+        );
+        let path = path.to_path_buf();
+        let sha = self.predictor.sha256.clone();
+        let spawned = std::thread::Builder::new()
+            .name("sacro-model".into())
+            .spawn(move || {
+                let out = run(&predictor, &film);
+                let _ = tx.send((path, sha, out));
+                ctx.request_repaint();
+            });
+        if let Err(e) = spawned {
+            tracing::error!("cannot start the model thread: {e}");
+        }
+    }
+
+    /// Collects finished results; returns (film, model SHA-256, probability) of each new success and the
+    /// failures.
+    pub fn poll(&mut self) -> Finished {
+        let (mut ok, mut bad) = (Vec::new(), Vec::new());
+        while let Ok((path, sha, out)) = self.rx.try_recv() {
+            self.pending.remove(&path);
+            match out {
+                Ok(o) => {
+                    ok.push((path.clone(), sha, o.probability));
+                    self.results.insert(path, o);
+                }
+                Err(e) => {
+                    bad.push((path.clone(), e.clone()));
+                    self.failed.insert(path, e);
+                }
+            }
+        }
+        (ok, bad)
+    }
+
+    /// The result for a film, if computed.
+    pub fn result(&self, path: &Path) -> Option<&ModelOutput> {
+        self.results.get(path)
+    }
+
+    /// Whether the model is running on a film.
+    pub fn is_pending(&self, path: &Path) -> bool {
+        self.pending.contains(path)
+    }
+
+    /// Waits until nothing is running (tests).
+    pub fn wait_idle(&mut self, timeout: std::time::Duration) -> Finished {
+        let start = std::time::Instant::now();
+        let (mut ok, mut bad) = (Vec::new(), Vec::new());
+        while !self.pending.is_empty() && start.elapsed() < timeout {
+            let (o, b) = self.poll();
+            ok.extend(o);
+            bad.extend(b);
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        let (o, b) = self.poll();
+        ok.extend(o);
+        bad.extend(b);
+        (ok, bad)
+    }
+}
