@@ -391,3 +391,57 @@ fn the_model_appears_after_commit_and_the_heatmap_toggles() {
     assert!(inside > 10_000, "the heatmap changed the film by {inside}");
     assert_eq!(outside, 0, "outside the viewer and the side panel");
 }
+
+/// Another program holding the study's write lock: the commit fails quickly with a notification, the
+/// window does not freeze, the reader's grades stay in the panel, and Enter commits once the lock is gone.
+#[test]
+fn a_busy_study_keeps_the_draft_and_commits_later() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let study = practice_study(tmp.path(), 2);
+    let mut h = harness(Launch::Path(study.clone()));
+    h.get_by_label("Reader").click();
+    h.run();
+    h.get_by_label("Dr A (central1)").click();
+    h.run();
+    h.state_mut().wait_for_films();
+    h.run();
+    let other = rusqlite::Connection::open(&study).expect("other program");
+    other.execute_batch("BEGIN IMMEDIATE").expect("lock");
+    h.key_press(Key::E);
+    h.key_press(Key::E);
+    h.key_press(Key::D);
+    let t = std::time::Instant::now();
+    h.key_press(Key::Enter);
+    h.run();
+    assert!(
+        t.elapsed().as_secs() < 10,
+        "the window waited {:?}",
+        t.elapsed()
+    );
+    assert!(
+        h.state().toasts.iter().any(|t| t.text.contains("busy")),
+        "{:?}",
+        h.state().toasts
+    );
+    match &h.state().source {
+        sacro::gui::app::Source::Study(s) => {
+            assert!(s.own.is_none());
+            assert_eq!(s.draft.left, Some(JointGrade::Minimal));
+            assert_eq!(s.draft.right, Some(JointGrade::Minimal));
+        }
+        _ => unreachable!(),
+    }
+    other.execute_batch("COMMIT").expect("unlock");
+    h.key_press(Key::Enter);
+    h.run();
+    let store = SqliteStore::open(&study).expect("open");
+    assert_eq!(
+        store
+            .all_readings()
+            .expect("readings")
+            .iter()
+            .filter(|r| r.reader == "Dr A")
+            .count(),
+        1
+    );
+}

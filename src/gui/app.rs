@@ -163,6 +163,10 @@ impl std::fmt::Debug for StudySession {
 impl StudySession {
     fn open(path: &Path) -> Result<Self, String> {
         let store = SqliteStore::open(path).map_err(|e| e.to_string())?;
+        // Never freeze the window for long behind another program's write: fail, say so, keep the draft.
+        store
+            .set_busy_timeout(std::time::Duration::from_millis(1500))
+            .map_err(|e| e.to_string())?;
         let info = store.info().map_err(|e| e.to_string())?;
         let readers = store.readers().map_err(|e| e.to_string())?;
         let export_path = path

@@ -270,6 +270,12 @@ pub enum StoreError {
         /// Newest version this build knows.
         supported: i64,
     },
+    /// Another process (another reader's window, a CLI command) holds the study's write lock longer than
+    /// the busy timeout: nothing was written; try again.
+    #[error(
+        "{0}: the study is busy (another program is writing to it); nothing was written, try again"
+    )]
+    Busy(PathBuf),
     /// Database error.
     #[error("{path}: database error: {source}")]
     Database {

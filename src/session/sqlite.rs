@@ -360,10 +360,25 @@ impl SqliteStore {
         {
             return StoreError::Locked;
         }
+        if let rusqlite::Error::SqliteFailure(e, _) = &source
+            && matches!(
+                e.code,
+                rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked
+            )
+        {
+            return StoreError::Busy(self.path.clone());
+        }
         StoreError::Database {
             path: self.path.clone(),
             source,
         }
+    }
+
+    /// How long a write waits for another program's write lock before failing with
+    /// [`StoreError::Busy`] (30 s by default; the desktop app uses a short wait so that its window never
+    /// freezes).
+    pub fn set_busy_timeout(&self, timeout: std::time::Duration) -> StoreResult<()> {
+        self.conn().busy_timeout(timeout).map_err(|e| self.db(e))
     }
 
     /// Runs `f` in one IMMEDIATE write transaction; any error rolls everything back.
