@@ -1156,6 +1156,9 @@ impl SacroApp {
         let l = ui.label("opacity");
         ui.add(egui::Slider::new(&mut self.heat_opacity, 0.0..=1.0))
             .labelled_by(l.id);
+        if self.heat_on {
+            heat_legend(ui);
+        }
         ui.separator();
         ui.toggle_value(&mut self.crop_tool, "Crop tool (C)");
         let mut clear = false;
@@ -1614,6 +1617,28 @@ impl eframe::App for SacroApp {
     fn save(&mut self, storage: &mut dyn eframe::Storage) {
         eframe::set_value(storage, RECENT_KEY, &self.recent);
     }
+}
+
+/// The heatmap's colour scale (turbo, as blended in the viewer): low evidence left, high right.
+fn heat_legend(ui: &mut egui::Ui) {
+    let (rect, _) = ui.allocate_exact_size(egui::vec2(200.0, 12.0), egui::Sense::hover());
+    let n = 48;
+    for i in 0..n {
+        let t = (i as f64 + 0.5) / f64::from(n);
+        let c = colorous::TURBO.eval_continuous(t);
+        let x0 = rect.left() + rect.width() * i as f32 / n as f32;
+        let x1 = rect.left() + rect.width() * (i + 1) as f32 / n as f32;
+        ui.painter().rect_filled(
+            egui::Rect::from_min_max(egui::pos2(x0, rect.top()), egui::pos2(x1, rect.bottom())),
+            0.0,
+            Color32::from_rgb(c.r, c.g, c.b),
+        );
+    }
+    ui.horizontal(|ui| {
+        ui.small("low");
+        ui.add_space(150.0);
+        ui.small("high");
+    });
 }
 
 /// Adds the bundled DejaVu Sans behind egui's fonts, for the symbols and non-Latin names they lack.
