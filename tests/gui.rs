@@ -13,6 +13,8 @@ use sacro::gui::{Launch, SacroApp};
 use sacro::imaging::voi::{DisplayTransform, Voi};
 use sacro::session::{NewCase, Protocol, Role, SqliteStore, StudySettings, StudyStore};
 
+mod common;
+
 const SIZE: [f32; 2] = [1280.0, 800.0];
 
 fn harness(launch: Launch) -> Harness<'static, SacroApp> {
@@ -24,6 +26,16 @@ fn harness(launch: Launch) -> Harness<'static, SacroApp> {
     h.state_mut().wait_for_films();
     h.run();
     h
+}
+
+/// Chooses the reader by the combo box's accessible labels and waits for their first film.
+fn pick_reader(h: &mut Harness<'static, SacroApp>, label: &str) {
+    h.get_by_label("Reader").click();
+    h.run();
+    h.get_by_label(label).click();
+    h.run();
+    h.state_mut().wait_for_films();
+    h.run();
 }
 
 /// A single-reader study over copies of the first `n` bundled demo phantoms.
@@ -73,12 +85,7 @@ fn a_reader_grades_three_cases_by_keyboard_and_the_store_has_them() {
     }
     let mut h = harness(Launch::Path(study.clone()));
     // Pick the reader by the combo box's label.
-    h.get_by_label("Reader").click();
-    h.run();
-    h.get_by_label("Dr A (central1)").click();
-    h.run();
-    h.state_mut().wait_for_films();
-    h.run();
+    pick_reader(&mut h, "Dr A (central1)");
     // Blinded: nothing of Dr B before the commit.
     h.get_by_label("hidden until you commit (blinded)");
     assert!(h.query_by_label_contains("Dr B (central2)").is_none());
@@ -190,12 +197,7 @@ fn main_screen_snapshot() {
     let tmp = tempfile::tempdir().expect("tmp");
     let study = practice_study(tmp.path(), 2);
     let mut h = harness(Launch::Path(study));
-    h.get_by_label("Reader").click();
-    h.run();
-    h.get_by_label("Dr A (central1)").click();
-    h.run();
-    h.state_mut().wait_for_films();
-    h.run();
+    pick_reader(&mut h, "Dr A (central1)");
     h.key_press(Key::E);
     h.run();
     h.snapshot("main_screen");
@@ -257,52 +259,6 @@ fn an_unreadable_film_is_a_notification_not_a_crash() {
     );
 }
 
-/// The fixture ResNet (random weights from the PyTorch fixture) as a model folder with cut-offs.
-fn fixture_model(dir: &Path) -> sacro::model::card::ModelCard {
-    use sacro::model::card::{self, ModelCard};
-    use sacro::model::preprocess::Preprocess;
-    use sacro::model::weights::from_tensors;
-    use sacro::model::{Device, HeadKind, NetworkConfig, ResNetConfig};
-    const FIXTURE: &str = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/tests/fixtures/resnet_small.safetensors"
-    );
-    let config = NetworkConfig {
-        resnet: ResNetConfig {
-            layers: [2, 1, 2, 1],
-            width_per_group: 16,
-            expansion: 1,
-        },
-        head: HeadKind::Fastai { hidden: 512 },
-        classes: 2,
-    };
-    let tensors: std::collections::HashMap<String, candle_core::Tensor> =
-        candle_core::safetensors::load(FIXTURE, &Device::Cpu)
-            .expect("fixture")
-            .into_iter()
-            .filter(|(k, _)| !k.starts_with("fc.") && !k.starts_with("expected.") && k != "input")
-            .collect();
-    let (_, varmap) =
-        from_tensors(Path::new(FIXTURE), config, &tensors, &Device::Cpu).expect("weights");
-    let card = ModelCard {
-        name: "fixture".into(),
-        architecture: config,
-        preprocess: Preprocess::imagenet(64),
-        class_names: vec!["no".into(), "definite".into()],
-        positive_class: 1,
-        cutoffs: Some(sacro::stats::cutoffs::Cutoffs {
-            sensitive: 0.3,
-            balanced: 0.5,
-            specific: 0.7,
-        }),
-        training_data: "none: random weights (tests only)".into(),
-        intended_use: "tests only".into(),
-        weights_sha256: String::new(),
-        sacro_version: String::new(),
-    };
-    card::save(dir, &card, &varmap).expect("save")
-}
-
 /// Reader vs model: the model stays hidden (and is not even run) before the reader's commit; after it the
 /// probability and the calls at the three cut-offs appear, the prediction is cached in the study with the
 /// model's SHA-256, and the heatmap key (H) changes the rendered film and nothing else.
@@ -320,15 +276,10 @@ fn the_model_appears_after_commit_and_the_heatmap_toggles() {
             .expect("settings");
     }
     let model_dir = tmp.path().join("model");
-    let card = fixture_model(&model_dir);
+    let card = common::model_folder(&model_dir);
     let mut h = harness(Launch::Path(study.clone()));
     h.state_mut().load_model(&model_dir);
-    h.get_by_label("Reader").click();
-    h.run();
-    h.get_by_label("Dr A (central1)").click();
-    h.run();
-    h.state_mut().wait_for_films();
-    h.run();
+    pick_reader(&mut h, "Dr A (central1)");
     let path = h.state().current_path().expect("film");
     assert!(h.query_by_label_contains("Model: probability").is_none());
     assert!(h.state().model_output().is_none());
@@ -399,12 +350,7 @@ fn a_busy_study_keeps_the_draft_and_commits_later() {
     let tmp = tempfile::tempdir().expect("tmp");
     let study = practice_study(tmp.path(), 2);
     let mut h = harness(Launch::Path(study.clone()));
-    h.get_by_label("Reader").click();
-    h.run();
-    h.get_by_label("Dr A (central1)").click();
-    h.run();
-    h.state_mut().wait_for_films();
-    h.run();
+    pick_reader(&mut h, "Dr A (central1)");
     let other = rusqlite::Connection::open(&study).expect("other program");
     other.execute_batch("BEGIN IMMEDIATE").expect("lock");
     h.key_press(Key::E);

@@ -4,59 +4,12 @@
 use std::path::Path;
 use std::process::Command;
 
-use candle_core::{Device, Tensor};
-use sacro::model::card::{self, ModelCard};
+use candle_core::Device;
+use sacro::model::card;
 use sacro::model::predict::Predictor;
-use sacro::model::preprocess::Preprocess;
-use sacro::model::weights::from_tensors;
-use sacro::model::{HeadKind, NetworkConfig, ResNetConfig};
-use sacro::stats::cutoffs::Cutoffs;
 
-const FIXTURE: &str = concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/tests/fixtures/resnet_small.safetensors"
-);
-
-fn model_folder(dir: &Path) -> ModelCard {
-    let config = NetworkConfig {
-        resnet: ResNetConfig {
-            layers: [2, 1, 2, 1],
-            width_per_group: 16,
-            expansion: 1,
-        },
-        head: HeadKind::Fastai { hidden: 512 },
-        classes: 2,
-    };
-    let all = candle_core::safetensors::load(FIXTURE, &Device::Cpu).expect("fixture");
-    let weights: std::collections::HashMap<String, Tensor> = all
-        .into_iter()
-        .filter(|(k, _)| !k.starts_with("fc.") && !k.starts_with("expected.") && k != "input")
-        .collect();
-    let (_, varmap) = match from_tensors(Path::new(FIXTURE), config, &weights, &Device::Cpu) {
-        Ok(v) => v,
-        Err(e) => panic!("{e}"),
-    };
-    let card = ModelCard {
-        name: "fixture".into(),
-        architecture: config,
-        preprocess: Preprocess::imagenet(64),
-        class_names: vec![
-            "no definite sacroiliitis".into(),
-            "definite radiographic sacroiliitis".into(),
-        ],
-        positive_class: 1,
-        cutoffs: Some(Cutoffs {
-            sensitive: 0.3,
-            balanced: 0.5,
-            specific: 0.7,
-        }),
-        training_data: "none: random weights from the PyTorch fixture (tests only)".into(),
-        intended_use: "tests only".into(),
-        weights_sha256: String::new(),
-        sacro_version: String::new(),
-    };
-    card::save(dir, &card, &varmap).expect("save")
-}
+mod common;
+use common::model_folder;
 
 fn demo(name: &str) -> String {
     format!("{}/assets/demo/{name}", env!("CARGO_MANIFEST_DIR"))

@@ -70,6 +70,24 @@ fn dataset(csv: &Path, cfg: &TrainConfig) -> Dataset {
     ds
 }
 
+/// A run with no events listened to and no cancel.
+fn quiet_run(
+    cfg: &TrainConfig,
+    ds: &Dataset,
+    out: &Path,
+    resume: bool,
+) -> Result<sacro::train::Summary, TrainError> {
+    sacro::train::train(
+        cfg,
+        ds,
+        out,
+        resume,
+        &Device::Cpu,
+        &mut |_| {},
+        &AtomicBool::new(false),
+    )
+}
+
 fn weights(dir: &Path) -> Vec<u8> {
     std::fs::read(dir.join("model").join("weights.safetensors")).expect("weights")
 }
@@ -127,15 +145,7 @@ fn tiny_run_writes_a_model_and_resume_continues_exactly() {
         "train.toml round trip"
     );
     // The output folder is not overwritten by a new run.
-    let again = sacro::train::train(
-        &cfg,
-        &ds,
-        &a,
-        false,
-        &Device::Cpu,
-        &mut |_| {},
-        &AtomicBool::new(false),
-    );
+    let again = quiet_run(&cfg, &ds, &a, false);
     assert!(again.unwrap_err().to_string().contains("--resume"));
 
     // Cancelled after the second epoch (the first of the unfrozen phase), then resumed.
@@ -161,16 +171,7 @@ fn tiny_run_writes_a_model_and_resume_continues_exactly() {
     .unwrap_err();
     assert!(matches!(err, TrainError::Cancelled), "{err}");
     assert!(!b.join("model").exists());
-    let resumed = sacro::train::train(
-        &cfg,
-        &ds,
-        &b,
-        true,
-        &Device::Cpu,
-        &mut |_| {},
-        &AtomicBool::new(false),
-    )
-    .unwrap();
+    let resumed = quiet_run(&cfg, &ds, &b, true).unwrap();
     assert_eq!(resumed.epochs_run, 1, "only the missing epoch is run");
     assert_eq!(
         std::fs::read_to_string(b.join("metrics.csv"))
@@ -187,16 +188,7 @@ fn tiny_run_writes_a_model_and_resume_continues_exactly() {
     // A changed configuration cannot resume the run.
     let mut other = cfg.clone();
     other.seed = 6;
-    let err = sacro::train::train(
-        &other,
-        &ds,
-        &b,
-        true,
-        &Device::Cpu,
-        &mut |_| {},
-        &AtomicBool::new(false),
-    )
-    .unwrap_err();
+    let err = quiet_run(&other, &ds, &b, true).unwrap_err();
     assert!(err.to_string().contains("configuration"), "{err}");
 }
 
@@ -316,16 +308,7 @@ fn a_given_split_with_a_test_set() {
     assert_eq!(ds.indices(data::Split::Test).len(), 4);
     assert_eq!(ds.indices(data::Split::Valid).len(), 4);
     let dir = tmp.path().join("run");
-    let summary = sacro::train::train(
-        &cfg,
-        &ds,
-        &dir,
-        false,
-        &Device::Cpu,
-        &mut |_| {},
-        &AtomicBool::new(false),
-    )
-    .expect("trained");
+    let summary = quiet_run(&cfg, &ds, &dir, false).expect("trained");
     assert!(summary.test_auc.is_some());
     let preds =
         std::fs::read_to_string(dir.join("test_predictions.csv")).expect("test predictions");

@@ -148,6 +148,8 @@ pub struct StudySession {
     pub confirm_lock: bool,
     /// New reader's name and role (coordinator view).
     pub new_reader: (String, Role),
+    /// Each case's film, resolved once at opening (asked for several times a frame).
+    paths: std::collections::HashMap<String, PathBuf>,
 }
 
 impl std::fmt::Debug for StudySession {
@@ -169,6 +171,12 @@ impl StudySession {
             .map_err(|e| e.to_string())?;
         let info = store.info().map_err(|e| e.to_string())?;
         let readers = store.readers().map_err(|e| e.to_string())?;
+        let paths = store
+            .cases()
+            .map_err(|e| e.to_string())?
+            .into_iter()
+            .filter_map(|c| store.resolve(&c).map(|p| (c.id, p)))
+            .collect();
         let export_path = path
             .with_file_name("readings_export.csv")
             .to_string_lossy()
@@ -190,6 +198,7 @@ impl StudySession {
             export_path,
             confirm_lock: false,
             new_reader: (String::new(), Role::Reader),
+            paths,
         })
     }
 
@@ -198,10 +207,7 @@ impl StudySession {
     }
 
     fn case_path(&self, case_id: &str) -> Option<PathBuf> {
-        self.store
-            .case(case_id)
-            .ok()
-            .and_then(|c| self.store.resolve(&c))
+        self.paths.get(case_id).cloned()
     }
 }
 
@@ -1656,13 +1662,4 @@ fn install_fonts(ctx: &egui::Context) {
             .push("DejaVuSans".into());
     }
     ctx.set_fonts(fonts);
-}
-
-/// The readers of a study with a given role (used by tests and the coordinator view).
-pub fn readers_with_role(readers: &[ReaderInfo], role: Role) -> Vec<String> {
-    readers
-        .iter()
-        .filter(|r| r.role == role)
-        .map(|r| r.name.clone())
-        .collect()
 }

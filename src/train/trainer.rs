@@ -29,9 +29,9 @@ use super::mixup::{mix, mixed_loss};
 use super::optim::Adam;
 use super::schedule::{OneCycle, sched_exp, valley};
 use crate::imaging::GreyImage;
+use crate::model::Network;
 use crate::model::card::{self, ModelCard};
 use crate::model::preprocess::Preprocess;
-use crate::model::{Network, NetworkConfig};
 use crate::stats::cutoffs::{Cutoffs, Targets, choose_all};
 use crate::stats::roc::roc_auc;
 
@@ -247,6 +247,11 @@ fn epoch_batches(train: &[usize], batch: usize, seed: u64) -> Vec<Vec<usize>> {
     order.chunks_exact(batch).map(<[usize]>::to_vec).collect()
 }
 
+/// Number of batches [`epoch_batches`] makes of `n` films.
+fn batch_count(n: usize, batch: usize) -> usize {
+    if n <= batch { 1 } else { n / batch }
+}
+
 /// The training machinery shared by `train` and `lr_find`.
 struct Learner<'a> {
     cfg: &'a TrainConfig,
@@ -256,7 +261,19 @@ struct Learner<'a> {
     device: Device,
 }
 
-impl Learner<'_> {
+impl<'a> Learner<'a> {
+    /// The network of the configuration with its base weights, ready to train on `data`.
+    fn new(cfg: &'a TrainConfig, data: &'a Dataset, device: &Device) -> Result<Self, TrainError> {
+        let (network, varmap) = build(cfg, device)?;
+        Ok(Self {
+            cfg,
+            data,
+            network,
+            varmap,
+            device: device.clone(),
+        })
+    }
+
     /// One optimiser step on a batch; returns the batch's loss.
     fn step(
         &self,
@@ -473,14 +490,7 @@ pub fn train(
     let ckpt = out.join(CHECKPOINT_DIR);
     std::fs::create_dir_all(&ckpt).map_err(io_err(&ckpt))?;
     let state_path = ckpt.join("state.json");
-    let (network, varmap) = build(cfg, device)?;
-    let learner = Learner {
-        cfg,
-        data,
-        network,
-        varmap,
-        device: device.clone(),
-    };
+    let learner = Learner::new(cfg, data, device)?;
     let mut state = if resume {
         let saved = TrainConfig::load(&out.join(CONFIG_FILE))?;
         if &saved != cfg {
@@ -530,7 +540,7 @@ pub fn train(
         if state.epochs_done > 0 {
             adam.load_state(&load_tensors(&ckpt.join("optimizer.safetensors"), device)?)?;
         }
-        let n_batches = epoch_batches(&train_idx, phase.batch, 0).len();
+        let n_batches = batch_count(train_idx.len(), phase.batch);
         on_event(Event::PhaseStarted {
             phase,
             phases: phases.len(),
@@ -539,7 +549,6 @@ pub fn train(
         });
         let rates = cfg.rates(phase.frozen);
         let total_steps = (phase.epochs * n_batches) as f64;
-        let mut stopped_early = false;
         while state.epochs_done < phase.epochs {
             let epoch = state.epochs_done;
             let started = Instant::now();
@@ -619,11 +628,9 @@ pub fn train(
                     "early stop: no better validation AUC for {} epochs",
                     state.since_best
                 )));
-                stopped_early = true;
                 break;
             }
         }
-        let _ = stopped_early;
         // End of the phase: back to its best weights, as fastai's SaveModelCallback does.
         learner.restore(&load_tensors(&ckpt.join("best.safetensors"), device)?)?;
         state = RunState {
@@ -690,7 +697,7 @@ fn finish(
             .map_or_else(|| "model".into(), |n| n.to_string_lossy().into_owned()),
         architecture: cfg.architecture,
         preprocess: pre,
-        class_names: class_names(&cfg.architecture),
+        class_names: class_names(),
         positive_class: 1,
         cutoffs,
         training_data: format!(
@@ -724,7 +731,7 @@ fn finish(
 }
 
 /// The class names of a binary Sacro model.
-pub fn class_names(_config: &NetworkConfig) -> Vec<String> {
+pub fn class_names() -> Vec<String> {
     vec![
         "no definite sacroiliitis".to_string(),
         "definite radiographic sacroiliitis".to_string(),
@@ -783,14 +790,7 @@ pub fn lr_find(
     cancel: &AtomicBool,
 ) -> Result<LrFind, TrainError> {
     data.check()?;
-    let (network, varmap) = build(cfg, device)?;
-    let learner = Learner {
-        cfg,
-        data,
-        network,
-        varmap,
-        device: device.clone(),
-    };
+    let learner = Learner::new(cfg, data, device)?;
     let saved = learner.snapshot()?;
     let phase = cfg
         .phases()
@@ -932,5 +932,9 @@ mod tests {
         assert!(b.iter().all(|x| x.len() == 4));
         assert_eq!(epoch_batches(&idx, 16, 1)[0].len(), 10);
         assert_ne!(epoch_batches(&idx, 4, 1), epoch_batches(&idx, 4, 2));
+        for (n, batch) in [(10, 4), (10, 16), (8, 4), (3, 2)] {
+            let idx: Vec<usize> = (0..n).collect();
+            assert_eq!(batch_count(n, batch), epoch_batches(&idx, batch, 7).len());
+        }
     }
 }
