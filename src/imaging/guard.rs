@@ -28,23 +28,33 @@ const ITEM_END: (u16, u16) = (0xFFFE, 0xE00D);
 const SEQ_END: (u16, u16) = (0xFFFE, 0xE0DD);
 const PIXEL_DATA: (u16, u16) = (0x7FE0, 0x0010);
 
-/// VRs whose explicit-VR header has 2 reserved bytes and a 32-bit length.
-fn long_form(vr: [u8; 2]) -> bool {
+/// VRs whose explicit-VR header has a 16-bit length (PS3.5 7.1.2, Table 7.1-2). Every other VR, an
+/// unknown one included, has 2 reserved bytes and a 32-bit length (Table 7.1-1): that is how the standard
+/// reserves room for new VRs, and how dicom-rs reads them (as UN), so the walk must read the same length.
+fn short_form(vr: [u8; 2]) -> bool {
     matches!(
         &vr,
-        b"OB"
-            | b"OD"
-            | b"OF"
-            | b"OL"
-            | b"OV"
-            | b"OW"
-            | b"SQ"
-            | b"SV"
-            | b"UC"
-            | b"UN"
-            | b"UR"
-            | b"UT"
-            | b"UV"
+        b"AE"
+            | b"AS"
+            | b"AT"
+            | b"CS"
+            | b"DA"
+            | b"DS"
+            | b"DT"
+            | b"FL"
+            | b"FD"
+            | b"IS"
+            | b"LO"
+            | b"LT"
+            | b"PN"
+            | b"SH"
+            | b"SL"
+            | b"SS"
+            | b"ST"
+            | b"TM"
+            | b"UI"
+            | b"UL"
+            | b"US"
     )
 }
 
@@ -121,13 +131,13 @@ impl Walker<'_> {
                         String::from_utf8_lossy(&vr)
                     ));
                 }
-                if long_form(vr) {
+                if short_form(vr) {
+                    (Some(vr), u32::from(self.u16_at(pos + 6)), 8)
+                } else {
                     if end - pos < 12 {
                         return Err(format!("truncated element header at byte offset {pos}"));
                     }
                     (Some(vr), self.u32_at(pos + 8), 12)
-                } else {
-                    (Some(vr), u32::from(self.u16_at(pos + 6)), 8)
                 }
             } else {
                 (None, self.u32_at(pos + 4), 8)
@@ -262,13 +272,13 @@ pub(crate) fn meta_group_end(bytes: &[u8], start: usize) -> Result<usize, String
     while bytes.len().saturating_sub(pos) >= 8 && walker.u16_at(pos) == 0x0002 {
         let end = bytes.len();
         let vr = [bytes[pos + 4], bytes[pos + 5]];
-        let (len, header) = if long_form(vr) {
+        let (len, header) = if short_form(vr) {
+            (usize::from(walker.u16_at(pos + 6)), 8)
+        } else {
             if end - pos < 12 {
                 return Err(format!("truncated file meta element at byte offset {pos}"));
             }
             (walker.u32_at(pos + 8) as usize, 12)
-        } else {
-            (usize::from(walker.u16_at(pos + 6)), 8)
         };
         if !vr.iter().all(u8::is_ascii_uppercase) || len > end - pos - header {
             return Err(format!(
@@ -374,6 +384,25 @@ mod tests {
         b[6] = 0xFF; // declare 255 bytes
         let err = check_dataset(&b, Encoding::EXPLICIT_LE, 0).unwrap_err();
         assert!(err.contains("declares 255 bytes"), "{err}");
+    }
+
+    #[test]
+    fn reads_an_unknown_vr_with_the_long_length_the_parser_uses() {
+        // A bit flip turned DS into "DQ": the parser reads the reserved bytes and a 32-bit length, here the
+        // ASCII of the value ("1.0000" → 0x30302E31), so the walk must refuse what that length claims.
+        let mut b = explicit_element((0x0018, 0x0050), b"DQ", b"1.0000");
+        b.extend(explicit_element((0x0028, 0x0010), b"US", &[0, 2]));
+        let err = check_dataset(&b, Encoding::EXPLICIT_LE, 0).unwrap_err();
+        assert!(
+            err.contains("(0018,0050)") && err.contains("declares"),
+            "{err}"
+        );
+        // A known long-form VR whose 32-bit length fits is accepted.
+        let mut ok = vec![0x09, 0x00, 0x10, 0x10];
+        ok.extend_from_slice(b"UN\0\0");
+        ok.extend_from_slice(&2u32.to_le_bytes());
+        ok.extend_from_slice(b"ab");
+        assert!(check_dataset(&ok, Encoding::EXPLICIT_LE, 0).is_ok());
     }
 
     #[test]
