@@ -44,6 +44,36 @@ fn study(
 }
 
 #[test]
+fn predictions_of_different_models_never_mix() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let (_, store) = study(tmp.path(), Protocol::Single, &[("ann", Role::Reader)], 3);
+    store
+        .record_prediction("C0001", "model-a", 0.2)
+        .expect("a1");
+    store
+        .record_prediction("C0002", "model-a", 0.9)
+        .expect("a2");
+    store
+        .record_prediction("C0001", "model-b", 0.7)
+        .expect("b1");
+    // Recording again replaces, never duplicates.
+    store
+        .record_prediction("C0001", "model-a", 0.25)
+        .expect("a1 again");
+    let a = store.predictions("model-a").expect("a");
+    let got: Vec<(&str, f64)> = a
+        .iter()
+        .map(|p| (p.case_id.as_str(), p.probability))
+        .collect();
+    assert_eq!(got, vec![("C0001", 0.25), ("C0002", 0.9)]);
+    let b = store.predictions("model-b").expect("b");
+    assert_eq!(b.len(), 1);
+    assert!(store.predictions("model-c").expect("c").is_empty());
+    assert!(store.record_prediction("C0003", "model-a", 1.5).is_err());
+    assert!(store.record_prediction("C9999", "model-a", 0.5).is_err());
+}
+
+#[test]
 fn blinding_is_enforced_by_the_store() {
     let tmp = tempfile::tempdir().expect("tmp");
     let (_, store) = study(

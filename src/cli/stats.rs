@@ -1,20 +1,24 @@
 //! `sacro stats`: the seed study's analysis of predictions against a reference and readers.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::bail;
 use clap::Args;
-use sacro::report::{self, CutoffSource, ReaderRow, Settings, inputs};
-use sacro::session::{self, SqliteStore, StudyStore};
+use sacro::report::{self, CutoffSource, Settings, inputs};
+use sacro::session::SqliteStore;
 use sacro::stats::cutoffs::{Cutoffs, Targets};
 
 /// Arguments of `sacro stats`.
 #[derive(Args)]
 pub struct StatsArgs {
     /// Model predictions: CSV with columns case,probability (the output of `sacro predict` works).
-    #[arg(long)]
-    predictions: PathBuf,
+    #[arg(long, required_unless_present = "model")]
+    predictions: Option<PathBuf>,
+    /// With --study: the model folder whose predictions are recorded in the study (by the SHA-256 of its
+    /// weights, as the app records them); its validation cut-offs are used unless others are given.
+    #[arg(long, requires = "study", conflicts_with = "predictions")]
+    model: Option<PathBuf>,
     /// Reference labels: CSV case,label (0/1; empty = no consensus, left out).
     #[arg(long, required_unless_present = "study")]
     truth: Option<PathBuf>,
@@ -86,45 +90,35 @@ fn parse_cutoffs(s: &str) -> Result<Cutoffs, String> {
     }
 }
 
-type Truth = inputs::TruthLabels;
-
-fn from_study(path: &Path) -> anyhow::Result<(Truth, Vec<(u64, ReaderRow)>)> {
-    let store = SqliteStore::open(path)?;
-    let truth = session::consensus(&store)?
-        .into_iter()
-        .enumerate()
-        .map(|(i, c)| (c.case_id, (i as u64 + 1, c.label)))
-        .collect();
-    let readers = store
-        .all_readings()?
-        .into_iter()
-        .enumerate()
-        .map(|(i, r)| {
-            let g = r.reading.grades();
-            (
-                i as u64 + 1,
-                ReaderRow {
-                    case: r.case_id,
-                    reader: r.reader,
-                    label: r.reading.definite(),
-                    left: g.map(|g| g.left.value()),
-                    right: g.map(|g| g.right.value()),
-                },
-            )
-        })
-        .collect();
-    Ok((truth, readers))
-}
-
 /// Runs `sacro stats`.
 pub fn stats(args: StatsArgs) -> anyhow::Result<ExitCode> {
     if !(0.5..1.0).contains(&args.level) {
         bail!("--level {} must be in [0.5, 1)", args.level);
     }
-    let predictions = inputs::read_predictions(&args.predictions)?;
+    let mut card_cutoffs = None;
+    let (predictions_path, predictions) = match (&args.predictions, &args.model, &args.study) {
+        (Some(p), _, _) => (p.clone(), inputs::read_predictions(p)?),
+        (None, Some(dir), Some(study)) => {
+            let card = sacro::model::card::read_card(dir)?;
+            card_cutoffs = card.cutoffs;
+            let store = SqliteStore::open(study)?;
+            let p = report::study::predictions(&store, study, &card.weights_sha256)?;
+            if p.is_empty() {
+                bail!(
+                    "{}: no predictions of the model in {} are recorded (predict the study in the app first)",
+                    study.display(),
+                    dir.display()
+                );
+            }
+            (study.clone(), p)
+        }
+        _ => bail!("give --predictions, or --study with --model"),
+    };
     let (truth_path, truth, readers) = match (&args.study, &args.truth) {
         (Some(study), _) => {
-            let (t, r) = from_study(study)?;
+            let store = SqliteStore::open(study)?;
+            let (t, r) =
+                report::study::inputs(&store, study, &report::study::Reference::Consensus)?;
             (study.clone(), t, Some((study.clone(), r)))
         }
         (None, Some(t)) => {
@@ -141,7 +135,7 @@ pub fn stats(args: StatsArgs) -> anyhow::Result<ExitCode> {
         None => None,
     };
     let data = report::match_inputs(
-        (&args.predictions, &predictions),
+        (&predictions_path, &predictions),
         (&truth_path, &truth),
         readers.as_ref().map(|(p, r)| (p.as_path(), r.as_slice())),
         comparison.as_ref().map(|(p, c)| (p.as_path(), c)),
@@ -158,7 +152,7 @@ pub fn stats(args: StatsArgs) -> anyhow::Result<ExitCode> {
             let (y, s) = inputs::read_validation(p)?;
             CutoffSource::Validation(y, s)
         }
-        (None, None) => CutoffSource::ThisSet,
+        (None, None) => card_cutoffs.map_or(CutoffSource::ThisSet, CutoffSource::Given),
     };
     let settings = Settings {
         level: args.level,

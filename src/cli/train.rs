@@ -126,31 +126,21 @@ fn config_of(args: &DataArgs, resume_dir: Option<&Path>) -> anyhow::Result<Train
 }
 
 fn load_data(args: &DataArgs, cfg: &TrainConfig) -> anyhow::Result<Dataset> {
-    let path = &args.data;
-    let is_csv = path
-        .extension()
-        .is_some_and(|e| e.eq_ignore_ascii_case("csv"));
-    let (entries, source) = if is_csv {
-        (data::read_csv(path)?, format!("{}", path.display()))
-    } else {
-        let (entries, unlabelled) = data::study_entries(path)?;
-        if unlabelled > 0 {
-            eprintln!("{unlabelled} cases without a consensus label are left out");
-        }
-        (entries, format!("consensus labels of {}", path.display()))
-    };
-    let bar = bar(entries.len() as u64, "decoding");
+    let bar = bar(0, "decoding");
     let cancel = AtomicBool::new(false);
-    let mut ds = data::load(
-        &entries,
-        cfg.cache_size(),
-        cfg.fit,
-        &source,
-        &|done, _| bar.set_position(done as u64),
+    let (ds, notes) = data::open(
+        &args.data,
+        cfg,
+        &|done, total| {
+            bar.set_length(total as u64);
+            bar.set_position(done as u64);
+        },
         &cancel,
     )?;
     bar.finish_and_clear();
-    ds.split(cfg.valid_pct, cfg.seed);
+    for n in notes {
+        eprintln!("{n}");
+    }
     let count = |s| ds.indices(s).len();
     eprintln!(
         "{} films: {} training, {} validation, {} test",

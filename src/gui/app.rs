@@ -8,8 +8,11 @@ use std::time::Instant;
 
 use egui::{Align, Color32, Key, Layout, RichText};
 
+use super::compare::CompareView;
+use super::dashboard::Dashboard;
 use super::loader::Loader;
-use super::model::ModelState;
+use super::model::{ModelState, StudyRun};
+use super::training::TrainingPanel;
 use super::viewer::{self, Film, ViewState};
 use crate::grading::{Assessment, Classification, JointGrade, JointGrades, Reading};
 use crate::imaging::has_image_extension;
@@ -148,6 +151,16 @@ pub struct StudySession {
     pub confirm_lock: bool,
     /// New reader's name and role (coordinator view).
     pub new_reader: (String, Role),
+    /// Coordinator's tab.
+    pub tab: CoordinatorTab,
+    /// The compare table (rebuilt when readings or predictions change).
+    pub compare: Option<CompareView>,
+    /// The statistics dashboard.
+    pub dashboard: Dashboard,
+    /// The model running over the whole study.
+    pub study_run: Option<StudyRun>,
+    /// The coordinator is reviewing cases (opened from the compare table): every case, no grading.
+    pub review: bool,
     /// Each case's film, resolved once at opening (asked for several times a frame).
     paths: std::collections::HashMap<String, PathBuf>,
 }
@@ -198,6 +211,11 @@ impl StudySession {
             export_path,
             confirm_lock: false,
             new_reader: (String::new(), Role::Reader),
+            tab: CoordinatorTab::Overview,
+            compare: None,
+            dashboard: Dashboard::default(),
+            study_run: None,
+            review: false,
             paths,
         })
     }
@@ -209,6 +227,27 @@ impl StudySession {
     fn case_path(&self, case_id: &str) -> Option<PathBuf> {
         self.paths.get(case_id).cloned()
     }
+}
+
+/// The coordinator view's tabs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CoordinatorTab {
+    /// Progress, readers, blinding, prediction of the whole study, export, lock.
+    Overview,
+    /// Readers, consensus and model case by case.
+    Compare,
+    /// The seed study's analysis.
+    Statistics,
+}
+
+/// What fills the window.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Page {
+    /// Viewing, reading, coordinating.
+    #[default]
+    Work,
+    /// The training panel.
+    Training,
 }
 
 /// What is open.
@@ -259,6 +298,10 @@ pub struct SacroApp {
     /// Heatmap shown (H).
     pub heat_on: bool,
     heat_opacity: f32,
+    /// What fills the window.
+    pub page: Page,
+    /// The training panel (kept while other pages are shown, so a run goes on).
+    pub training: TrainingPanel,
     /// Frame benchmark (`SACRO_FRAME_BENCH=N`): frames left, and the intervals measured.
     bench: Option<(usize, Vec<f64>, Option<Instant>)>,
 }
@@ -302,6 +345,8 @@ impl SacroApp {
             model_field: String::new(),
             heat_on: false,
             heat_opacity: 0.5,
+            page: Page::Work,
+            training: TrainingPanel::default(),
             bench: std::env::var("SACRO_FRAME_BENCH")
                 .ok()
                 .and_then(|v| v.parse().ok())
@@ -340,7 +385,9 @@ impl SacroApp {
     /// only after the reader's own commit and if the coordinator allows it (blinding).
     pub fn model_visible(&self) -> bool {
         match &self.source {
-            Source::Study(s) => s.own.is_some() && s.info.settings.reveal_model_after_commit,
+            Source::Study(s) => {
+                s.review || (s.own.is_some() && s.info.settings.reveal_model_after_commit)
+            }
             _ => true,
         }
     }
@@ -504,6 +551,7 @@ impl SacroApp {
             Ok(list) => {
                 s.reader = Some(name.to_string());
                 s.coordinator = false;
+                s.review = false;
                 let first = list.iter().position(|e| !e.done).unwrap_or(0);
                 s.worklist = list;
                 if s.worklist.is_empty() {
@@ -826,6 +874,18 @@ impl SacroApp {
                 if ui.button("Keys").clicked() {
                     self.show_help = !self.show_help;
                 }
+                let mut training = self.page == Page::Training;
+                if ui.toggle_value(&mut training, "Training").changed() {
+                    self.page = if training { Page::Training } else { Page::Work };
+                    if training
+                        && self.training.data_path.is_empty()
+                        && let Source::Study(s) = &self.source
+                    {
+                        let fresh = TrainingPanel::for_study(&s.path);
+                        self.training.data_path = fresh.data_path;
+                        self.training.out_dir = fresh.out_dir;
+                    }
+                }
             });
         });
         if let Source::Study(s) = &mut self.source {
@@ -862,6 +922,30 @@ impl SacroApp {
             if coordinator != s.coordinator {
                 s.coordinator = coordinator;
                 s.status = None;
+                if coordinator {
+                    s.reader = None;
+                    s.review = false;
+                    // Readings may have changed while reading.
+                    if let Some(c) = &mut s.compare {
+                        c.stale = true;
+                    }
+                    s.dashboard.invalidate();
+                }
+            }
+            if s.review && !s.coordinator {
+                let mut back = false;
+                ui.horizontal(|ui| {
+                    ui.label(
+                        RichText::new("Reviewing as coordinator (no grading)")
+                            .color(Color32::YELLOW),
+                    );
+                    back = ui.button("Back to the compare table").clicked();
+                });
+                if back {
+                    s.review = false;
+                    s.coordinator = true;
+                    s.tab = CoordinatorTab::Compare;
+                }
             }
             if let Some(r) = choose {
                 self.choose_reader(&r);
@@ -896,6 +980,20 @@ impl SacroApp {
             Source::Study(s) => {
                 ui.heading("Work list");
                 match &s.reader {
+                    None if s.review => {
+                        ui.label("All cases (✔ has a consensus label)");
+                        egui::ScrollArea::vertical().show(ui, |ui| {
+                            for (i, e) in s.worklist.iter().enumerate() {
+                                let mark = if e.done { "✔" } else { "○" };
+                                if ui
+                                    .selectable_label(i == s.index, format!("{mark} {}", e.case_id))
+                                    .clicked()
+                                {
+                                    goto = Some(i);
+                                }
+                            }
+                        });
+                    }
                     None => {
                         ui.label("Choose who you are (Reader, above).");
                     }
@@ -1180,7 +1278,254 @@ impl SacroApp {
     }
 
     fn coordinator_view(&mut self, ui: &mut egui::Ui) {
+        let tab = match &mut self.source {
+            Source::Study(s) => {
+                ui.horizontal(|ui| {
+                    ui.selectable_value(&mut s.tab, CoordinatorTab::Overview, "Overview");
+                    ui.selectable_value(&mut s.tab, CoordinatorTab::Compare, "Compare");
+                    ui.selectable_value(&mut s.tab, CoordinatorTab::Statistics, "Statistics");
+                });
+                ui.separator();
+                s.tab
+            }
+            _ => return,
+        };
+        match tab {
+            CoordinatorTab::Overview => self.coordinator_overview(ui),
+            CoordinatorTab::Compare => self.compare_tab(ui),
+            CoordinatorTab::Statistics => self.statistics_tab(ui),
+        }
+    }
+
+    /// Starts the model on every case of the study that has no recorded prediction of it.
+    pub fn predict_study(&mut self, ctx: &egui::Context) {
+        let (Source::Study(s), Some(m)) = (&mut self.source, &self.model) else {
+            self.notify("load a model first (top bar)", Level::Error);
+            return;
+        };
+        let done: std::collections::HashSet<String> = match s.store.predictions(m.sha256()) {
+            Ok(p) => p.into_iter().map(|p| p.case_id).collect(),
+            Err(e) => {
+                self.pending_toasts.push((e.to_string(), Level::Error));
+                return;
+            }
+        };
+        let mut cases: Vec<(String, PathBuf)> = s
+            .paths
+            .iter()
+            .filter(|(c, _)| !done.contains(*c))
+            .map(|(c, p)| (c.clone(), p.clone()))
+            .collect();
+        cases.sort();
+        if cases.is_empty() {
+            self.pending_toasts.push((
+                "every case already has this model's prediction".into(),
+                Level::Info,
+            ));
+            return;
+        }
+        s.study_run = Some(StudyRun::start(&m.predictor, cases, ctx));
+    }
+
+    /// Waits for the whole-study prediction to finish and records it (tests).
+    pub fn wait_for_study_run(&mut self) {
+        let start = Instant::now();
+        while start.elapsed() < std::time::Duration::from_secs(300) {
+            self.poll_study_run();
+            match &self.source {
+                Source::Study(s) if s.study_run.is_some() => {
+                    std::thread::sleep(std::time::Duration::from_millis(10));
+                }
+                _ => return,
+            }
+        }
+    }
+
+    /// Records finished whole-study predictions in the store; ends the run when the worker stops.
+    fn poll_study_run(&mut self) {
         let mut notes = Vec::new();
+        if let Source::Study(s) = &mut self.source
+            && let Some(run) = &mut s.study_run
+        {
+            let new = run.poll();
+            let any_new = !new.is_empty();
+            for (case, p) in new {
+                if let Err(e) = s.store.record_prediction(&case, &run.sha256, f64::from(p)) {
+                    notes.push((format!("{case}: {e}"), Level::Error));
+                }
+            }
+            if run.finished() {
+                let ok = run.done - run.failed.len();
+                notes.push((
+                    format!(
+                        "model {}: {ok} cases predicted{}{}",
+                        if run.cancelled() {
+                            "cancelled"
+                        } else {
+                            "finished"
+                        },
+                        if run.failed.is_empty() {
+                            String::new()
+                        } else {
+                            format!(", {} failed", run.failed.len())
+                        },
+                        if run.cancelled() {
+                            format!(", {} left", run.total - run.done)
+                        } else {
+                            String::new()
+                        }
+                    ),
+                    Level::Info,
+                ));
+                for (c, e) in &run.failed {
+                    notes.push((format!("{c}: {e}"), Level::Error));
+                }
+                s.study_run = None;
+                if let Some(c) = &mut s.compare {
+                    c.stale = true;
+                }
+                s.dashboard.invalidate();
+            } else if any_new && let Some(c) = &mut s.compare {
+                c.stale = true;
+            }
+        }
+        for (t, l) in notes {
+            self.notify(t, l);
+        }
+    }
+
+    fn compare_tab(&mut self, ui: &mut egui::Ui) {
+        let Source::Study(s) = &mut self.source else {
+            return;
+        };
+        let sha = self.model.as_ref().map(|m| m.sha256().to_string());
+        if s.compare
+            .as_ref()
+            .is_none_or(|c| c.model_sha != sha || c.stale)
+        {
+            match CompareView::build(&s.store, sha.as_deref()) {
+                Ok(mut c) => {
+                    if let Some(old) = &s.compare {
+                        c.filter = old.filter;
+                        c.sort = old.sort;
+                        c.cutoff_index = old.cutoff_index;
+                    }
+                    s.compare = Some(c);
+                }
+                Err(e) => {
+                    let e = e.to_string();
+                    ui.colored_label(Color32::LIGHT_RED, &e);
+                    return;
+                }
+            }
+        }
+        let cutoffs = self.model.as_ref().and_then(|m| m.predictor.card.cutoffs);
+        let clicked = s.compare.as_mut().and_then(|c| c.ui(ui, cutoffs));
+        if let Some(case) = clicked {
+            self.review_case(&case);
+        }
+    }
+
+    /// Opens a case for the coordinator's review: every case of the study in the work list, no grading,
+    /// every reading and the model shown.
+    pub fn review_case(&mut self, case: &str) {
+        let Source::Study(s) = &mut self.source else {
+            return;
+        };
+        let mut ids: Vec<String> = s.paths.keys().cloned().collect();
+        ids.sort();
+        let consensus: std::collections::HashMap<String, bool> = s
+            .compare
+            .as_ref()
+            .map(|c| {
+                c.rows
+                    .iter()
+                    .map(|r| (r.case.clone(), r.consensus.is_some()))
+                    .collect()
+            })
+            .unwrap_or_default();
+        s.worklist = ids
+            .into_iter()
+            .map(|c| WorklistEntry {
+                done: consensus.get(&c).copied().unwrap_or(false),
+                case_id: c,
+            })
+            .collect();
+        let i = s
+            .worklist
+            .iter()
+            .position(|e| e.case_id == case)
+            .unwrap_or(0);
+        s.reader = None;
+        s.coordinator = false;
+        s.review = true;
+        self.go_to(i);
+    }
+
+    fn statistics_tab(&mut self, ui: &mut egui::Ui) {
+        let Source::Study(s) = &mut self.source else {
+            return;
+        };
+        let readers: Vec<String> = s.readers.iter().map(|r| r.name.clone()).collect();
+        let model = self
+            .model
+            .as_ref()
+            .map(|m| (m.sha256(), m.predictor.card.cutoffs));
+        let notes = s.dashboard.ui(ui, &s.store, &s.path, &readers, model);
+        for n in notes {
+            self.notify(n, Level::Info);
+        }
+    }
+
+    /// Every reading of the current case, the consensus and the model (coordinator's review).
+    fn review_panel(&mut self, ui: &mut egui::Ui) {
+        let Source::Study(s) = &self.source else {
+            return;
+        };
+        let Some(case) = s.current_case() else {
+            return;
+        };
+        ui.heading(format!("Case {case}"));
+        let row = s
+            .compare
+            .as_ref()
+            .and_then(|c| c.rows.iter().find(|r| r.case == case));
+        let Some(row) = row else {
+            ui.label("no readings yet");
+            return;
+        };
+        egui::Grid::new("review").striped(true).show(ui, |ui| {
+            ui.strong("reader");
+            ui.strong("left/right");
+            ui.strong("call");
+            ui.end_row();
+            for (name, c) in &row.readers {
+                ui.label(name);
+                ui.label(c.grades.map_or("n/a".into(), |(l, r)| format!("{l}/{r}")));
+                ui.label(match c.definite {
+                    Some(true) => "definite",
+                    Some(false) => "not definite",
+                    None => "not assessable",
+                });
+                ui.end_row();
+            }
+        });
+        ui.label(format!(
+            "Consensus: {} ({})",
+            match row.consensus {
+                Some(true) => "definite",
+                Some(false) => "not definite",
+                None => "none yet",
+            },
+            row.method.as_str()
+        ));
+        ui.separator();
+        self.model_lines(ui);
+    }
+
+    fn coordinator_overview(&mut self, ui: &mut egui::Ui) {
+        let mut notes = Vec::new();
+        let mut predict_all = false;
         let Source::Study(s) = &mut self.source else {
             return;
         };
@@ -1269,6 +1614,55 @@ impl SacroApp {
             }
         }
         ui.separator();
+        ui.label(RichText::new("The model over the whole study").strong());
+        match (&self.model, &s.study_run) {
+            (None, _) => {
+                ui.label("Load a model (top bar) to predict every case.");
+            }
+            (Some(m), None) => {
+                let recorded = s
+                    .store
+                    .predictions(m.sha256())
+                    .map(|p| p.len())
+                    .unwrap_or(0);
+                ui.horizontal(|ui| {
+                    ui.label(format!(
+                        "{recorded} of {} cases have the prediction of {} ({}…)",
+                        s.paths.len(),
+                        m.predictor.card.name,
+                        &m.sha256()[..12]
+                    ));
+                    predict_all = ui
+                        .add_enabled(
+                            recorded < s.paths.len(),
+                            egui::Button::new("Predict all cases"),
+                        )
+                        .clicked();
+                });
+            }
+            (Some(_), Some(run)) => {
+                ui.horizontal(|ui| {
+                    ui.add(
+                        egui::ProgressBar::new(run.done as f32 / run.total.max(1) as f32)
+                            .desired_width(300.0)
+                            .text(format!(
+                                "{} / {}{}",
+                                run.done,
+                                run.total,
+                                run.eta_s()
+                                    .map(|t| format!(", about {t:.0} s left"))
+                                    .unwrap_or_default()
+                            )),
+                    );
+                    if run.cancelled() {
+                        ui.label("cancelling…");
+                    } else if ui.button("Cancel").clicked() {
+                        run.cancel();
+                    }
+                });
+            }
+        }
+        ui.separator();
         ui.label(RichText::new("Export (pseudonymous case IDs only)").strong());
         ui.horizontal(|ui| {
             ui.add(egui::TextEdit::singleline(&mut s.export_path).desired_width(360.0));
@@ -1318,6 +1712,9 @@ impl SacroApp {
         }
         for (t, l) in notes {
             self.notify(t, l);
+        }
+        if predict_all {
+            self.predict_study(ui.ctx());
         }
     }
 
@@ -1491,6 +1888,11 @@ impl eframe::App for SacroApp {
                 self.notify(format!("{}: model: {e}", p.display()), Level::Error);
             }
         }
+        self.poll_study_run();
+        let (notes, _) = self.training.poll();
+        for (n, error) in notes {
+            self.notify(n, if error { Level::Error } else { Level::Info });
+        }
         let film = self.current_film();
         if let (Some(f), Some(p), true) = (&film, self.current_path(), self.model_visible())
             && let Some(m) = &mut self.model
@@ -1534,12 +1936,23 @@ impl eframe::App for SacroApp {
                 }
             });
         });
+        if self.page == Page::Training {
+            let mut use_model = None;
+            egui::CentralPanel::default().show(ui, |ui| use_model = self.training.ui(ui));
+            if let Some(dir) = use_model {
+                self.load_model(&dir);
+            }
+            self.help(&ctx);
+            self.toasts(&ctx);
+            return;
+        }
         egui::Panel::left("worklist")
             .resizable(true)
             .default_size(200.0)
             .show(ui, |ui| self.worklist_panel(ui));
         let coordinator = matches!(&self.source, Source::Study(s) if s.coordinator);
         let reading = matches!(&self.source, Source::Study(s) if s.reader.is_some());
+        let reviewing = matches!(&self.source, Source::Study(s) if s.review);
         if !coordinator {
             egui::Panel::right("side")
                 .resizable(true)
@@ -1548,6 +1961,10 @@ impl eframe::App for SacroApp {
                     egui::ScrollArea::vertical().show(ui, |ui| {
                         if reading {
                             self.grading_panel(ui);
+                            ui.separator();
+                        }
+                        if reviewing {
+                            self.review_panel(ui);
                             ui.separator();
                         }
                         self.image_panel(ui, film.as_ref());

@@ -2,8 +2,11 @@
 //! module that knows a window exists; everything it shows comes from the library's other modules.
 
 pub mod app;
+pub mod compare;
+pub mod dashboard;
 pub mod loader;
 pub mod model;
+pub mod training;
 pub mod viewer;
 
 use std::path::{Path, PathBuf};

@@ -4,6 +4,7 @@
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, Sender, channel};
 
 use super::loader::next_key;
@@ -210,5 +211,138 @@ impl ModelState {
         ok.extend(o);
         bad.extend(b);
         (ok, bad)
+    }
+}
+
+/// One case's outcome in a whole-study run.
+type CaseDone = (String, Result<f32, String>);
+
+/// The model over a whole study on a worker thread: decode, predict, report each case; cancellable
+/// between cases. The UI records every result in the study store as it arrives.
+pub struct StudyRun {
+    /// Cases to run.
+    pub total: usize,
+    /// Cases finished (successes and failures).
+    pub done: usize,
+    /// Cases that failed, with the reason.
+    pub failed: Vec<(String, String)>,
+    /// SHA-256 of the model the run uses.
+    pub sha256: String,
+    cancel: Arc<AtomicBool>,
+    rx: Receiver<CaseDone>,
+    started: std::time::Instant,
+    stopped: bool,
+}
+
+impl std::fmt::Debug for StudyRun {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StudyRun")
+            .field("done", &self.done)
+            .field("total", &self.total)
+            .finish()
+    }
+}
+
+impl StudyRun {
+    /// Starts the model on `cases` (case ID, film).
+    pub fn start(
+        predictor: &Arc<Predictor>,
+        cases: Vec<(String, PathBuf)>,
+        ctx: &egui::Context,
+    ) -> Self {
+        let (tx, rx) = channel();
+        let cancel = Arc::new(AtomicBool::new(false));
+        let total = cases.len();
+        let (predictor_w, cancel_w, ctx_w) =
+            (Arc::clone(predictor), Arc::clone(&cancel), ctx.clone());
+        let spawned = std::thread::Builder::new()
+            .name("sacro-study-model".into())
+            .spawn(move || {
+                for (case, path) in cases {
+                    if cancel_w.load(Ordering::Relaxed) {
+                        break;
+                    }
+                    let out = crate::imaging::load(&path, &crate::imaging::LoadOptions::default())
+                        .map_err(|e| e.to_string())
+                        .and_then(|r| {
+                            let unit = r.default_unit();
+                            let input = predictor_w
+                                .input(&unit.pixels, unit.width, unit.height)
+                                .map_err(|e| e.to_string())?;
+                            predictor_w
+                                .predict(std::slice::from_ref(&input))
+                                .map_err(|e| e.to_string())?
+                                .first()
+                                .map(|p| p.probability)
+                                .ok_or_else(|| "no prediction".to_string())
+                        });
+                    if tx.send((case, out)).is_err() {
+                        break;
+                    }
+                    ctx_w.request_repaint();
+                }
+            });
+        let mut run = Self {
+            total,
+            done: 0,
+            failed: Vec::new(),
+            sha256: predictor.sha256.clone(),
+            cancel,
+            rx,
+            started: std::time::Instant::now(),
+            stopped: false,
+        };
+        if let Err(e) = spawned {
+            run.failed
+                .push((String::new(), format!("cannot start the model thread: {e}")));
+            run.total = 0;
+            run.stopped = true;
+        }
+        run
+    }
+
+    /// Asks the worker to stop after the case it is on.
+    pub fn cancel(&self) {
+        self.cancel.store(true, Ordering::Relaxed);
+    }
+
+    /// Whether cancel was asked for.
+    pub fn cancelled(&self) -> bool {
+        self.cancel.load(Ordering::Relaxed)
+    }
+
+    /// New successes (case ID, probability); failures are kept in `failed`.
+    pub fn poll(&mut self) -> Vec<(String, f32)> {
+        let mut ok = Vec::new();
+        loop {
+            match self.rx.try_recv() {
+                Ok((case, out)) => {
+                    self.done += 1;
+                    match out {
+                        Ok(p) => ok.push((case, p)),
+                        Err(e) => self.failed.push((case, e)),
+                    }
+                }
+                Err(std::sync::mpsc::TryRecvError::Empty) => break,
+                Err(std::sync::mpsc::TryRecvError::Disconnected) => {
+                    self.stopped = true;
+                    break;
+                }
+            }
+        }
+        ok
+    }
+
+    /// The worker has stopped (every case done, or cancelled) and everything it sent was collected.
+    pub fn finished(&self) -> bool {
+        self.stopped
+    }
+
+    /// Seconds left at the pace so far.
+    pub fn eta_s(&self) -> Option<f64> {
+        (self.done > 0).then(|| {
+            self.started.elapsed().as_secs_f64() / self.done as f64
+                * (self.total - self.done.min(self.total)) as f64
+        })
     }
 }

@@ -61,8 +61,9 @@ pub fn save(dir: &Path, card: &ModelCard, varmap: &VarMap) -> Result<ModelCard, 
     Ok(card)
 }
 
-/// Reads a model folder: the card, then the weights, checking their SHA-256 against the card.
-pub fn load(dir: &Path, device: &Device) -> Result<(ModelCard, LoadedNetwork), ModelError> {
+/// Reads and checks a model folder's card only (no weights): what a caller needs to find the model's
+/// recorded predictions by SHA-256, or its cut-offs.
+pub fn read_card(dir: &Path) -> Result<ModelCard, ModelError> {
     let card_path = dir.join(CARD_FILE);
     let text = std::fs::read_to_string(&card_path).map_err(|source| ModelError::Io {
         path: card_path.clone(),
@@ -85,6 +86,12 @@ pub fn load(dir: &Path, device: &Device) -> Result<(ModelCard, LoadedNetwork), M
             ),
         });
     }
+    Ok(card)
+}
+
+/// Reads a model folder: the card, then the weights, checking their SHA-256 against the card.
+pub fn load(dir: &Path, device: &Device) -> Result<(ModelCard, LoadedNetwork), ModelError> {
+    let card = read_card(dir)?;
     let loaded = weights::load_safetensors(&dir.join(WEIGHTS_FILE), card.architecture, device)?;
     if loaded.sha256 != card.weights_sha256 {
         return Err(ModelError::Weights {

@@ -5,6 +5,7 @@ pub mod analysis;
 pub mod inputs;
 pub mod plots;
 mod render;
+pub mod study;
 
 use std::path::{Path, PathBuf};
 

@@ -378,6 +378,8 @@ pub trait StudyStore {
         model_sha256: &str,
         probability: f64,
     ) -> StoreResult<()>;
+    /// Every case's recorded output of one model (the coordinator's view: compare table, statistics).
+    fn predictions(&self, model_sha256: &str) -> StoreResult<Vec<PredictionRecord>>;
     /// The model's output for a case, for a reader; refused until the reader has committed their own.
     fn prediction_for_reader(
         &self,

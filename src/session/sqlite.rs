@@ -928,6 +928,25 @@ impl StudyStore for SqliteStore {
         })
     }
 
+    fn predictions(&self, model_sha256: &str) -> StoreResult<Vec<PredictionRecord>> {
+        let conn = self.conn();
+        let mut stmt = conn
+            .prepare(
+                "SELECT case_id, probability FROM predictions WHERE model_sha256 = ?1 ORDER BY case_id",
+            )
+            .map_err(|e| self.db(e))?;
+        let rows = stmt
+            .query_map(params![model_sha256], |r| {
+                Ok(PredictionRecord {
+                    case_id: r.get(0)?,
+                    model_sha256: model_sha256.to_string(),
+                    probability: r.get(1)?,
+                })
+            })
+            .map_err(|e| self.db(e))?;
+        rows.collect::<Result<Vec<_>, _>>().map_err(|e| self.db(e))
+    }
+
     fn prediction_for_reader(
         &self,
         reader: &str,

@@ -365,6 +365,42 @@ pub fn load(
     })
 }
 
+/// Opens training data as the CLI and the app's training panel both do: a CSV (by its extension) or a
+/// study's consensus labels; decodes and caches every film at the configuration's largest size, then
+/// splits (seeded, stratified). Returns the data set and what the user should be told (left-out cases).
+pub fn open(
+    path: &Path,
+    cfg: &crate::train::TrainConfig,
+    progress: &(dyn Fn(usize, usize) + Sync),
+    cancel: &AtomicBool,
+) -> Result<(Dataset, Vec<String>), TrainError> {
+    let is_csv = path
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("csv"));
+    let mut notes = Vec::new();
+    let (entries, source) = if is_csv {
+        (read_csv(path)?, format!("{}", path.display()))
+    } else {
+        let (entries, unlabelled) = study_entries(path)?;
+        if unlabelled > 0 {
+            notes.push(format!(
+                "{unlabelled} cases without a consensus label are left out"
+            ));
+        }
+        (entries, format!("consensus labels of {}", path.display()))
+    };
+    let mut ds = load(
+        &entries,
+        cfg.cache_size(),
+        cfg.fit,
+        &source,
+        progress,
+        cancel,
+    )?;
+    ds.split(cfg.valid_pct, cfg.seed);
+    Ok((ds, notes))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
