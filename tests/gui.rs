@@ -391,3 +391,249 @@ fn a_busy_study_keeps_the_draft_and_commits_later() {
         1
     );
 }
+
+/// Writes a screenshot into `assets/screenshots/NAME.png` when `SACRO_SCREENSHOTS` is set (how the
+/// README's pictures are made: `SACRO_SCREENSHOTS=1 cargo test --test gui`).
+fn screenshot(h: &mut Harness<'static, SacroApp>, name: &str) {
+    if std::env::var_os("SACRO_SCREENSHOTS").is_none() {
+        return;
+    }
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/screenshots");
+    std::fs::create_dir_all(&dir).expect("screenshots folder");
+    let img = h.render().expect("render");
+    img.save(dir.join(format!("{name}.png")))
+        .expect("save screenshot");
+}
+
+/// A two-central study of 10 demo phantoms read by both readers, who disagree on cases 3, 6 and 9.
+fn read_study(dir: &Path) -> PathBuf {
+    let study = practice_study(dir, 10);
+    let store = SqliteStore::open(&study).expect("open");
+    use JointGrade as G;
+    for i in 1..=10usize {
+        let case = format!("C{i:04}");
+        let positive = i % 2 == 0;
+        let a = if positive {
+            (G::Minimal, G::Minimal)
+        } else {
+            (G::Normal, G::Suspicious)
+        };
+        let b = if i % 3 == 0 {
+            if positive {
+                (G::Normal, G::Suspicious)
+            } else {
+                (G::Unequivocal, G::Normal)
+            }
+        } else {
+            a
+        };
+        for (reader, (l, r)) in [("Dr A", a), ("Dr B", b)] {
+            store
+                .commit_reading(reader, &case, &sacro::grading::Reading::graded(l, r), None)
+                .expect("reading");
+        }
+    }
+    study
+}
+
+fn open_coordinator(h: &mut Harness<'static, SacroApp>) {
+    h.get_by_label("Coordinator view").click();
+    h.run();
+}
+
+#[test]
+fn the_whole_study_is_predicted_and_the_compare_table_filters_and_opens_cases() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let study = read_study(tmp.path());
+    let model_dir = tmp.path().join("model");
+    let card = common::model_folder(&model_dir);
+    let mut h = harness(Launch::Path(study.clone()));
+    h.state_mut().load_model(&model_dir);
+    h.run();
+    open_coordinator(&mut h);
+    h.get_by_label("Predict all cases").click();
+    h.run();
+    h.state_mut().wait_for_study_run();
+    h.run();
+    let store = SqliteStore::open(&study).expect("reopen");
+    let recorded = store
+        .predictions(&card.weights_sha256)
+        .expect("predictions");
+    assert_eq!(
+        recorded.len(),
+        10,
+        "every case predicted and cached by SHA-256"
+    );
+    // Nothing left to do: the button is disabled and a second run would start nothing.
+    h.get_by_label_contains("10 of 10 cases have the prediction");
+
+    h.get_by_label("Compare").click();
+    h.run();
+    h.get_by_label_contains("10 of 10 cases shown");
+    // Readers disagree on cases 3, 6 and 9 (computed here from the readings above, not by the app).
+    h.get_by_label("show").click();
+    h.run();
+    h.get_by_label("readers disagree").click();
+    h.run();
+    h.get_by_label_contains("3 of 10 cases shown");
+    let shown = match &h.state().source {
+        sacro::gui::app::Source::Study(s) => {
+            let c = s.compare.as_ref().expect("table");
+            let cutoff = c.cutoff(card.cutoffs);
+            c.visible(cutoff)
+                .into_iter()
+                .map(|i| c.rows[i].case.clone())
+                .collect::<Vec<_>>()
+        }
+        _ => unreachable!(),
+    };
+    assert_eq!(shown, vec!["C0003", "C0006", "C0009"]);
+    // Model vs consensus at the balanced cut-off, checked against the store's own numbers.
+    let consensus: std::collections::HashMap<String, Option<bool>> =
+        sacro::session::consensus(&store)
+            .expect("consensus")
+            .into_iter()
+            .map(|c| (c.case_id, c.label))
+            .collect();
+    let expected = recorded
+        .iter()
+        .filter(|p| consensus[&p.case_id].is_some_and(|c| (p.probability >= 0.5) != c))
+        .count();
+    h.get_by_label("show").click();
+    h.run();
+    h.get_by_label("model disagrees with consensus").click();
+    h.run();
+    h.get_by_label_contains(&format!("{expected} of 10 cases shown"));
+    h.get_by_label("show").click();
+    h.run();
+    h.get_by_label("readers disagree").click();
+    h.run();
+    screenshot(&mut h, "compare");
+    // A click on a row opens the case for review, with every reading and the model.
+    h.get_by_label("C0006").click();
+    h.run();
+    h.state_mut().wait_for_films();
+    h.run();
+    h.state_mut().wait_for_model();
+    h.run();
+    match &h.state().source {
+        sacro::gui::app::Source::Study(s) => {
+            assert!(s.review && !s.coordinator);
+            assert_eq!(s.worklist[s.index].case_id, "C0006");
+        }
+        _ => unreachable!(),
+    }
+    h.get_by_label("Case C0006");
+    h.get_by_label_contains("Model: probability");
+    h.get_by_label("Back to the compare table").click();
+    h.run();
+    assert!(matches!(&h.state().source, sacro::gui::app::Source::Study(s) if s.coordinator));
+}
+
+#[test]
+fn the_dashboard_shows_the_numbers_of_sacro_stats() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let study = read_study(tmp.path());
+    let model_dir = tmp.path().join("model");
+    common::model_folder(&model_dir);
+    let mut h = harness(Launch::Path(study.clone()));
+    h.state_mut().load_model(&model_dir);
+    h.run();
+    open_coordinator(&mut h);
+    h.get_by_label("Predict all cases").click();
+    h.run();
+    h.state_mut().wait_for_study_run();
+    h.run();
+    h.get_by_label("Statistics").click();
+    // One frame starts the analysis (a spinner repaints until it ends).
+    h.step();
+    let analysis = match &mut h.state_mut().source {
+        sacro::gui::app::Source::Study(s) => {
+            s.dashboard.wait();
+            match &s.dashboard.result {
+                Some(Ok(a)) => a.clone(),
+                other => panic!("no analysis: {other:?}"),
+            }
+        }
+        _ => unreachable!(),
+    };
+    h.run();
+    h.get_by_label_contains("— AUC ");
+    screenshot(&mut h, "dashboard");
+    // The command line on the same study and model.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_sacro"))
+        .args(["stats", "--json", "--study"])
+        .arg(&study)
+        .arg("--model")
+        .arg(&model_dir)
+        .output()
+        .expect("sacro stats");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let cli: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    let gui = serde_json::to_value(&analysis).expect("json");
+    assert_eq!(gui, cli, "the dashboard and `sacro stats` differ");
+    // 6 of the 10 cases have a consensus (3 disagreements await adjudication... and 1 of them is even).
+    assert_eq!(analysis.n + analysis.excluded_unlabelled, 10);
+    assert_eq!(analysis.excluded_unlabelled, 3);
+    // Export writes the report files.
+    let report = tmp.path().join("report");
+    match &mut h.state_mut().source {
+        sacro::gui::app::Source::Study(s) => {
+            s.dashboard.export_dir = report.to_string_lossy().into_owned();
+        }
+        _ => unreachable!(),
+    }
+    h.run();
+    h.get_by_label("Export report").click();
+    h.run();
+    for f in sacro::report::report_files(&report) {
+        assert!(f.exists(), "{} missing", f.display());
+    }
+}
+
+#[test]
+fn the_training_panel_trains_a_tiny_model_that_becomes_the_model() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let csv = common::phantoms(tmp.path(), 12);
+    let mut h = harness(Launch::Nothing);
+    h.get_by_label("Training").click();
+    h.run();
+    {
+        let t = &mut h.state_mut().training;
+        t.data_path = csv.to_string_lossy().into_owned();
+        t.out_dir = tmp.path().join("run").to_string_lossy().into_owned();
+        t.cfg = sacro::train::TrainConfig::parse(common::TINY).expect("config");
+    }
+    h.run();
+    h.get_by_label("Preview augmentations").click();
+    h.step();
+    let (notes, _) = h
+        .state_mut()
+        .training
+        .wait(std::time::Duration::from_secs(120));
+    assert!(notes.iter().all(|(_, error)| !error), "{notes:?}");
+    h.run();
+    h.get_by_label_contains("Augmented training samples");
+    h.get_by_label("Start training").click();
+    h.step();
+    assert!(h.state().training.running());
+    let (notes, model) = h
+        .state_mut()
+        .training
+        .wait(std::time::Duration::from_secs(300));
+    assert!(notes.iter().all(|(_, error)| !error), "{notes:?}");
+    let model = model.expect("a new model folder");
+    h.run();
+    // Live history: one validation point per epoch of the schedule (1 frozen + 2 unfrozen).
+    assert_eq!(h.state().training.epochs.len(), 3);
+    assert!(!h.state().training.batch_loss.is_empty());
+    screenshot(&mut h, "training");
+    h.get_by_label("Use this model for predictions").click();
+    h.run();
+    let loaded = h.state().model.as_ref().expect("model loaded");
+    assert_eq!(loaded.dir, model);
+}

@@ -3,57 +3,16 @@
 //! predictions; a run cancelled after an epoch and resumed ends with exactly the weights of an
 //! uninterrupted run; bad data is refused with the file or row named.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use sacro::model::Device;
 use sacro::model::predict::Predictor;
-use sacro::phantom::{self, PhantomConfig, PhantomFormat};
 use sacro::train::data::{self, Dataset};
 use sacro::train::{Event, TrainConfig, TrainError};
 
-const TINY: &str = r#"
-seed = 5
-valid_pct = 0.25
-max_micro_batch = 4
-
-[architecture]
-classes = 2
-head = { Fastai = { hidden = 32 } }
-[architecture.resnet]
-layers = [1, 1, 1, 1]
-expansion = 1
-width_per_group = 16
-
-[[stages]]
-size = 48
-batch = 6
-frozen_epochs = 1
-unfrozen_epochs = 2
-"#;
-
-/// Writes `n` phantoms (128 px) and their truth.csv into `dir`.
-fn phantoms(dir: &Path, n: usize) -> PathBuf {
-    let cfg = PhantomConfig {
-        size: 128,
-        prevalence: 0.5,
-        seed: 11,
-    };
-    let mut csv = String::from("file,left_grade,right_grade\n");
-    for i in 1..=n {
-        let p = phantom::generate(&cfg, i);
-        let file = phantom::write(dir, &cfg, &p, PhantomFormat::Dicom).expect("phantom");
-        csv.push_str(&format!(
-            "{},{},{}\n",
-            file.file_name().expect("name").to_string_lossy(),
-            p.grades.left.value(),
-            p.grades.right.value()
-        ));
-    }
-    let path = dir.join("labels.csv");
-    std::fs::write(&path, csv).expect("labels");
-    path
-}
+mod common;
+use common::{TINY, phantoms};
 
 fn dataset(csv: &Path, cfg: &TrainConfig) -> Dataset {
     let entries = data::read_csv(csv).expect("labels");

@@ -152,7 +152,7 @@ pub fn stats(args: StatsArgs) -> anyhow::Result<ExitCode> {
             let (y, s) = inputs::read_validation(p)?;
             CutoffSource::Validation(y, s)
         }
-        (None, None) => card_cutoffs.map_or(CutoffSource::ThisSet, CutoffSource::Given),
+        (None, None) => card_cutoffs.map_or(CutoffSource::ThisSet, CutoffSource::ModelCard),
     };
     let settings = Settings {
         level: args.level,

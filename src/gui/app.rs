@@ -1665,7 +1665,9 @@ impl SacroApp {
         ui.separator();
         ui.label(RichText::new("Export (pseudonymous case IDs only)").strong());
         ui.horizontal(|ui| {
-            ui.add(egui::TextEdit::singleline(&mut s.export_path).desired_width(360.0));
+            let l = ui.label("file");
+            ui.add(egui::TextEdit::singleline(&mut s.export_path).desired_width(360.0))
+                .labelled_by(l.id);
             if ui.button("Export readings and consensus").clicked() {
                 let out = PathBuf::from(s.export_path.trim());
                 let cons = out.with_file_name(format!(

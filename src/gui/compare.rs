@@ -319,12 +319,18 @@ impl CompareView {
                 h.col(|ui| self.header(ui, "model", SortKey::Probability));
             })
             .body(|body| {
-                body.rows(20.0, shown.len(), |mut row| {
+                body.rows(36.0, shown.len(), |mut row| {
                     let r = &self.rows[shown[row.index()]];
                     let discordant = r.model_disagrees(cutoff) || r.readers_disagree();
                     row.col(|ui| {
                         let t = RichText::new(&r.case).monospace();
-                        ui.label(if discordant { t.strong() } else { t });
+                        if ui
+                            .link(if discordant { t.strong() } else { t })
+                            .on_hover_text("open the case")
+                            .clicked()
+                        {
+                            clicked = Some(r.case.clone());
+                        }
                     });
                     for name in &readers {
                         row.col(|ui| match r.readers.get(name) {

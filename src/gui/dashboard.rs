@@ -44,7 +44,7 @@ impl std::fmt::Debug for Dashboard {
 /// cut-offs when its card has them (as `sacro stats --model` does).
 pub fn settings(card_cutoffs: Option<Cutoffs>) -> Settings {
     Settings {
-        cutoffs: card_cutoffs.map_or(CutoffSource::ThisSet, CutoffSource::Given),
+        cutoffs: card_cutoffs.map_or(CutoffSource::ThisSet, CutoffSource::ModelCard),
         ..Settings::default()
     }
 }
@@ -204,11 +204,9 @@ impl Dashboard {
             a.seed
         ));
         ui.horizontal(|ui| {
-            ui.add(
-                egui::TextEdit::singleline(&mut self.export_dir)
-                    .hint_text("report folder")
-                    .desired_width(300.0),
-            );
+            let l = ui.label("report folder");
+            ui.add(egui::TextEdit::singleline(&mut self.export_dir).desired_width(300.0))
+                .labelled_by(l.id);
             if ui.button("Export report").clicked() {
                 let dir = PathBuf::from(self.export_dir.trim());
                 if self.export_dir.trim().is_empty() {
@@ -284,10 +282,11 @@ fn roc_plot(ui: &mut egui::Ui, a: &Analysis) {
                 Line::new("chance", PlotPoints::from(vec![[0.0, 0.0], [1.0, 1.0]]))
                     .color(Color32::GRAY),
             );
-            p.line(Line::new(
-                format!("model (AUC {:.3})", a.auc_delong.value),
-                curve,
-            ));
+            p.line(
+                Line::new(format!("model (AUC {:.3})", a.auc_delong.value), curve)
+                    .allow_band(false)
+                    .width(2.0),
+            );
             p.points(
                 Points::new("cut-offs", PlotPoints::from(cuts))
                     .radius(5.0)
@@ -340,10 +339,11 @@ fn pr_plot(ui: &mut egui::Ui, a: &Analysis) {
         .y_axis_label("precision (PPV)")
         .legend(Legend::default())
         .show(ui, |p| {
-            p.line(Line::new(
-                format!("model (AP {:.3})", a.average_precision),
-                curve,
-            ));
+            p.line(
+                Line::new(format!("model (AP {:.3})", a.average_precision), curve)
+                    .allow_band(false)
+                    .width(2.0),
+            );
             p.points(
                 Points::new("cut-offs", PlotPoints::from(cuts))
                     .radius(5.0)

@@ -561,15 +561,20 @@ impl TrainingPanel {
             ui.label("Progressive resizing stages (each frozen, then unfrozen):");
             let mut remove = None;
             egui::Grid::new("stages").striped(true).show(ui, |ui| {
-                for h in ["size", "batch", "frozen epochs", "unfrozen epochs", ""] {
-                    ui.strong(h);
-                }
+                let ids: Vec<egui::Id> = ["size", "batch", "frozen epochs", "unfrozen epochs"]
+                    .iter()
+                    .map(|h| ui.strong(*h).id)
+                    .collect();
                 ui.end_row();
                 for (i, s) in c.stages.iter_mut().enumerate() {
-                    ui.add(egui::DragValue::new(&mut s.size).range(32..=2048));
-                    ui.add(egui::DragValue::new(&mut s.batch).range(1..=512));
-                    ui.add(egui::DragValue::new(&mut s.frozen_epochs).range(0..=1000));
-                    ui.add(egui::DragValue::new(&mut s.unfrozen_epochs).range(0..=1000));
+                    ui.add(egui::DragValue::new(&mut s.size).range(32..=2048))
+                        .labelled_by(ids[0]);
+                    ui.add(egui::DragValue::new(&mut s.batch).range(1..=512))
+                        .labelled_by(ids[1]);
+                    ui.add(egui::DragValue::new(&mut s.frozen_epochs).range(0..=1000))
+                        .labelled_by(ids[2]);
+                    ui.add(egui::DragValue::new(&mut s.unfrozen_epochs).range(0..=1000))
+                        .labelled_by(ids[3]);
                     if ui.button("remove").clicked() {
                         remove = Some(i);
                     }
@@ -673,7 +678,7 @@ impl TrainingPanel {
                 .x_axis_label("log10 learning rate")
                 .legend(Legend::default())
                 .show(ui, |p| {
-                    p.line(Line::new("smoothed loss", PlotPoints::from(pts)));
+                    p.line(Line::new("smoothed loss", PlotPoints::from(pts)).allow_band(false));
                     if let Some(s) = l.suggestion {
                         p.vline(egui_plot::VLine::new(format!("valley {s:.2e}"), s.log10()));
                     }

@@ -37,6 +37,8 @@ pub struct Data {
 pub enum CutoffSource {
     /// Given by the user or read from a JSON file.
     Given(Cutoffs),
+    /// The model card's: chosen on the model's own validation set when it was trained.
+    ModelCard(Cutoffs),
     /// Chosen on a validation set (labels, scores) by repeated cross-validation, then applied here.
     Validation(Vec<bool>, Vec<f64>),
     /// Chosen on this data set by repeated cross-validation (optimistic: say so).
@@ -230,6 +232,10 @@ pub fn analyse(data: &Data, s: &Settings) -> Result<Analysis, StatsError> {
     let (folds, repeats) = s.cv;
     let (cutoffs, cutoff_method) = match &s.cutoffs {
         CutoffSource::Given(c) => (*c, "given by the user".to_string()),
+        CutoffSource::ModelCard(c) => (
+            *c,
+            "the model card's, chosen on the model's validation set".to_string(),
+        ),
         CutoffSource::Validation(vy, vp) => (
             cutoffs::cross_validated(vy, vp, s.targets, folds, repeats, s.seed)?,
             format!(

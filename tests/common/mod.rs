@@ -1,6 +1,8 @@
 //! Helpers shared by integration tests.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
+
+use sacro::phantom::{self, PhantomConfig, PhantomFormat};
 
 use candle_core::{Device, Tensor};
 use sacro::model::card::{self, ModelCard};
@@ -10,6 +12,7 @@ use sacro::model::{HeadKind, NetworkConfig, ResNetConfig};
 use sacro::stats::cutoffs::Cutoffs;
 
 /// The reduced ResNet of `tests/reference/make_resnet_fixture.py` (PyTorch, seeded random weights).
+#[allow(dead_code)]
 pub const FIXTURE: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
     "/tests/fixtures/resnet_small.safetensors"
@@ -17,6 +20,7 @@ pub const FIXTURE: &str = concat!(
 
 /// Writes the fixture network with fastai's head as a model folder (64 px, cut-offs 0.3/0.5/0.7) into `dir`:
 /// a stand-in model until a trained one is bundled.
+#[allow(dead_code)]
 pub fn model_folder(dir: &Path) -> ModelCard {
     let config = NetworkConfig {
         resnet: ResNetConfig {
@@ -56,4 +60,51 @@ pub fn model_folder(dir: &Path) -> ModelCard {
         sacro_version: String::new(),
     };
     card::save(dir, &card, &varmap).expect("save")
+}
+
+/// A tiny ResNet (same code as ResNet-50, fewer and narrower blocks) and a 48 px schedule for
+/// CI-sized training runs.
+#[allow(dead_code)]
+pub const TINY: &str = r#"
+seed = 5
+valid_pct = 0.25
+max_micro_batch = 4
+
+[architecture]
+classes = 2
+head = { Fastai = { hidden = 32 } }
+[architecture.resnet]
+layers = [1, 1, 1, 1]
+expansion = 1
+width_per_group = 16
+
+[[stages]]
+size = 48
+batch = 6
+frozen_epochs = 1
+unfrozen_epochs = 2
+"#;
+
+/// Writes `n` phantoms (128 px) and their labels.csv into `dir`.
+#[allow(dead_code)]
+pub fn phantoms(dir: &Path, n: usize) -> PathBuf {
+    let cfg = PhantomConfig {
+        size: 128,
+        prevalence: 0.5,
+        seed: 11,
+    };
+    let mut csv = String::from("file,left_grade,right_grade\n");
+    for i in 1..=n {
+        let p = phantom::generate(&cfg, i);
+        let file = phantom::write(dir, &cfg, &p, PhantomFormat::Dicom).expect("phantom");
+        csv.push_str(&format!(
+            "{},{},{}\n",
+            file.file_name().expect("name").to_string_lossy(),
+            p.grades.left.value(),
+            p.grades.right.value()
+        ));
+    }
+    let path = dir.join("labels.csv");
+    std::fs::write(&path, csv).expect("labels");
+    path
 }
