@@ -3,9 +3,10 @@
 # cmake + g++: the CharLS JPEG-LS decoder is C++ built by the charls-sys crate.
 # mesa-vulkan-drivers + libvulkan1: a software GPU (lavapipe) for the GUI's rendering tests and for running
 # the desktop app on machines without a GPU driver; libxkbcommon-x11-0: keyboard handling under X11;
-# xvfb: a virtual display for running the app headless (frame-time measurements).
+# xvfb: a virtual display for running the app headless (frame-time measurements); desktop-file-utils:
+# validating the packaged desktop entry (packaging/check-deb.sh).
 set -euo pipefail
-pkgs=(cmake g++ pkg-config mesa-vulkan-drivers libvulkan1 libxkbcommon-x11-0 xvfb)
+pkgs=(cmake g++ pkg-config mesa-vulkan-drivers libvulkan1 libxkbcommon-x11-0 xvfb desktop-file-utils)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
