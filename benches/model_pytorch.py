@@ -50,3 +50,21 @@ def gradcam():
 
 med, mn = timed(gradcam)
 print(f"gradcam_512,{med:.4f},{mn:.4f},{repeat}")
+
+# One training step: train-mode forward, cross-entropy, backward, AdamW (as `sacro bench model`).
+model = torch.nn.Sequential(
+    torch.nn.Sequential(*list(torchvision.models.resnet50().children())[:-2]), create_head(2048, 2)
+).train()
+opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
+xb = torch.randn(8, 3, 224, 224)
+yb = torch.tensor([0, 1, 0, 1, 0, 1, 0, 1])
+
+
+def step():
+    opt.zero_grad()
+    torch.nn.functional.cross_entropy(model(xb), yb).backward()
+    opt.step()
+
+
+med, mn = timed(step)
+print(f"train_step_224_b8,{med:.4f},{mn:.4f},{repeat}")

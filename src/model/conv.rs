@@ -1,18 +1,312 @@
-//! The one place where the network's convolutions are made. Today it is candle's stock `Conv2d`; the
-//! fast CPU convolution of a later issue replaces this file's internals without touching `resnet.rs`.
+//! The one place where the network's convolutions are made.
+//!
+//! Two paths, chosen once per process (`SACRO_CONV=stock` selects candle's own):
+//! - **im2col** (default): the convolution as `im2col` (a custom op, multithreaded over images and channels)
+//!   followed by candle's matrix multiply (the `gemm` crate); 1×1 stride-1 convolutions are a plain matrix
+//!   multiply on a reshaped view. Backward comes from the matmul's own gradient plus `col2im` (the adjoint of
+//!   `im2col`, also a custom op): the input gradient is `Wᵀ·G` scattered back, a GEMM and a memory-bound
+//!   pass, where candle's stock backward runs a direct `conv_transpose2d` loop.
+//! - **stock**: candle's `conv2d` forward and backward, kept to test equivalence and measure regressions.
 
-use candle_core::{Result, Tensor};
-use candle_nn::{Conv2dConfig, Module, VarBuilder};
+use std::sync::OnceLock;
+
+use candle_core::backend::BackendStorage;
+use candle_core::{CpuStorage, CustomOp1, DType, Layout, Result, Shape, Tensor};
+use candle_nn::{Module, VarBuilder};
+use rayon::prelude::*;
+
+/// Which implementation the process uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConvPath {
+    /// im2col + GEMM with a col2im backward.
+    Im2Col,
+    /// candle's stock `conv2d`.
+    Stock,
+}
+
+/// The path chosen by `SACRO_CONV` (`stock` or `im2col`; im2col when unset).
+pub fn conv_path() -> ConvPath {
+    static PATH: OnceLock<ConvPath> = OnceLock::new();
+    *PATH.get_or_init(|| match std::env::var("SACRO_CONV").as_deref() {
+        Ok("stock") => ConvPath::Stock,
+        _ => ConvPath::Im2Col,
+    })
+}
+
+/// Geometry of a square-kernel convolution.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Geometry {
+    /// Input channels.
+    pub channels: usize,
+    /// Input height and width.
+    pub height: usize,
+    /// Input width.
+    pub width: usize,
+    /// Kernel side.
+    pub k: usize,
+    /// Stride.
+    pub stride: usize,
+    /// Zero padding on each side.
+    pub padding: usize,
+}
+
+impl Geometry {
+    /// Output height and width.
+    pub fn out(&self) -> (usize, usize) {
+        (
+            (self.height + 2 * self.padding - self.k) / self.stride + 1,
+            (self.width + 2 * self.padding - self.k) / self.stride + 1,
+        )
+    }
+
+    /// Rows of the column matrix: channels × k × k.
+    pub fn rows(&self) -> usize {
+        self.channels * self.k * self.k
+    }
+
+    fn check(&self, what: &str) -> Result<()> {
+        if self.k == 0
+            || self.stride == 0
+            || self.height + 2 * self.padding < self.k
+            || self.width + 2 * self.padding < self.k
+        {
+            candle_core::bail!("{what}: kernel {} does not fit the input {self:?}", self.k);
+        }
+        Ok(())
+    }
+}
+
+/// Input offset of output position `o` and kernel tap `t` along one axis, if inside the image.
+#[inline]
+fn source(o: usize, t: usize, g: &Geometry, size: usize) -> Option<usize> {
+    (o * g.stride + t)
+        .checked_sub(g.padding)
+        .filter(|&i| i < size)
+}
+
+trait Float: Copy + Default + Send + Sync + std::ops::AddAssign + 'static {
+    fn slice(s: &CpuStorage) -> Option<&[Self]>;
+    fn wrap(v: Vec<Self>) -> CpuStorage;
+}
+
+impl Float for f32 {
+    fn slice(s: &CpuStorage) -> Option<&[Self]> {
+        match s {
+            CpuStorage::F32(v) => Some(v),
+            _ => None,
+        }
+    }
+    fn wrap(v: Vec<Self>) -> CpuStorage {
+        CpuStorage::F32(v)
+    }
+}
+
+impl Float for f64 {
+    fn slice(s: &CpuStorage) -> Option<&[Self]> {
+        match s {
+            CpuStorage::F64(v) => Some(v),
+            _ => None,
+        }
+    }
+    fn wrap(v: Vec<Self>) -> CpuStorage {
+        CpuStorage::F64(v)
+    }
+}
+
+fn contiguous<'a, T: Float>(s: &'a CpuStorage, l: &Layout, what: &str) -> Result<&'a [T]> {
+    let (start, end) = l
+        .contiguous_offsets()
+        .ok_or_else(|| candle_core::Error::Msg(format!("{what}: input must be contiguous")))?;
+    T::slice(s)
+        .map(|v| &v[start..end])
+        .ok_or_else(|| candle_core::Error::Msg(format!("{what}: only f32 and f64 are supported")))
+}
+
+/// `[n, c, h, w]` → `[n, c·k·k, ho·wo]`: each column holds the input values one output pixel sees (zeros in
+/// the padding), rows ordered (channel, kernel row, kernel column) like a flattened weight.
+#[derive(Debug, Clone, Copy)]
+pub struct Im2Col(pub Geometry);
+
+/// The adjoint of [`Im2Col`]: `[n, c·k·k, ho·wo]` → `[n, c, h, w]`, summing every column entry back into the
+/// input pixel it came from.
+#[derive(Debug, Clone, Copy)]
+pub struct Col2Im(pub Geometry);
+
+fn im2col<T: Float>(x: &[T], n: usize, g: &Geometry) -> Vec<T> {
+    let (ho, wo) = g.out();
+    let (h, w, k) = (g.height, g.width, g.k);
+    let plane = ho * wo;
+    let mut out = vec![T::default(); n * g.rows() * plane];
+    // One task per (image, channel): k·k rows of the column matrix.
+    out.par_chunks_mut(k * k * plane)
+        .enumerate()
+        .for_each(|(nc, rows)| {
+            let src = &x[nc * h * w..(nc + 1) * h * w];
+            for ky in 0..k {
+                for kx in 0..k {
+                    let row = &mut rows[(ky * k + kx) * plane..(ky * k + kx + 1) * plane];
+                    for oy in 0..ho {
+                        let Some(iy) = source(oy, ky, g, h) else {
+                            continue;
+                        };
+                        let line = &src[iy * w..(iy + 1) * w];
+                        let dst = &mut row[oy * wo..(oy + 1) * wo];
+                        if g.stride == 1 {
+                            // Contiguous run: output columns whose input column is inside the image.
+                            let lo = g.padding.saturating_sub(kx);
+                            let hi = (w + g.padding).saturating_sub(kx).min(wo);
+                            if lo < hi {
+                                let first = lo + kx - g.padding;
+                                dst[lo..hi].copy_from_slice(&line[first..first + (hi - lo)]);
+                            }
+                        } else {
+                            for (ox, d) in dst.iter_mut().enumerate() {
+                                if let Some(ix) = source(ox, kx, g, w) {
+                                    *d = line[ix];
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        });
+    out
+}
+
+fn col2im<T: Float>(cols: &[T], n: usize, g: &Geometry) -> Vec<T> {
+    let (ho, wo) = g.out();
+    let (h, w, k) = (g.height, g.width, g.k);
+    let plane = ho * wo;
+    let mut out = vec![T::default(); n * g.channels * h * w];
+    out.par_chunks_mut(h * w).enumerate().for_each(|(nc, dst)| {
+        let rows = &cols[nc * k * k * plane..(nc + 1) * k * k * plane];
+        for ky in 0..k {
+            for kx in 0..k {
+                let row = &rows[(ky * k + kx) * plane..(ky * k + kx + 1) * plane];
+                for oy in 0..ho {
+                    let Some(iy) = source(oy, ky, g, h) else {
+                        continue;
+                    };
+                    let line = &mut dst[iy * w..(iy + 1) * w];
+                    let src = &row[oy * wo..(oy + 1) * wo];
+                    for (ox, &v) in src.iter().enumerate() {
+                        if let Some(ix) = source(ox, kx, g, w) {
+                            line[ix] += v;
+                        }
+                    }
+                }
+            }
+        }
+    });
+    out
+}
+
+impl CustomOp1 for Im2Col {
+    fn name(&self) -> &'static str {
+        "sacro-im2col"
+    }
+
+    fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
+        let g = self.0;
+        g.check("im2col")?;
+        let (n, c, h, w) = l.shape().dims4()?;
+        if (c, h, w) != (g.channels, g.height, g.width) {
+            candle_core::bail!("im2col: input {:?} does not match {g:?}", l.shape());
+        }
+        let (ho, wo) = g.out();
+        let shape = Shape::from((n, g.rows(), ho * wo));
+        match s.dtype() {
+            DType::F32 => Ok((
+                f32::wrap(im2col(contiguous::<f32>(s, l, "im2col")?, n, &g)),
+                shape,
+            )),
+            DType::F64 => Ok((
+                f64::wrap(im2col(contiguous::<f64>(s, l, "im2col")?, n, &g)),
+                shape,
+            )),
+            d => candle_core::bail!("im2col: {d:?} is not supported"),
+        }
+    }
+
+    fn bwd(&self, _arg: &Tensor, _res: &Tensor, grad: &Tensor) -> Result<Option<Tensor>> {
+        Ok(Some(grad.contiguous()?.apply_op1(Col2Im(self.0))?))
+    }
+}
+
+impl CustomOp1 for Col2Im {
+    fn name(&self) -> &'static str {
+        "sacro-col2im"
+    }
+
+    fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
+        let g = self.0;
+        g.check("col2im")?;
+        let (n, rows, plane) = l.shape().dims3()?;
+        let (ho, wo) = g.out();
+        if (rows, plane) != (g.rows(), ho * wo) {
+            candle_core::bail!("col2im: input {:?} does not match {g:?}", l.shape());
+        }
+        let shape = Shape::from((n, g.channels, g.height, g.width));
+        match s.dtype() {
+            DType::F32 => Ok((
+                f32::wrap(col2im(contiguous::<f32>(s, l, "col2im")?, n, &g)),
+                shape,
+            )),
+            DType::F64 => Ok((
+                f64::wrap(col2im(contiguous::<f64>(s, l, "col2im")?, n, &g)),
+                shape,
+            )),
+            d => candle_core::bail!("col2im: {d:?} is not supported"),
+        }
+    }
+
+    fn bwd(&self, _arg: &Tensor, _res: &Tensor, grad: &Tensor) -> Result<Option<Tensor>> {
+        Ok(Some(grad.contiguous()?.apply_op1(Im2Col(self.0))?))
+    }
+}
+
+/// `x` `[n, c, h, w]` convolved with `weight` `[co, c, k, k]` (no bias) through im2col and a matrix
+/// multiply. Differentiable in both arguments.
+pub fn conv2d_im2col(x: &Tensor, weight: &Tensor, stride: usize, padding: usize) -> Result<Tensor> {
+    let (n, c, h, w) = x.dims4()?;
+    let (co, ci, k, k2) = weight.dims4()?;
+    if ci != c || k != k2 {
+        candle_core::bail!(
+            "conv2d: weight {:?} does not fit input {:?}",
+            weight.shape(),
+            x.shape()
+        );
+    }
+    let g = Geometry {
+        channels: c,
+        height: h,
+        width: w,
+        k,
+        stride,
+        padding,
+    };
+    g.check("conv2d")?;
+    let (ho, wo) = g.out();
+    let cols = if k == 1 && stride == 1 && padding == 0 {
+        x.reshape((n, c, h * w))?
+    } else {
+        x.contiguous()?.apply_op1(Im2Col(g))?
+    };
+    let wm = weight.reshape((co, g.rows()))?;
+    wm.broadcast_matmul(&cols)?.reshape((n, co, ho, wo))
+}
 
 /// A bias-free 2-D convolution (every convolution in a ResNet is followed by batch norm).
 #[derive(Debug, Clone)]
 pub struct Conv {
-    inner: candle_nn::Conv2d,
+    weight: Tensor,
+    stride: usize,
+    padding: usize,
 }
 
 impl Conv {
     /// A `k × k` convolution from `cin` to `cout` channels with the given stride and padding; its weight
-    /// is `vb`'s `weight` (torchvision's layout `[cout, cin, k, k]`).
+    /// is `vb`'s `weight` (torchvision's layout `[cout, cin, k, k]`, Kaiming-normal when created).
     pub fn new(
         cin: usize,
         cout: usize,
@@ -21,21 +315,26 @@ impl Conv {
         padding: usize,
         vb: VarBuilder,
     ) -> Result<Self> {
-        let cfg = Conv2dConfig {
-            padding,
-            stride,
-            dilation: 1,
-            groups: 1,
-            cudnn_fwd_algo: None,
-        };
+        let weight = vb.get_with_hints(
+            (cout, cin, k, k),
+            "weight",
+            candle_nn::init::DEFAULT_KAIMING_NORMAL,
+        )?;
         Ok(Self {
-            inner: candle_nn::conv2d_no_bias(cin, cout, k, cfg, vb)?,
+            weight,
+            stride,
+            padding,
         })
     }
 }
 
 impl Module for Conv {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        self.inner.forward(x)
+        match (conv_path(), x.device()) {
+            (ConvPath::Im2Col, candle_core::Device::Cpu) => {
+                conv2d_im2col(x, &self.weight, self.stride, self.padding)
+            }
+            _ => x.conv2d(&self.weight, self.padding, self.stride, 1, 1),
+        }
     }
 }

@@ -1,0 +1,198 @@
+//! The im2col convolution (`src/model/conv.rs`) against candle's stock `conv2d` (forward, input gradient,
+//! weight gradient) over a grid of shapes — kernels 1/3/7, strides 1/2, paddings 0/1/3, odd sizes, batch 1
+//! and 3, channel counts that are not multiples of 16 — and against central finite differences in f64.
+//!
+//! Candle's stock backward takes the output padding of `conv_transpose2d` from the height only, so it fails
+//! on inputs whose height and width leave different remainders under the stride (e.g. 9×10 at stride 2);
+//! the stock comparison uses sizes it handles, and the finite-difference test covers a 9×8 input.
+
+use candle_core::{DType, Device, Tensor, Var};
+use sacro::model::conv::conv2d_im2col;
+
+fn seeded(shape: &[usize], seed: u64, dtype: DType) -> Tensor {
+    // A small LCG: reproducible values in [-1, 1) without a dependency on candle's RNG.
+    let n: usize = shape.iter().product();
+    let mut s = seed
+        .wrapping_mul(6364136223846793005)
+        .wrapping_add(1442695040888963407);
+    let v: Vec<f64> = (0..n)
+        .map(|_| {
+            s = s
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            ((s >> 11) as f64 / (1u64 << 53) as f64) * 2.0 - 1.0
+        })
+        .collect();
+    Tensor::from_vec(v, shape, &Device::Cpu)
+        .and_then(|t| t.to_dtype(dtype))
+        .expect("tensor")
+}
+
+fn max_rel(a: &Tensor, b: &Tensor) -> f64 {
+    let a: Vec<f64> = a
+        .flatten_all()
+        .and_then(|t| t.to_dtype(DType::F64))
+        .and_then(|t| t.to_vec1())
+        .expect("a");
+    let b: Vec<f64> = b
+        .flatten_all()
+        .and_then(|t| t.to_dtype(DType::F64))
+        .and_then(|t| t.to_vec1())
+        .expect("b");
+    assert_eq!(a.len(), b.len());
+    let scale = b.iter().fold(1e-6f64, |m, v| m.max(v.abs()));
+    a.iter()
+        .zip(&b)
+        .fold(0.0, |m, (x, y)| m.max((x - y).abs() / scale))
+}
+
+/// Forward and both gradients of `loss = Σ conv(x, w) · r` by both paths.
+fn both(x: &Tensor, w: &Tensor, stride: usize, padding: usize) -> [(Tensor, Tensor); 3] {
+    let run = |fast: bool| {
+        let xv = Var::from_tensor(x).expect("x");
+        let wv = Var::from_tensor(w).expect("w");
+        let y = if fast {
+            conv2d_im2col(xv.as_tensor(), wv.as_tensor(), stride, padding)
+        } else {
+            xv.as_tensor().conv2d(wv.as_tensor(), padding, stride, 1, 1)
+        }
+        .expect("conv");
+        let r = seeded(y.dims(), 99, y.dtype());
+        let loss = (&y * &r).and_then(|t| t.sum_all()).expect("loss");
+        let g = loss.backward().expect("backward");
+        (
+            y,
+            g.get(xv.as_tensor()).expect("dx").clone(),
+            g.get(wv.as_tensor()).expect("dw").clone(),
+        )
+    };
+    let (a, b) = (run(true), run(false));
+    [(a.0, b.0), (a.1, b.1), (a.2, b.2)]
+}
+
+#[test]
+fn im2col_convolution_equals_candle_stock_over_a_grid_of_shapes() {
+    let mut checked = 0;
+    for (k, strides, paddings) in [
+        (1usize, &[1usize, 2][..], &[0usize][..]),
+        (3, &[1, 2], &[0, 1]),
+        (7, &[2], &[3]),
+    ] {
+        for &stride in strides {
+            for &padding in paddings {
+                for (n, c, co, h, w) in [
+                    (1usize, 3usize, 5usize, 13usize, 11usize),
+                    (3, 17, 6, 9, 11),
+                ] {
+                    if h + 2 * padding < k || w + 2 * padding < k {
+                        continue;
+                    }
+                    let x = seeded(&[n, c, h, w], 1 + checked, DType::F32);
+                    let wt = seeded(&[co, c, k, k], 50 + checked, DType::F32);
+                    let [y, dx, dw] = both(&x, &wt, stride, padding);
+                    let what = format!("k{k} s{stride} p{padding} n{n} c{c}→{co} {h}×{w}");
+                    assert_eq!(y.0.dims(), y.1.dims(), "{what}");
+                    assert!(
+                        max_rel(&y.0, &y.1) < 1e-5,
+                        "forward {what}: {}",
+                        max_rel(&y.0, &y.1)
+                    );
+                    assert!(
+                        max_rel(&dx.0, &dx.1) < 1e-5,
+                        "input grad {what}: {}",
+                        max_rel(&dx.0, &dx.1)
+                    );
+                    assert!(
+                        max_rel(&dw.0, &dw.1) < 1e-5,
+                        "weight grad {what}: {}",
+                        max_rel(&dw.0, &dw.1)
+                    );
+                    checked += 1;
+                }
+            }
+        }
+    }
+    assert_eq!(checked, 14);
+}
+
+#[test]
+fn im2col_gradients_equal_finite_differences_in_f64() {
+    for (k, stride, padding) in [(3usize, 2usize, 1usize), (1, 2, 0), (7, 2, 3), (3, 1, 1)] {
+        let x = seeded(&[2, 3, 9, 8], 7, DType::F64);
+        let w = seeded(&[4, 3, k, k], 8, DType::F64);
+        let loss_of = |x: &Tensor, w: &Tensor| -> f64 {
+            let y = conv2d_im2col(x, w, stride, padding).expect("conv");
+            let r = seeded(y.dims(), 99, DType::F64);
+            (&y * &r)
+                .and_then(|t| t.sum_all())
+                .and_then(|t| t.to_scalar::<f64>())
+                .expect("loss")
+        };
+        let xv = Var::from_tensor(&x).expect("x");
+        let wv = Var::from_tensor(&w).expect("w");
+        let y = conv2d_im2col(xv.as_tensor(), wv.as_tensor(), stride, padding).expect("conv");
+        let r = seeded(y.dims(), 99, DType::F64);
+        let g = (&y * &r)
+            .and_then(|t| t.sum_all())
+            .and_then(|l| l.backward())
+            .expect("backward");
+        let dx: Vec<f64> = g
+            .get(xv.as_tensor())
+            .expect("dx")
+            .flatten_all()
+            .and_then(|t| t.to_vec1())
+            .expect("dx");
+        let dw: Vec<f64> = g
+            .get(wv.as_tensor())
+            .expect("dw")
+            .flatten_all()
+            .and_then(|t| t.to_vec1())
+            .expect("dw");
+        let eps = 1e-6;
+        let numeric = |t: &Tensor, i: usize, on_x: bool| -> f64 {
+            let mut v: Vec<f64> = t.flatten_all().and_then(|t| t.to_vec1()).expect("v");
+            let bump = |v: &mut Vec<f64>, d: f64| {
+                v[i] += d;
+                Tensor::from_vec(v.clone(), t.dims(), &Device::Cpu).expect("t")
+            };
+            let plus = bump(&mut v, eps);
+            let minus = bump(&mut v, -2.0 * eps);
+            let (lp, lm) = if on_x {
+                (loss_of(&plus, &w), loss_of(&minus, &w))
+            } else {
+                (loss_of(&x, &plus), loss_of(&x, &minus))
+            };
+            (lp - lm) / (2.0 * eps)
+        };
+        for i in (0..dx.len()).step_by(7) {
+            let n = numeric(&x, i, true);
+            assert!(
+                (n - dx[i]).abs() < 1e-6 * (1.0 + n.abs()),
+                "k{k} s{stride}: dx[{i}] {} vs {n}",
+                dx[i]
+            );
+        }
+        for i in (0..dw.len()).step_by(3) {
+            let n = numeric(&w, i, false);
+            assert!(
+                (n - dw[i]).abs() < 1e-6 * (1.0 + n.abs()),
+                "k{k} s{stride}: dw[{i}] {} vs {n}",
+                dw[i]
+            );
+        }
+    }
+}
+
+#[test]
+fn bad_geometry_is_an_error_not_a_panic() {
+    let x = seeded(&[1, 3, 4, 4], 1, DType::F32);
+    let w = seeded(&[2, 3, 7, 7], 2, DType::F32);
+    assert!(
+        conv2d_im2col(&x, &w, 1, 0).is_err(),
+        "kernel larger than the padded input"
+    );
+    let w = seeded(&[2, 4, 3, 3], 2, DType::F32);
+    assert!(conv2d_im2col(&x, &w, 1, 1).is_err(), "channel mismatch");
+    let w = seeded(&[2, 3, 3, 3], 2, DType::F32);
+    assert!(conv2d_im2col(&x, &w, 0, 1).is_err(), "stride 0");
+}
