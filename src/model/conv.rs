@@ -122,47 +122,57 @@ fn contiguous<'a, T: Float>(s: &'a CpuStorage, l: &Layout, what: &str) -> Result
         .ok_or_else(|| candle_core::Error::Msg(format!("{what}: only f32 and f64 are supported")))
 }
 
-/// `[n, c, h, w]` → `[n, c·k·k, ho·wo]`: each column holds the input values one output pixel sees (zeros in
-/// the padding), rows ordered (channel, kernel row, kernel column) like a flattened weight.
+/// `[n, c, h, w]` → `[c·k·k, n·ho·wo]`: each column holds the input values one output pixel of one image
+/// sees (zeros in the padding), rows ordered (channel, kernel row, kernel column) like a flattened weight,
+/// columns (image, output row, output column), so that the whole batch is one matrix multiply.
 #[derive(Debug, Clone, Copy)]
 pub struct Im2Col(pub Geometry);
 
-/// The adjoint of [`Im2Col`]: `[n, c·k·k, ho·wo]` → `[n, c, h, w]`, summing every column entry back into the
+/// The adjoint of [`Im2Col`]: `[c·k·k, n·ho·wo]` → `[n, c, h, w]`, summing every column entry back into the
 /// input pixel it came from.
 #[derive(Debug, Clone, Copy)]
-pub struct Col2Im(pub Geometry);
+pub struct Col2Im {
+    /// Geometry of the convolution.
+    pub geometry: Geometry,
+    /// Images in the batch.
+    pub batch: usize,
+}
 
 fn im2col<T: Float>(x: &[T], n: usize, g: &Geometry) -> Vec<T> {
     let (ho, wo) = g.out();
     let (h, w, k) = (g.height, g.width, g.k);
     let plane = ho * wo;
-    let mut out = vec![T::default(); n * g.rows() * plane];
-    // One task per (image, channel): k·k rows of the column matrix.
-    out.par_chunks_mut(k * k * plane)
+    let stride_row = n * plane;
+    let mut out = vec![T::default(); g.rows() * stride_row];
+    // One task per input channel: its k·k rows of the column matrix, every image side by side.
+    out.par_chunks_mut(k * k * stride_row)
         .enumerate()
-        .for_each(|(nc, rows)| {
-            let src = &x[nc * h * w..(nc + 1) * h * w];
-            for ky in 0..k {
-                for kx in 0..k {
-                    let row = &mut rows[(ky * k + kx) * plane..(ky * k + kx + 1) * plane];
-                    for oy in 0..ho {
-                        let Some(iy) = source(oy, ky, g, h) else {
-                            continue;
-                        };
-                        let line = &src[iy * w..(iy + 1) * w];
-                        let dst = &mut row[oy * wo..(oy + 1) * wo];
-                        if g.stride == 1 {
-                            // Contiguous run: output columns whose input column is inside the image.
-                            let lo = g.padding.saturating_sub(kx);
-                            let hi = (w + g.padding).saturating_sub(kx).min(wo);
-                            if lo < hi {
-                                let first = lo + kx - g.padding;
-                                dst[lo..hi].copy_from_slice(&line[first..first + (hi - lo)]);
-                            }
-                        } else {
-                            for (ox, d) in dst.iter_mut().enumerate() {
-                                if let Some(ix) = source(ox, kx, g, w) {
-                                    *d = line[ix];
+        .for_each(|(c, rows)| {
+            for img in 0..n {
+                let src = &x[(img * g.channels + c) * h * w..(img * g.channels + c + 1) * h * w];
+                for ky in 0..k {
+                    for kx in 0..k {
+                        let start = (ky * k + kx) * stride_row + img * plane;
+                        let row = &mut rows[start..start + plane];
+                        for oy in 0..ho {
+                            let Some(iy) = source(oy, ky, g, h) else {
+                                continue;
+                            };
+                            let line = &src[iy * w..(iy + 1) * w];
+                            let dst = &mut row[oy * wo..(oy + 1) * wo];
+                            if g.stride == 1 {
+                                // Contiguous run: output columns whose input column is inside the image.
+                                let lo = g.padding.saturating_sub(kx);
+                                let hi = (w + g.padding).saturating_sub(kx).min(wo);
+                                if lo < hi {
+                                    let first = lo + kx - g.padding;
+                                    dst[lo..hi].copy_from_slice(&line[first..first + (hi - lo)]);
+                                }
+                            } else {
+                                for (ox, d) in dst.iter_mut().enumerate() {
+                                    if let Some(ix) = source(ox, kx, g, w) {
+                                        *d = line[ix];
+                                    }
                                 }
                             }
                         }
@@ -177,12 +187,14 @@ fn col2im<T: Float>(cols: &[T], n: usize, g: &Geometry) -> Vec<T> {
     let (ho, wo) = g.out();
     let (h, w, k) = (g.height, g.width, g.k);
     let plane = ho * wo;
+    let stride_row = n * plane;
     let mut out = vec![T::default(); n * g.channels * h * w];
     out.par_chunks_mut(h * w).enumerate().for_each(|(nc, dst)| {
-        let rows = &cols[nc * k * k * plane..(nc + 1) * k * k * plane];
+        let (img, c) = (nc / g.channels, nc % g.channels);
         for ky in 0..k {
             for kx in 0..k {
-                let row = &rows[(ky * k + kx) * plane..(ky * k + kx + 1) * plane];
+                let start = ((c * k + ky) * k + kx) * stride_row + img * plane;
+                let row = &cols[start..start + plane];
                 for oy in 0..ho {
                     let Some(iy) = source(oy, ky, g, h) else {
                         continue;
@@ -214,7 +226,7 @@ impl CustomOp1 for Im2Col {
             candle_core::bail!("im2col: input {:?} does not match {g:?}", l.shape());
         }
         let (ho, wo) = g.out();
-        let shape = Shape::from((n, g.rows(), ho * wo));
+        let shape = Shape::from((g.rows(), n * ho * wo));
         match s.dtype() {
             DType::F32 => Ok((
                 f32::wrap(im2col(contiguous::<f32>(s, l, "im2col")?, n, &g)),
@@ -228,8 +240,12 @@ impl CustomOp1 for Im2Col {
         }
     }
 
-    fn bwd(&self, _arg: &Tensor, _res: &Tensor, grad: &Tensor) -> Result<Option<Tensor>> {
-        Ok(Some(grad.contiguous()?.apply_op1(Col2Im(self.0))?))
+    fn bwd(&self, arg: &Tensor, _res: &Tensor, grad: &Tensor) -> Result<Option<Tensor>> {
+        let batch = arg.dim(0)?;
+        Ok(Some(grad.contiguous()?.apply_op1(Col2Im {
+            geometry: self.0,
+            batch,
+        })?))
     }
 }
 
@@ -239,11 +255,11 @@ impl CustomOp1 for Col2Im {
     }
 
     fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
-        let g = self.0;
+        let (g, n) = (self.geometry, self.batch);
         g.check("col2im")?;
-        let (n, rows, plane) = l.shape().dims3()?;
+        let (rows, cols) = l.shape().dims2()?;
         let (ho, wo) = g.out();
-        if (rows, plane) != (g.rows(), ho * wo) {
+        if (rows, cols) != (g.rows(), n * ho * wo) {
             candle_core::bail!("col2im: input {:?} does not match {g:?}", l.shape());
         }
         let shape = Shape::from((n, g.channels, g.height, g.width));
@@ -261,7 +277,7 @@ impl CustomOp1 for Col2Im {
     }
 
     fn bwd(&self, _arg: &Tensor, _res: &Tensor, grad: &Tensor) -> Result<Option<Tensor>> {
-        Ok(Some(grad.contiguous()?.apply_op1(Im2Col(self.0))?))
+        Ok(Some(grad.contiguous()?.apply_op1(Im2Col(self.geometry))?))
     }
 }
 
@@ -288,12 +304,24 @@ pub fn conv2d_im2col(x: &Tensor, weight: &Tensor, stride: usize, padding: usize)
     g.check("conv2d")?;
     let (ho, wo) = g.out();
     let cols = if k == 1 && stride == 1 && padding == 0 {
-        x.reshape((n, c, h * w))?
+        if n == 1 {
+            x.reshape((c, h * w))?
+        } else {
+            x.reshape((n, c, h * w))?
+                .transpose(0, 1)?
+                .contiguous()?
+                .reshape((c, n * h * w))?
+        }
     } else {
         x.contiguous()?.apply_op1(Im2Col(g))?
     };
-    let wm = weight.reshape((co, g.rows()))?;
-    wm.broadcast_matmul(&cols)?.reshape((n, co, ho, wo))
+    // One matrix multiply for the whole batch: [co, c·k·k] × [c·k·k, n·ho·wo].
+    let y = weight.reshape((co, g.rows()))?.matmul(&cols)?;
+    if n == 1 {
+        y.reshape((1, co, ho, wo))
+    } else {
+        y.reshape((co, n, ho, wo))?.transpose(0, 1)?.contiguous()
+    }
 }
 
 /// A bias-free 2-D convolution (every convolution in a ResNet is followed by batch norm).
