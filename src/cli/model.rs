@@ -363,15 +363,9 @@ pub fn bench_model(repeat: usize) -> anyhow::Result<ExitCode> {
     })?;
     println!("gradcam_512,{med:.4},{min:.4},{repeat}");
     // One training step as `sacro train` takes it: train-mode forward, cross-entropy, backward, AdamW.
-    let (net, varmap) = Network::initialised(NetworkConfig::sacroiliitis(), &device)?;
-    let x = sacro::model::random_input(8, 224, &device)?;
-    let y = candle_core::Tensor::new(&[0u32, 1, 0, 1, 0, 1, 0, 1], &device)?;
-    let opt = std::cell::RefCell::new(candle_nn::AdamW::new_lr(varmap.all_vars(), 1e-4)?);
+    let bench = std::cell::RefCell::new(sacro::train::bench::StepBench::new(8, 224, &device)?);
     let (med, min) = time(&|| {
-        use candle_nn::Optimizer;
-        let logits = net.forward_t(&x, true)?;
-        let loss = candle_nn::loss::cross_entropy(&logits, &y)?;
-        opt.borrow_mut().backward_step(&loss)?;
+        bench.borrow_mut().step()?;
         Ok(())
     })?;
     println!("train_step_224_b8,{med:.4},{min:.4},{repeat}");

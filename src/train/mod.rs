@@ -5,6 +5,7 @@
 //! the LR range test ([`trainer`]).
 
 pub mod augment;
+pub mod bench;
 pub mod config;
 pub mod data;
 pub mod groups;

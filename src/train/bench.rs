@@ -1,0 +1,45 @@
+//! A training step to time (`sacro bench model`): train-mode forward of the study's ResNet-50 with fastai's
+//! head, cross-entropy, backward and an AdamW step, on random inputs. PyTorch does the same in
+//! `benches/model_pytorch.py`.
+
+use candle_core::{Device, Tensor};
+use candle_nn::Optimizer;
+
+use super::TrainError;
+use crate::model::{Network, NetworkConfig};
+
+/// A network, a batch and an optimiser, ready to step.
+pub struct StepBench {
+    net: Network,
+    x: Tensor,
+    y: Tensor,
+    opt: candle_nn::AdamW,
+}
+
+impl std::fmt::Debug for StepBench {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StepBench")
+            .field("x", &self.x.shape())
+            .finish()
+    }
+}
+
+impl StepBench {
+    /// A batch of `batch` random `size²` inputs with alternating labels.
+    pub fn new(batch: usize, size: usize, device: &Device) -> Result<Self, TrainError> {
+        let (net, varmap) = Network::initialised(NetworkConfig::sacroiliitis(), device)?;
+        let x = crate::model::random_input(batch, size, device)?;
+        let labels: Vec<u32> = (0..batch as u32).map(|i| i % 2).collect();
+        let y = Tensor::new(labels.as_slice(), device)?;
+        let opt = candle_nn::AdamW::new_lr(varmap.all_vars(), 1e-4)?;
+        Ok(Self { net, x, y, opt })
+    }
+
+    /// One step.
+    pub fn step(&mut self) -> Result<(), TrainError> {
+        let logits = self.net.forward_t(&self.x, true)?;
+        let loss = candle_nn::loss::cross_entropy(&logits, &self.y)?;
+        self.opt.backward_step(&loss)?;
+        Ok(())
+    }
+}
