@@ -441,11 +441,17 @@ fn open_coordinator(h: &mut Harness<'static, SacroApp>) {
     h.run();
 }
 
-#[test]
-fn the_whole_study_is_predicted_and_the_compare_table_filters_and_opens_cases() {
-    let tmp = tempfile::tempdir().expect("tmp");
-    let study = read_study(tmp.path());
-    let model_dir = tmp.path().join("model");
+/// `read_study` with the fixture model loaded and every case predicted through "Predict all cases".
+fn predicted_study(
+    dir: &Path,
+) -> (
+    PathBuf,
+    PathBuf,
+    sacro::model::card::ModelCard,
+    Harness<'static, SacroApp>,
+) {
+    let study = read_study(dir);
+    let model_dir = dir.join("model");
     let card = common::model_folder(&model_dir);
     let mut h = harness(Launch::Path(study.clone()));
     h.state_mut().load_model(&model_dir);
@@ -455,6 +461,13 @@ fn the_whole_study_is_predicted_and_the_compare_table_filters_and_opens_cases() 
     h.run();
     h.state_mut().wait_for_study_run();
     h.run();
+    (study, model_dir, card, h)
+}
+
+#[test]
+fn the_whole_study_is_predicted_and_the_compare_table_filters_and_opens_cases() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let (study, _, card, mut h) = predicted_study(tmp.path());
     let store = SqliteStore::open(&study).expect("reopen");
     let recorded = store
         .predictions(&card.weights_sha256)
@@ -533,17 +546,7 @@ fn the_whole_study_is_predicted_and_the_compare_table_filters_and_opens_cases() 
 #[test]
 fn the_dashboard_shows_the_numbers_of_sacro_stats() {
     let tmp = tempfile::tempdir().expect("tmp");
-    let study = read_study(tmp.path());
-    let model_dir = tmp.path().join("model");
-    common::model_folder(&model_dir);
-    let mut h = harness(Launch::Path(study.clone()));
-    h.state_mut().load_model(&model_dir);
-    h.run();
-    open_coordinator(&mut h);
-    h.get_by_label("Predict all cases").click();
-    h.run();
-    h.state_mut().wait_for_study_run();
-    h.run();
+    let (study, model_dir, _, mut h) = predicted_study(tmp.path());
     h.get_by_label("Statistics").click();
     // One frame starts the analysis (a spinner repaints until it ends).
     h.step();

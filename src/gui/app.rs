@@ -982,17 +982,7 @@ impl SacroApp {
                 match &s.reader {
                     None if s.review => {
                         ui.label("All cases (✔ has a consensus label)");
-                        egui::ScrollArea::vertical().show(ui, |ui| {
-                            for (i, e) in s.worklist.iter().enumerate() {
-                                let mark = if e.done { "✔" } else { "○" };
-                                if ui
-                                    .selectable_label(i == s.index, format!("{mark} {}", e.case_id))
-                                    .clicked()
-                                {
-                                    goto = Some(i);
-                                }
-                            }
-                        });
+                        goto = case_list(ui, &s.worklist, s.index);
                     }
                     None => {
                         ui.label("Choose who you are (Reader, above).");
@@ -1004,17 +994,7 @@ impl SacroApp {
                             egui::ProgressBar::new(done as f32 / s.worklist.len().max(1) as f32)
                                 .show_percentage(),
                         );
-                        egui::ScrollArea::vertical().show(ui, |ui| {
-                            for (i, e) in s.worklist.iter().enumerate() {
-                                let mark = if e.done { "✔" } else { "○" };
-                                if ui
-                                    .selectable_label(i == s.index, format!("{mark} {}", e.case_id))
-                                    .clicked()
-                                {
-                                    goto = Some(i);
-                                }
-                            }
-                        });
+                        goto = case_list(ui, &s.worklist, s.index);
                     }
                 }
             }
@@ -2045,6 +2025,23 @@ impl eframe::App for SacroApp {
 }
 
 /// The heatmap's colour scale (turbo, as blended in the viewer): low evidence left, high right.
+/// The work list's cases (✔ done, ○ pending); returns the one clicked.
+fn case_list(ui: &mut egui::Ui, list: &[WorklistEntry], current: usize) -> Option<usize> {
+    let mut clicked = None;
+    egui::ScrollArea::vertical().show(ui, |ui| {
+        for (i, e) in list.iter().enumerate() {
+            let mark = if e.done { "✔" } else { "○" };
+            if ui
+                .selectable_label(i == current, format!("{mark} {}", e.case_id))
+                .clicked()
+            {
+                clicked = Some(i);
+            }
+        }
+    });
+    clicked
+}
+
 fn heat_legend(ui: &mut egui::Ui) {
     let (rect, _) = ui.allocate_exact_size(egui::vec2(200.0, 12.0), egui::Sense::hover());
     let n = 48;

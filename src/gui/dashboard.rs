@@ -358,6 +358,25 @@ fn pr_plot(ui: &mut egui::Ui, a: &Analysis) {
         });
 }
 
+/// TP, FP, FN, TN, then sensitivity, specificity, PPV and NPV with their intervals: one cell each.
+fn confusion_cells(
+    ui: &mut egui::Ui,
+    m: &crate::stats::confusion::ConfusionMatrix,
+    metrics: &crate::stats::confusion::Metrics,
+) {
+    for v in [m.tp, m.fp, m.fn_, m.tn] {
+        ui.label(v.to_string());
+    }
+    for e in [
+        &metrics.sensitivity,
+        &metrics.specificity,
+        &metrics.ppv,
+        &metrics.npv,
+    ] {
+        ui.label(ci(e));
+    }
+}
+
 fn tables(ui: &mut egui::Ui, a: &Analysis) {
     ui.separator();
     ui.strong("The model at its cut-offs");
@@ -381,18 +400,7 @@ fn tables(ui: &mut egui::Ui, a: &Analysis) {
         for c in &a.at_cutoffs {
             ui.label(&c.name);
             ui.label(format!("{:.3}", c.cutoff));
-            let m = &c.confusion;
-            for v in [m.tp, m.fp, m.fn_, m.tn] {
-                ui.label(v.to_string());
-            }
-            for e in [
-                &c.metrics.sensitivity,
-                &c.metrics.specificity,
-                &c.metrics.ppv,
-                &c.metrics.npv,
-            ] {
-                ui.label(ci(e));
-            }
+            confusion_cells(ui, &c.confusion, &c.metrics);
             ui.label(ci(&c.kappa.as_ref().map(|k| k.estimate)));
             ui.end_row();
         }
@@ -419,18 +427,7 @@ fn tables(ui: &mut egui::Ui, a: &Analysis) {
             for r in &a.readers {
                 ui.label(&r.reader);
                 ui.label(r.n.to_string());
-                let m = &r.confusion;
-                for v in [m.tp, m.fp, m.fn_, m.tn] {
-                    ui.label(v.to_string());
-                }
-                for e in [
-                    &r.metrics.sensitivity,
-                    &r.metrics.specificity,
-                    &r.metrics.ppv,
-                    &r.metrics.npv,
-                ] {
-                    ui.label(ci(e));
-                }
+                confusion_cells(ui, &r.confusion, &r.metrics);
                 ui.end_row();
             }
         });
