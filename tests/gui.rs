@@ -341,6 +341,50 @@ fn the_model_appears_after_commit_and_the_heatmap_toggles() {
     }
     assert!(inside > 10_000, "the heatmap changed the film by {inside}");
     assert_eq!(outside, 0, "outside the viewer and the side panel");
+    // Inside both sacroiliac joints: their boxes from the phantom's truth, mapped to the screen as the
+    // viewer maps the film (fit to the view, centred).
+    let film_path = h.state().current_path().expect("film");
+    let file = film_path
+        .file_name()
+        .expect("name")
+        .to_string_lossy()
+        .into_owned();
+    let truth = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/demo/truth.csv"),
+    )
+    .expect("truth");
+    let row: Vec<f32> = truth
+        .lines()
+        .find(|l| l.split(',').nth(1) == Some(file.as_str()))
+        .expect("truth row")
+        .split(',')
+        .skip(5)
+        .map(|v| v.parse().expect("number"))
+        .collect();
+    let film = h.state().current_film().expect("film");
+    let (fw, fh) = (
+        film.radiograph.width() as f32,
+        film.radiograph.height() as f32,
+    );
+    let view = h.state().view_state().expect("view");
+    let scale = view
+        .zoom
+        .unwrap_or((rect.width() / fw).min(rect.height() / fh) * 0.98);
+    for (side, b) in ["left", "right"].iter().zip(row.chunks(4)) {
+        let to_screen = |x: f32, y: f32| rect.center() + (egui::pos2(x, y) - view.center) * scale;
+        let (a, z) = (to_screen(b[0], b[1]), to_screen(b[0] + b[2], b[1] + b[3]));
+        let mut changed = 0u64;
+        for y in a.y.max(0.0) as u32..z.y.min(after.height() as f32) as u32 {
+            for x in a.x.max(0.0) as u32..z.x.min(after.width() as f32) as u32 {
+                let (p, q) = (before.get_pixel(x, y), after.get_pixel(x, y));
+                changed += (0..3).map(|c| u64::from(p[c].abs_diff(q[c]))).sum::<u64>();
+            }
+        }
+        assert!(
+            changed > 100,
+            "the heatmap did not change the {side} joint ({changed})"
+        );
+    }
 }
 
 /// Another program holding the study's write lock: the commit fails quickly with a notification, the
