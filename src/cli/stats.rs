@@ -95,14 +95,18 @@ pub fn stats(args: StatsArgs) -> anyhow::Result<ExitCode> {
     if !(0.5..1.0).contains(&args.level) {
         bail!("--level {} must be in [0.5, 1)", args.level);
     }
+    let store = match &args.study {
+        Some(study) => Some(SqliteStore::open(study)?),
+        None => None,
+    };
     let mut card_cutoffs = None;
-    let (predictions_path, predictions) = match (&args.predictions, &args.model, &args.study) {
-        (Some(p), _, _) => (p.clone(), inputs::read_predictions(p)?),
-        (None, Some(dir), Some(study)) => {
+    let study = args.study.as_ref().zip(store.as_ref());
+    let (predictions_path, predictions) = match (&args.predictions, &args.model, study) {
+        (Some(p), ..) => (p.clone(), inputs::read_predictions(p)?),
+        (None, Some(dir), Some((study, store))) => {
             let card = sacro::model::card::read_card(dir)?;
             card_cutoffs = card.cutoffs;
-            let store = SqliteStore::open(study)?;
-            let p = report::study::predictions(&store, study, &card.weights_sha256)?;
+            let p = report::study::predictions(store, study, &card.weights_sha256)?;
             if p.is_empty() {
                 bail!(
                     "{}: no predictions of the model in {} are recorded (predict the study in the app first)",
@@ -114,11 +118,9 @@ pub fn stats(args: StatsArgs) -> anyhow::Result<ExitCode> {
         }
         _ => bail!("give --predictions, or --study with --model"),
     };
-    let (truth_path, truth, readers) = match (&args.study, &args.truth) {
-        (Some(study), _) => {
-            let store = SqliteStore::open(study)?;
-            let (t, r) =
-                report::study::inputs(&store, study, &report::study::Reference::Consensus)?;
+    let (truth_path, truth, readers) = match (study, &args.truth) {
+        (Some((study, store)), _) => {
+            let (t, r) = report::study::inputs(store, study, &report::study::Reference::Consensus)?;
             (study.clone(), t, Some((study.clone(), r)))
         }
         (None, Some(t)) => {
@@ -128,7 +130,7 @@ pub fn stats(args: StatsArgs) -> anyhow::Result<ExitCode> {
             };
             (t.clone(), inputs::read_truth(t)?, readers)
         }
-        (None, None) => bail!("give --truth or --study"),
+        _ => bail!("give --truth or --study"),
     };
     let comparison = match &args.compare {
         Some(p) => Some((p.clone(), inputs::read_predictions(p)?)),

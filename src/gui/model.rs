@@ -57,8 +57,12 @@ impl std::fmt::Debug for ModelState {
 /// Largest side of the heatmap texture (it is smooth: layer4's grid upsampled).
 const HEAT_SIDE: u32 = 512;
 
-fn run(predictor: &Predictor, film: &Film) -> Result<ModelOutput, String> {
-    let unit = film.radiograph.default_unit();
+/// The model's input and prediction for one radiograph as the viewer shows it by default.
+fn predict_one(
+    predictor: &Predictor,
+    radiograph: &crate::imaging::Radiograph,
+) -> Result<(crate::model::Tensor, crate::model::predict::Prediction), String> {
+    let unit = radiograph.default_unit();
     let input = predictor
         .input(&unit.pixels, unit.width, unit.height)
         .map_err(|e| e.to_string())?;
@@ -68,6 +72,11 @@ fn run(predictor: &Predictor, film: &Film) -> Result<ModelOutput, String> {
         .into_iter()
         .next()
         .ok_or("no prediction")?;
+    Ok((input, pred))
+}
+
+fn run(predictor: &Predictor, film: &Film) -> Result<ModelOutput, String> {
+    let (input, pred) = predict_one(predictor, &film.radiograph)?;
     // The evidence for the class the model predicts (as `sacro explain` does by default).
     let class = pred
         .logits
@@ -92,7 +101,7 @@ fn run(predictor: &Predictor, film: &Film) -> Result<ModelOutput, String> {
         height: cam.height as u32,
         pixels: cam.values,
     };
-    let (w, h) = (unit.width, unit.height);
+    let (w, h) = (film.radiograph.width(), film.radiograph.height());
     let f = (f64::from(HEAT_SIDE) / f64::from(w.max(h))).min(1.0);
     let (hw, hh) = (
         ((f64::from(w) * f).round() as u32).max(1),
@@ -264,18 +273,7 @@ impl StudyRun {
                     }
                     let out = crate::imaging::load(&path, &crate::imaging::LoadOptions::default())
                         .map_err(|e| e.to_string())
-                        .and_then(|r| {
-                            let unit = r.default_unit();
-                            let input = predictor_w
-                                .input(&unit.pixels, unit.width, unit.height)
-                                .map_err(|e| e.to_string())?;
-                            predictor_w
-                                .predict(std::slice::from_ref(&input))
-                                .map_err(|e| e.to_string())?
-                                .first()
-                                .map(|p| p.probability)
-                                .ok_or_else(|| "no prediction".to_string())
-                        });
+                        .and_then(|r| predict_one(&predictor_w, &r).map(|(_, p)| p.probability));
                     if tx.send((case, out)).is_err() {
                         break;
                     }

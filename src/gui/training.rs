@@ -128,11 +128,8 @@ fn spawn_job(
                 let _ = tx.send(m);
                 ctx.request_repaint();
             };
-            let progress_tx = std::sync::Mutex::new(tx.clone());
             let progress = |done: usize, total: usize| {
-                if let Ok(t) = progress_tx.lock() {
-                    let _ = t.send(Msg::Event(Event::Loading { done, total }));
-                }
+                send(&tx, Msg::Event(Event::Loading { done, total }));
             };
             let loaded = data::open(&data_path, &cfg, &progress, &cancel_w);
             let ds = match loaded {

@@ -38,7 +38,7 @@ pub fn conv_path() -> ConvPath {
 pub struct Geometry {
     /// Input channels.
     pub channels: usize,
-    /// Input height and width.
+    /// Input height.
     pub height: usize,
     /// Input width.
     pub width: usize,

@@ -16,8 +16,8 @@ pub mod pth;
 pub mod resnet;
 pub mod weights;
 
-pub use candle_core::Device;
-use candle_core::{DType, Result, Tensor};
+use candle_core::{DType, Result};
+pub use candle_core::{Device, Tensor};
 use candle_nn::{VarBuilder, VarMap};
 
 pub use head::{Head, HeadKind};
