@@ -83,7 +83,11 @@ fn main() -> ExitCode {
         Some(Command::Model(cmd)) => cli::model::model(cmd),
         Some(Command::Train(args)) => cli::train::train(*args),
         Some(Command::LrFind(args)) => cli::train::lr_find(*args),
-        Some(Command::Bench(BenchCommand::Model { repeat })) => cli::model::bench_model(repeat),
+        Some(Command::Bench(BenchCommand::Model {
+            repeat,
+            device,
+            train_batch,
+        })) => cli::model::bench_model(repeat, &device, &train_batch),
         Some(Command::Bench(BenchCommand::Decode { files, repeat })) => {
             cli::image::bench_decode(&files, repeat)
         }

@@ -123,3 +123,92 @@ fn a_changed_weights_file_is_refused() {
         .to_string();
     assert!(err.contains("model.json"), "{err}");
 }
+
+#[test]
+fn a_half_precision_copy_predicts_as_the_original_within_f16_rounding() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let dir = tmp.path().join("model");
+    model_folder(&dir);
+    std::fs::write(dir.join("metrics.csv"), "epoch\n1\n").expect("write");
+    let half = tmp.path().join("half");
+    let o = Command::new(env!("CARGO_BIN_EXE_sacro"))
+        .args(["model", "half", dir.to_str().expect("utf8"), "--out"])
+        .arg(&half)
+        .output()
+        .expect("run");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    // The other files travel, the weights shrink to about half, and the card names the new weights.
+    assert_eq!(
+        std::fs::read_to_string(half.join("metrics.csv")).expect("copied"),
+        "epoch\n1\n"
+    );
+    let size = |d: &Path| {
+        std::fs::metadata(d.join(card::WEIGHTS_FILE))
+            .expect("weights")
+            .len() as f64
+    };
+    let ratio = size(&half) / size(&dir);
+    assert!((0.45..0.56).contains(&ratio), "size ratio {ratio}");
+    let (full, small) = (
+        Predictor::load(&dir, Device::Cpu).expect("f32"),
+        Predictor::load(&half, Device::Cpu).expect("f16 copy loads and its SHA-256 matches"),
+    );
+    assert_ne!(full.sha256, small.sha256);
+    for name in ["P0001.dcm", "P0002.dcm", "P0003.dcm"] {
+        let rad = sacro::imaging::load(Path::new(&demo(name)), &Default::default()).expect("load");
+        let unit = rad.default_unit();
+        let p = |m: &Predictor| {
+            let input = m
+                .input(&unit.pixels, unit.width, unit.height)
+                .expect("input");
+            m.predict(&[input]).expect("predict").remove(0)
+        };
+        let (a, b) = (p(&full), p(&small));
+        for (x, y) in a.logits.iter().zip(&b.logits) {
+            assert!(
+                (x - y).abs() <= 2e-2 * (1.0 + x.abs()),
+                "{name}: {x} vs {y}"
+            );
+        }
+        assert!((a.probability - b.probability).abs() < 1e-2, "{name}");
+    }
+}
+
+#[test]
+fn weights_outside_f16_range_are_refused_and_nothing_is_written() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let dir = tmp.path().join("model");
+    let card0 = model_folder(&dir);
+    // A running variance of 1e6 is a legal f32 weight that f16 (max 65504) cannot hold.
+    let w = dir.join(card::WEIGHTS_FILE);
+    let mut tensors = candle_core::safetensors::load(&w, &Device::Cpu).expect("load");
+    let name = tensors
+        .keys()
+        .find(|k| k.ends_with("running_var"))
+        .expect("a batch-norm")
+        .clone();
+    let t = &tensors[&name];
+    let big = (t.ones_like().expect("ones") * 1e6).expect("scale");
+    tensors.insert(name.clone(), big);
+    candle_core::safetensors::save(&tensors, &w).expect("save");
+    let bytes = std::fs::read(&w).expect("read");
+    let card1 = sacro::model::card::ModelCard {
+        weights_sha256: sacro::model::weights::sha256_hex(&bytes),
+        ..card0
+    };
+    std::fs::write(
+        dir.join(card::CARD_FILE),
+        serde_json::to_string(&card1).expect("json"),
+    )
+    .expect("card");
+    let half = tmp.path().join("half");
+    let o = Command::new(env!("CARGO_BIN_EXE_sacro"))
+        .args(["model", "half", dir.to_str().expect("utf8"), "--out"])
+        .arg(&half)
+        .output()
+        .expect("run");
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains(&name) && err.contains("f16"), "{err}");
+    assert!(!half.exists());
+}

@@ -78,11 +78,18 @@ pub struct ConvertArgs {
 
 #[derive(Subcommand)]
 pub enum BenchCommand {
-    /// Time ResNet-50 (fastai head) forward passes at 224/512/768, a batch of 8 at 224, and Grad-CAM at 512.
+    /// Time ResNet-50 (fastai head) forward passes at 224/512/768, a batch of 8 at 224, Grad-CAM at 512 and
+    /// training steps at 224.
     Model {
         /// Timed repetitions per measurement (after one warm-up).
         #[arg(long, default_value_t = 3)]
         repeat: usize,
+        /// `cpu`, or `cuda` (the first GPU; needs a build with `--features cuda`).
+        #[arg(long, default_value = "cpu")]
+        device: String,
+        /// Batch sizes of the timed training steps at 224.
+        #[arg(long, value_delimiter = ',', default_value = "8")]
+        train_batch: Vec<usize>,
     },
     /// Time open → decode → Modality LUT → 8-bit window, per file.
     Decode {

@@ -235,6 +235,14 @@ pub enum ModelCommand {
         #[arg(long, default_value = "unknown: imported checkpoint")]
         training_data: String,
     },
+    /// Copy a model folder with its weights stored as f16 (half the size; for shipping a model).
+    Half {
+        /// Model folder to read.
+        dir: PathBuf,
+        /// Model folder to write.
+        #[arg(long)]
+        out: PathBuf,
+    },
     /// Print a model folder's card.
     Info {
         /// Model folder.
@@ -319,6 +327,14 @@ pub fn model(cmd: ModelCommand) -> anyhow::Result<ExitCode> {
                 card.weights_sha256
             );
         }
+        ModelCommand::Half { dir, out } => {
+            let card = card::save_half(&dir, &out)?;
+            println!(
+                "wrote {} (f16 weights, SHA-256 {})",
+                out.display(),
+                card.weights_sha256
+            );
+        }
         ModelCommand::Info { dir } => {
             let text = std::fs::read_to_string(dir.join(card::CARD_FILE))
                 .with_context(|| format!("{}: no model card", dir.display()))?;
@@ -330,18 +346,29 @@ pub fn model(cmd: ModelCommand) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// Runs `sacro bench model`: CSV `work,median_s,min_s,repeat`.
-pub fn bench_model(repeat: usize) -> anyhow::Result<ExitCode> {
+/// Runs `sacro bench model`: CSV `work,median_s,min_s,repeat`. On a GPU each timing waits for the device
+/// to finish (candle's CUDA work is asynchronous).
+pub fn bench_model(repeat: usize, device: &str, train_batch: &[usize]) -> anyhow::Result<ExitCode> {
     use sacro::model::{Device, Network, NetworkConfig};
     use std::time::Instant;
-    let device = Device::Cpu;
+    let device = match device {
+        "cpu" => Device::Cpu,
+        "cuda" => Device::new_cuda(0)
+            .context("--device cuda: no CUDA device (is this a build with --features cuda?)")?,
+        other => bail!("--device {other:?}: cpu or cuda"),
+    };
+    if train_batch.iter().any(|&b| b == 0 || b > 512) {
+        bail!("--train-batch {train_batch:?}: batch sizes from 1 to 512");
+    }
     let (net, _varmap) = Network::initialised(NetworkConfig::sacroiliitis(), &device)?;
     let time = |f: &dyn Fn() -> anyhow::Result<()>| -> anyhow::Result<(f64, f64)> {
         f()?;
+        device.synchronize()?;
         let mut t: Vec<f64> = Vec::new();
         for _ in 0..repeat.max(1) {
             let s = Instant::now();
             f()?;
+            device.synchronize()?;
             t.push(s.elapsed().as_secs_f64());
         }
         t.sort_by(f64::total_cmp);
@@ -362,12 +389,16 @@ pub fn bench_model(repeat: usize) -> anyhow::Result<ExitCode> {
         Ok(())
     })?;
     println!("gradcam_512,{med:.4},{min:.4},{repeat}");
-    // One training step as `sacro train` takes it: train-mode forward, cross-entropy, backward, AdamW.
-    let bench = std::cell::RefCell::new(sacro::train::bench::StepBench::new(8, 224, &device)?);
-    let (med, min) = time(&|| {
-        bench.borrow_mut().step()?;
-        Ok(())
-    })?;
-    println!("train_step_224_b8,{med:.4},{min:.4},{repeat}");
+    drop(net);
+    // Training steps as `sacro train` takes them: train-mode forward, cross-entropy, backward, AdamW.
+    for &batch in train_batch {
+        let bench =
+            std::cell::RefCell::new(sacro::train::bench::StepBench::new(batch, 224, &device)?);
+        let (med, min) = time(&|| {
+            bench.borrow_mut().step()?;
+            Ok(())
+        })?;
+        println!("train_step_224_b{batch},{med:.4},{min:.4},{repeat}");
+    }
     Ok(ExitCode::SUCCESS)
 }

@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use anyhow::{Context, bail};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
+use rayon::prelude::*;
 use sacro::grading::Reading;
 use sacro::phantom::{self, Phantom, PhantomConfig, PhantomFormat, SimulatedReader};
 use sacro::session::{NewCase, Protocol, Role, SqliteStore, StudyStore};
@@ -94,23 +95,36 @@ pub fn phantom(args: PhantomArgs) -> anyhow::Result<ExitCode> {
         .with_context(|| format!("cannot write {}", truth_path.display()))?;
     truth.write_record(phantom::TRUTH_HEADER)?;
     let mut made: Vec<(Phantom, PathBuf)> = Vec::with_capacity(args.n);
-    for i in 1..=args.n {
-        let p = phantom::generate(&config, i);
-        let file = phantom::write(&args.out, &config, &p, args.format)?;
-        let name = file
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        truth.write_record(phantom::truth_row(&p, &name))?;
-        // Keep only what the study needs, not the pixels.
-        made.push((
-            Phantom {
-                pixels: Vec::new(),
-                ..p
-            },
-            file,
-        ));
-        bar.inc(1);
+    // Each phantom depends only on the seed and its index, so they are made in parallel, a chunk at a time
+    // (bounded memory), and written to truth.csv in index order.
+    let chunk = rayon::current_num_threads().max(1) * 4;
+    let indices: Vec<usize> = (1..=args.n).collect();
+    for part in indices.chunks(chunk) {
+        let done: Vec<anyhow::Result<(Phantom, PathBuf)>> = part
+            .par_iter()
+            .map(|&i| {
+                let p = phantom::generate(&config, i);
+                let file = phantom::write(&args.out, &config, &p, args.format)?;
+                bar.inc(1);
+                Ok((p, file))
+            })
+            .collect();
+        for result in done {
+            let (p, file) = result?;
+            let name = file
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            truth.write_record(phantom::truth_row(&p, &name))?;
+            // Keep only what the study needs, not the pixels.
+            made.push((
+                Phantom {
+                    pixels: Vec::new(),
+                    ..p
+                },
+                file,
+            ));
+        }
     }
     truth.flush()?;
     bar.finish_and_clear();

@@ -61,6 +61,62 @@ pub fn save(dir: &Path, card: &ModelCard, varmap: &VarMap) -> Result<ModelCard, 
     Ok(card)
 }
 
+/// Copies the model folder `src` to `dst` (created) with its weights stored as f16: half the size, for
+/// shipping a model. Loading converts them back to f32, so predictions change only by f16 rounding. The
+/// other files of the folder (training history, configuration, validation predictions) are copied as
+/// they are; the card gets the new SHA-256. Fails, writing nothing, if a weight does not fit in f16.
+pub fn save_half(src: &Path, dst: &Path) -> Result<ModelCard, ModelError> {
+    let io = |path: PathBuf| move |source| ModelError::Io { path, source };
+    let card = read_card(src)?;
+    let weights_path = src.join(WEIGHTS_FILE);
+    let loaded = weights::load_safetensors(&weights_path, card.architecture, &Device::Cpu)?;
+    if loaded.sha256 != card.weights_sha256 {
+        return Err(ModelError::Weights {
+            path: weights_path,
+            detail: "SHA-256 differs from the card's".into(),
+        });
+    }
+    let tensors = candle_core::safetensors::load(&weights_path, &Device::Cpu)?;
+    let mut half = std::collections::HashMap::with_capacity(tensors.len());
+    for (name, t) in tensors {
+        let h = t.to_dtype(candle_core::DType::F16)?;
+        let back = h
+            .to_dtype(candle_core::DType::F32)?
+            .flatten_all()?
+            .to_vec1::<f32>()?;
+        if back.iter().any(|v| !v.is_finite()) {
+            return Err(ModelError::Weights {
+                path: weights_path,
+                detail: format!("tensor {name} has values outside f16's range"),
+            });
+        }
+        half.insert(name, h);
+    }
+    std::fs::create_dir_all(dst).map_err(io(dst.to_path_buf()))?;
+    let entries = std::fs::read_dir(src).map_err(io(src.to_path_buf()))?;
+    for entry in entries {
+        let entry = entry.map_err(io(src.to_path_buf()))?;
+        let name = entry.file_name();
+        let is_file = entry.file_type().map_err(io(entry.path()))?.is_file();
+        if is_file && name != WEIGHTS_FILE && name != CARD_FILE {
+            std::fs::copy(entry.path(), dst.join(&name)).map_err(io(entry.path()))?;
+        }
+    }
+    let out = dst.join(WEIGHTS_FILE);
+    candle_core::safetensors::save(&half, &out)?;
+    let bytes = std::fs::read(&out).map_err(io(out.clone()))?;
+    let card = ModelCard {
+        weights_sha256: sha256_hex(&bytes),
+        ..card
+    };
+    let json = serde_json::to_string_pretty(&card).map_err(|e| ModelError::Weights {
+        path: dst.join(CARD_FILE),
+        detail: e.to_string(),
+    })?;
+    std::fs::write(dst.join(CARD_FILE), json).map_err(io(dst.join(CARD_FILE)))?;
+    Ok(card)
+}
+
 /// Reads and checks a model folder's card only (no weights): what a caller needs to find the model's
 /// recorded predictions by SHA-256, or its cut-offs.
 pub fn read_card(dir: &Path) -> Result<ModelCard, ModelError> {
