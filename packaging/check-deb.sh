@@ -23,6 +23,8 @@ for f in usr/bin/sacro \
     usr/share/mime/packages/sacro.xml \
     usr/share/sacro/demo/study.sacro \
     usr/share/sacro/demo/P0001.dcm \
+    usr/share/sacro/models/demo-phantom/model.json \
+    usr/share/sacro/models/demo-phantom/weights.safetensors \
     usr/share/doc/sacro/README.md \
     usr/share/doc/sacro/LICENSE-MIT \
     usr/share/doc/sacro/LICENSE-APACHE \
@@ -36,4 +38,8 @@ desktop-file-validate "$dir/usr/share/applications/sacro.desktop"
 "$dir/usr/bin/sacro" --version | grep -q '^sacro ' || fail "the packaged binary does not run"
 # The packaged binary finds the packaged demo study (../share/sacro beside it).
 "$dir/usr/bin/sacro" study status "$dir/usr/share/sacro/demo/study.sacro" >/dev/null || fail "demo study unreadable"
+# Without --model it predicts with the packaged demo model (found beside it, not in the source tree).
+"$dir/usr/bin/sacro" predict "$dir/usr/share/sacro/demo/P0001.dcm" 2>"$dir/predict.err" | grep -q '^P0001' ||
+    fail "the packaged binary cannot predict with its demo model: $(cat "$dir/predict.err")"
+grep -q "$dir/usr/share/sacro/models/demo-phantom" "$dir/predict.err" || fail "the demo model used is not the packaged one"
 echo "check-deb: $(basename "$deb") ok ($(du -h "$deb" | cut -f1))"

@@ -18,7 +18,8 @@ struct Cli {
     /// Without a subcommand: open this film, folder or study (`.sacro`) in the desktop application (the
     /// bundled demo study when absent).
     path: Option<std::path::PathBuf>,
-    /// Without a subcommand: the model folder for the reader-vs-model panel and heatmaps.
+    /// Without a subcommand: the model folder for the reader-vs-model panel and heatmaps (default: the
+    /// bundled demo model, trained on synthetic phantoms only).
     #[arg(long)]
     model: Option<std::path::PathBuf>,
     /// More log output (-v info, -vv debug); RUST_LOG overrides.

@@ -13,9 +13,10 @@ use sacro::model::predict::{Predictor, default_device};
 /// Arguments of `sacro predict`.
 #[derive(Args)]
 pub struct PredictArgs {
-    /// Model folder (model.json + weights.safetensors).
+    /// Model folder (model.json + weights.safetensors); default: the bundled demo model (synthetic
+    /// phantoms only, not for clinical use).
     #[arg(long)]
-    model: PathBuf,
+    model: Option<PathBuf>,
     /// Radiographs: files or folders.
     #[arg(required = true)]
     inputs: Vec<PathBuf>,
@@ -33,9 +34,9 @@ pub struct PredictArgs {
 /// Arguments of `sacro explain`.
 #[derive(Args)]
 pub struct ExplainArgs {
-    /// Model folder.
+    /// Model folder; default: the bundled demo model (synthetic phantoms only, not for clinical use).
     #[arg(long)]
-    model: PathBuf,
+    model: Option<PathBuf>,
     /// Radiograph.
     file: PathBuf,
     /// PNG to write: the windowed radiograph with the heatmap over it.
@@ -50,6 +51,21 @@ pub struct ExplainArgs {
     /// Grad-CAM++ instead of Grad-CAM.
     #[arg(long)]
     plus_plus: bool,
+}
+
+/// The model folder given, or the bundled demo model (said on standard error, since its predictions mean
+/// nothing for patients).
+fn model_dir(given: Option<PathBuf>) -> anyhow::Result<PathBuf> {
+    if let Some(dir) = given {
+        return Ok(dir);
+    }
+    let dir = sacro::model::card::bundled_demo()
+        .context("no --model given and no bundled demo model found")?;
+    eprintln!(
+        "no --model: using the bundled demo model {} (trained on synthetic phantoms only; not for clinical use)",
+        dir.display()
+    );
+    Ok(dir)
 }
 
 /// A radiograph windowed as the model's pre-processing expects ([`imaging::Radiograph::default_unit`]),
@@ -67,12 +83,13 @@ fn windowed(path: &Path) -> anyhow::Result<(GreyImage, Vec<u8>)> {
 
 /// Runs `sacro predict`.
 pub fn predict(args: PredictArgs) -> anyhow::Result<ExitCode> {
-    let predictor = Predictor::load(&args.model, default_device())?;
+    let model = model_dir(args.model)?;
+    let predictor = Predictor::load(&model, default_device())?;
     let classes = predictor.card.architecture.classes;
     if predictor.card.cutoffs.is_none() {
         eprintln!(
             "warning: {} has no cut-offs in its card; the call columns stay empty",
-            args.model.display()
+            model.display()
         );
     }
     let inputs = batch::gather_inputs(&args.inputs)?;
@@ -162,7 +179,8 @@ pub fn predict(args: PredictArgs) -> anyhow::Result<ExitCode> {
 
 /// Runs `sacro explain`.
 pub fn explain(args: ExplainArgs) -> anyhow::Result<ExitCode> {
-    let predictor = Predictor::load(&args.model, default_device())?;
+    let model = model_dir(args.model)?;
+    let predictor = Predictor::load(&model, default_device())?;
     let (img, grey) = windowed(&args.file)?;
     let input = predictor.input(&img.pixels, img.width, img.height)?;
     let prediction = predictor

@@ -440,6 +440,11 @@ impl SacroApp {
             ui.label("no model loaded (Model field above)");
             return;
         };
+        // What the model is for travels with every result (the demo model: synthetic phantoms only).
+        ui.small(format!(
+            "model {}: {}",
+            m.predictor.card.name, m.predictor.card.intended_use
+        ));
         let Some(path) = self.current_path() else {
             return;
         };

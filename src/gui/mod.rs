@@ -115,8 +115,9 @@ pub fn run(launch: Launch, model: Option<PathBuf>) -> Result<(), String> {
         options,
         Box::new(move |cc| {
             let mut app = SacroApp::new(cc, launch);
-            if let Some(dir) = &model {
-                app.load_model(dir);
+            // Without a model given, the bundled demo model (its card says what it is and is not for).
+            if let Some(dir) = model.or_else(crate::model::card::bundled_demo) {
+                app.load_model(&dir);
             }
             Ok(Box::new(app))
         }),

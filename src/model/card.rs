@@ -61,6 +61,33 @@ pub fn save(dir: &Path, card: &ModelCard, varmap: &VarMap) -> Result<ModelCard, 
     Ok(card)
 }
 
+/// Name of the bundled demo model's folder (under `models/` in the source tree, `share/sacro/models/` in
+/// an installed package).
+pub const DEMO_MODEL: &str = "demo-phantom";
+
+/// The bundled demo model (trained on synthetic phantoms only; not for clinical use), used when no model
+/// is given: `$SACRO_DEMO_MODEL` (empty: none), an installed package's `share/sacro/models/demo-phantom`
+/// beside the binary, or the source tree's `models/demo-phantom`; `None` where none of them holds a card.
+pub fn bundled_demo() -> Option<PathBuf> {
+    let has_card = |d: &Path| d.join(CARD_FILE).is_file();
+    if let Some(p) = std::env::var_os("SACRO_DEMO_MODEL") {
+        let p = PathBuf::from(p);
+        return (!p.as_os_str().is_empty() && has_card(&p)).then_some(p);
+    }
+    if let Ok(exe) = std::env::current_exe()
+        && let Some(prefix) = exe.parent().and_then(Path::parent)
+    {
+        let installed = prefix.join("share/sacro/models").join(DEMO_MODEL);
+        if has_card(&installed) {
+            return Some(installed);
+        }
+    }
+    let source = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("models")
+        .join(DEMO_MODEL);
+    has_card(&source).then_some(source)
+}
+
 /// Copies the model folder `src` to `dst` (created) with its weights stored as f16: half the size, for
 /// shipping a model. Loading converts them back to f32, so predictions change only by f16 rounding. The
 /// other files of the folder (training history, configuration, validation predictions) are copied as
