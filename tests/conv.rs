@@ -9,42 +9,8 @@
 use candle_core::{DType, Device, Tensor, Var};
 use sacro::model::conv::conv2d_im2col;
 
-fn seeded(shape: &[usize], seed: u64, dtype: DType) -> Tensor {
-    // A small LCG: reproducible values in [-1, 1) without a dependency on candle's RNG.
-    let n: usize = shape.iter().product();
-    let mut s = seed
-        .wrapping_mul(6364136223846793005)
-        .wrapping_add(1442695040888963407);
-    let v: Vec<f64> = (0..n)
-        .map(|_| {
-            s = s
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
-            ((s >> 11) as f64 / (1u64 << 53) as f64) * 2.0 - 1.0
-        })
-        .collect();
-    Tensor::from_vec(v, shape, &Device::Cpu)
-        .and_then(|t| t.to_dtype(dtype))
-        .expect("tensor")
-}
-
-fn max_rel(a: &Tensor, b: &Tensor) -> f64 {
-    let a: Vec<f64> = a
-        .flatten_all()
-        .and_then(|t| t.to_dtype(DType::F64))
-        .and_then(|t| t.to_vec1())
-        .expect("a");
-    let b: Vec<f64> = b
-        .flatten_all()
-        .and_then(|t| t.to_dtype(DType::F64))
-        .and_then(|t| t.to_vec1())
-        .expect("b");
-    assert_eq!(a.len(), b.len());
-    let scale = b.iter().fold(1e-6f64, |m, v| m.max(v.abs()));
-    a.iter()
-        .zip(&b)
-        .fold(0.0, |m, (x, y)| m.max((x - y).abs() / scale))
-}
+mod common;
+use common::{max_rel, seeded};
 
 /// Forward and both gradients of `loss = Σ conv(x, w) · r` by both paths.
 fn both(x: &Tensor, w: &Tensor, stride: usize, padding: usize) -> [(Tensor, Tensor); 3] {

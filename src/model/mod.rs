@@ -9,6 +9,7 @@ pub mod conv;
 pub mod gradcam;
 pub mod head;
 pub mod init;
+pub mod norm;
 pub mod pool;
 pub mod predict;
 pub mod preprocess;

@@ -6,9 +6,10 @@
 //! bottlenecks, expansion 1) exist for tests and fixtures.
 
 use candle_core::{Result, Tensor};
-use candle_nn::{BatchNorm, Module, ModuleT, VarBuilder};
+use candle_nn::{Module, ModuleT, VarBuilder};
 
 use super::conv::Conv;
+use super::norm::Norm;
 use super::pool;
 
 /// Shape of a bottleneck ResNet.
@@ -38,20 +39,20 @@ impl ResNetConfig {
     }
 }
 
-fn bn(c: usize, vb: VarBuilder) -> Result<BatchNorm> {
-    candle_nn::batch_norm(c, candle_nn::BatchNormConfig::default(), vb)
+fn bn(c: usize, vb: VarBuilder) -> Result<Norm> {
+    Norm::new(c, vb)
 }
 
 /// torchvision's `Bottleneck`: 1×1 → 3×3 (stride) → 1×1, each with batch norm, plus the shortcut.
 #[derive(Debug, Clone)]
 pub struct Bottleneck {
     conv1: Conv,
-    bn1: BatchNorm,
+    bn1: Norm,
     conv2: Conv,
-    bn2: BatchNorm,
+    bn2: Norm,
     conv3: Conv,
-    bn3: BatchNorm,
-    downsample: Option<(Conv, BatchNorm)>,
+    bn3: Norm,
+    downsample: Option<(Conv, Norm)>,
 }
 
 impl Bottleneck {
@@ -86,14 +87,11 @@ impl Bottleneck {
 
 impl ModuleT for Bottleneck {
     fn forward_t(&self, x: &Tensor, train: bool) -> Result<Tensor> {
-        let y = self.bn1.forward_t(&self.conv1.forward(x)?, train)?.relu()?;
-        let y = self
-            .bn2
-            .forward_t(&self.conv2.forward(&y)?, train)?
-            .relu()?;
-        let y = self.bn3.forward_t(&self.conv3.forward(&y)?, train)?;
+        let y = self.bn1.forward(&self.conv1.forward(x)?, train, true)?;
+        let y = self.bn2.forward(&self.conv2.forward(&y)?, train, true)?;
+        let y = self.bn3.forward(&self.conv3.forward(&y)?, train, false)?;
         let shortcut = match &self.downsample {
-            Some((conv, bn)) => bn.forward_t(&conv.forward(x)?, train)?,
+            Some((conv, bn)) => bn.forward(&conv.forward(x)?, train, false)?,
             None => x.clone(),
         };
         (y + shortcut)?.relu()
@@ -104,7 +102,7 @@ impl ModuleT for Bottleneck {
 #[derive(Debug, Clone)]
 pub struct ResNet {
     conv1: Conv,
-    bn1: BatchNorm,
+    bn1: Norm,
     stages: Vec<Vec<Bottleneck>>,
     config: ResNetConfig,
 }
@@ -147,7 +145,7 @@ impl ResNet {
 
     /// Stem and the four stages: `[n, 3, h, w]` → layer4's output `[n, C, h/32, w/32]`.
     pub fn features(&self, x: &Tensor, train: bool) -> Result<Tensor> {
-        let y = self.bn1.forward_t(&self.conv1.forward(x)?, train)?.relu()?;
+        let y = self.bn1.forward(&self.conv1.forward(x)?, train, true)?;
         let mut y = pool::max_pool_3x3_s2(&y)?;
         for stage in &self.stages {
             for block in stage {

@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 
 use sacro::phantom::{self, PhantomConfig, PhantomFormat};
 
-use candle_core::{Device, Tensor};
+use candle_core::{DType, Device, Tensor};
 use sacro::model::card::{self, ModelCard};
 use sacro::model::preprocess::Preprocess;
 use sacro::model::weights::from_tensors;
@@ -107,4 +107,45 @@ pub fn phantoms(dir: &Path, n: usize) -> PathBuf {
     let path = dir.join("labels.csv");
     std::fs::write(&path, csv).expect("labels");
     path
+}
+
+/// Reproducible values in [-1, 1) of the given shape and type.
+#[allow(dead_code)]
+pub fn seeded(shape: &[usize], seed: u64, dtype: DType) -> Tensor {
+    // A small LCG: reproducible values in [-1, 1) without a dependency on candle's RNG.
+    let n: usize = shape.iter().product();
+    let mut s = seed
+        .wrapping_mul(6364136223846793005)
+        .wrapping_add(1442695040888963407);
+    let v: Vec<f64> = (0..n)
+        .map(|_| {
+            s = s
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            ((s >> 11) as f64 / (1u64 << 53) as f64) * 2.0 - 1.0
+        })
+        .collect();
+    Tensor::from_vec(v, shape, &Device::Cpu)
+        .and_then(|t| t.to_dtype(dtype))
+        .expect("tensor")
+}
+
+/// Largest absolute difference relative to the largest magnitude of `b`.
+#[allow(dead_code)]
+pub fn max_rel(a: &Tensor, b: &Tensor) -> f64 {
+    let a: Vec<f64> = a
+        .flatten_all()
+        .and_then(|t| t.to_dtype(DType::F64))
+        .and_then(|t| t.to_vec1())
+        .expect("a");
+    let b: Vec<f64> = b
+        .flatten_all()
+        .and_then(|t| t.to_dtype(DType::F64))
+        .and_then(|t| t.to_vec1())
+        .expect("b");
+    assert_eq!(a.len(), b.len());
+    let scale = b.iter().fold(1e-6f64, |m, v| m.max(v.abs()));
+    a.iter()
+        .zip(&b)
+        .fold(0.0, |m, (x, y)| m.max((x - y).abs() / scale))
 }

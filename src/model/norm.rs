@@ -1,0 +1,503 @@
+//! Batch normalisation of the ResNet's activations, fused with the ReLU that follows it where there is one.
+//!
+//! Two paths, chosen with the convolutions' ([`super::conv::conv_path`]; `SACRO_CONV=stock` keeps candle's):
+//! - **fused** (CPU, f32 and f64): in training, one multithreaded pass gathers each channel's batch mean and
+//!   variance and a second writes the normalised, scaled, shifted (and rectified) output in the input's own
+//!   `[n, c, …]` layout; the backward pass is two more passes (per-channel sums of the output gradient, then
+//!   the input gradient) that give the input's, the scale's and the shift's gradients at once. In
+//!   evaluation, one pass applies the folded per-channel scale and shift. candle's stock batch norm makes a
+//!   transposed copy, runs about eight single-threaded elementwise passes forward and as many backward,
+//!   and leaves a transposed result that the next convolution copies again.
+//! - **stock**: `candle_nn::BatchNorm` then `relu()`; also used on GPUs.
+//!
+//! Both update the running statistics as PyTorch does (momentum 0.1, unbiased variance).
+
+use std::sync::{Arc, Mutex};
+
+use candle_core::backend::BackendStorage;
+use candle_core::{CpuStorage, CustomOp2, CustomOp3, DType, Layout, Result, Shape, Tensor, Var};
+use candle_nn::{BatchNorm, ModuleT, VarBuilder};
+use rayon::prelude::*;
+
+use super::conv::{ConvPath, conv_path};
+
+/// Batch norm over dimension 1 of `[n, c, …]` inputs (BatchNorm2d, or BatchNorm1d on `[n, c]`), with
+/// torchvision's tensor names (`weight`, `bias`, `running_mean`, `running_var`).
+#[derive(Debug, Clone)]
+pub struct Norm {
+    stock: BatchNorm,
+    running_mean: Var,
+    running_var: Var,
+}
+
+impl Norm {
+    /// The layer for `channels` channels (PyTorch's defaults: eps 1e-5, momentum 0.1, affine).
+    pub fn new(channels: usize, vb: VarBuilder) -> Result<Self> {
+        let stock = candle_nn::batch_norm(channels, candle_nn::BatchNormConfig::default(), vb)?;
+        // The running statistics are the VarMap's variables: setting them here updates what is saved.
+        let running_mean = Var::from_tensor(stock.running_mean())?;
+        let running_var = Var::from_tensor(stock.running_var())?;
+        Ok(Self {
+            stock,
+            running_mean,
+            running_var,
+        })
+    }
+
+    /// Normalises `x` (batch statistics when `train`, running statistics otherwise), then applies the
+    /// ReLU when `relu`.
+    pub fn forward(&self, x: &Tensor, train: bool, relu: bool) -> Result<Tensor> {
+        self.forward_on(conv_path(), x, train, relu)
+    }
+
+    /// [`Norm::forward`] on the given path (the fused one only where it applies: CPU, f32 or f64), for
+    /// tests and benchmarks that compare the two in one process.
+    pub fn forward_on(
+        &self,
+        path: ConvPath,
+        x: &Tensor,
+        train: bool,
+        relu: bool,
+    ) -> Result<Tensor> {
+        let fused = path == ConvPath::Im2Col
+            && x.device().is_cpu()
+            && matches!(x.dtype(), DType::F32 | DType::F64)
+            && x.rank() >= 2;
+        if !fused {
+            let y = self.stock.forward_t(x, train)?;
+            return if relu { y.relu() } else { Ok(y) };
+        }
+        let Some((weight, bias)) = self.stock.weight_and_bias() else {
+            candle_core::bail!("batch norm without scale and shift");
+        };
+        let x = x.contiguous()?;
+        if train {
+            self.forward_train(&x, weight, bias, relu)
+        } else {
+            let scale = (weight / (self.running_var.as_tensor() + self.stock.eps())?.sqrt()?)?;
+            let shift = (bias - (self.running_mean.as_tensor() * &scale)?)?;
+            let params = Tensor::stack(&[&scale, &shift], 0)?.to_dtype(x.dtype())?;
+            x.apply_op2(&params, BnEval { relu })
+        }
+    }
+
+    fn forward_train(
+        &self,
+        x: &Tensor,
+        weight: &Tensor,
+        bias: &Tensor,
+        relu: bool,
+    ) -> Result<Tensor> {
+        let stats = Arc::new(Mutex::new(None));
+        let op = BnTrain {
+            eps: self.stock.eps(),
+            relu,
+            stats: stats.clone(),
+        };
+        let (weight, bias) = (weight.to_dtype(x.dtype())?, bias.to_dtype(x.dtype())?);
+        let y = x.apply_op3(&weight, &bias, op)?;
+        let Some(stats) = stats.lock().ok().and_then(|s| s.clone()) else {
+            candle_core::bail!("batch norm: the statistics of the forward pass are missing");
+        };
+        let c = stats.mean.len();
+        let m = stats.count as f64;
+        let momentum = self.stock.momentum();
+        let dtype = self.running_mean.dtype();
+        let device = x.device();
+        let mean = Tensor::from_vec(stats.mean, c, device)?.to_dtype(dtype)?;
+        let unbiased = Tensor::from_vec(stats.var, c, device)?.to_dtype(dtype)? * (m / (m - 1.0));
+        self.running_mean
+            .set(&((self.running_mean.as_tensor() * (1.0 - momentum))? + (mean * momentum)?)?)?;
+        self.running_var.set(
+            &((self.running_var.as_tensor() * (1.0 - momentum))? + (unbiased? * momentum)?)?,
+        )?;
+        Ok(y)
+    }
+}
+
+/// Batch statistics of one forward pass (biased variance), kept for the backward pass and the running
+/// statistics.
+#[derive(Debug, Clone)]
+struct Stats {
+    mean: Vec<f64>,
+    var: Vec<f64>,
+    /// Values per channel (n × spatial size).
+    count: usize,
+}
+
+/// Training-mode batch norm (+ ReLU) of `x` with scale `gamma` and shift `beta`.
+#[derive(Debug)]
+struct BnTrain {
+    eps: f64,
+    relu: bool,
+    /// Written by the forward pass; read by the caller (running statistics) and the backward pass.
+    stats: Arc<Mutex<Option<Stats>>>,
+}
+
+/// Evaluation-mode batch norm (+ ReLU): `x · scale + shift` per channel, `params = [scale; shift]`.
+#[derive(Debug)]
+struct BnEval {
+    relu: bool,
+}
+
+/// The backward pass of [`BnTrain`]: `(x, dy, [gamma; beta; mean; invstd])` → `dx ++ dgamma ++ dbeta`.
+#[derive(Debug)]
+struct BnBackward {
+    relu: bool,
+}
+
+trait Float: Copy + Default + Send + Sync + 'static {
+    fn slice(s: &CpuStorage) -> Option<&[Self]>;
+    fn wrap(v: Vec<Self>) -> CpuStorage;
+    fn to_f64(self) -> f64;
+    fn from_f64(v: f64) -> Self;
+}
+
+macro_rules! float {
+    ($t:ty, $variant:ident) => {
+        impl Float for $t {
+            fn slice(s: &CpuStorage) -> Option<&[Self]> {
+                match s {
+                    CpuStorage::$variant(v) => Some(v),
+                    _ => None,
+                }
+            }
+            fn wrap(v: Vec<Self>) -> CpuStorage {
+                CpuStorage::$variant(v)
+            }
+            fn to_f64(self) -> f64 {
+                f64::from(self)
+            }
+            #[allow(clippy::cast_possible_truncation)]
+            fn from_f64(v: f64) -> Self {
+                v as $t
+            }
+        }
+    };
+}
+float!(f32, F32);
+float!(f64, F64);
+
+/// Evaluates `$body` with the type alias `$t` set to the input's float type (f32 or f64).
+macro_rules! by_float {
+    ($dtype:expr, $t:ident => $body:expr) => {
+        match $dtype {
+            DType::F32 => {
+                type $t = f32;
+                $body
+            }
+            DType::F64 => {
+                type $t = f64;
+                $body
+            }
+            other => candle_core::bail!("batch norm: {other:?} input (f32 or f64 only)"),
+        }
+    };
+}
+
+fn data<'a, T: Float>(s: &'a CpuStorage, l: &Layout, what: &str) -> Result<&'a [T]> {
+    let (start, end) = l
+        .contiguous_offsets()
+        .ok_or_else(|| candle_core::Error::Msg(format!("batch norm: {what} must be contiguous")))?;
+    T::slice(s).map(|v| &v[start..end]).ok_or_else(|| {
+        candle_core::Error::Msg(format!(
+            "batch norm: {what} must be f32 or f64 like the input"
+        ))
+    })
+}
+
+/// `(n, c, spatial size)` of an `[n, c, …]` layout.
+fn dims(l: &Layout) -> Result<(usize, usize, usize)> {
+    let d = l.dims();
+    if d.len() < 2 {
+        candle_core::bail!("batch norm: input {d:?} has no channel dimension");
+    }
+    Ok((d[0], d[1], d[2..].iter().product()))
+}
+
+/// `f(channel)` for every channel, in parallel: each channel's pair of sums.
+fn per_channel<F>(c: usize, f: F) -> Vec<(f64, f64)>
+where
+    F: Fn(usize) -> (f64, f64) + Sync + Send,
+{
+    (0..c).into_par_iter().map(f).collect()
+}
+
+fn train_fwd<T: Float>(
+    x: &[T],
+    gamma: &[T],
+    beta: &[T],
+    (n, c, hw): (usize, usize, usize),
+    eps: f64,
+    relu: bool,
+) -> Result<(Vec<T>, Stats)> {
+    let m = n * hw;
+    if m < 2 {
+        candle_core::bail!(
+            "batch norm in training needs more than one value per channel (batch {n}, {hw} per image)"
+        );
+    }
+    let sums = per_channel(c, |ch| {
+        let (mut s, mut s2) = (0.0f64, 0.0f64);
+        for img in 0..n {
+            for &v in &x[(img * c + ch) * hw..(img * c + ch + 1) * hw] {
+                let v = v.to_f64();
+                s += v;
+                s2 += v * v;
+            }
+        }
+        (s, s2)
+    });
+    let mean: Vec<f64> = sums.iter().map(|&(s, _)| s / m as f64).collect();
+    let var: Vec<f64> = sums
+        .iter()
+        .zip(&mean)
+        .map(|(&(_, s2), &mu)| (s2 / m as f64 - mu * mu).max(0.0))
+        .collect();
+    let mut y = vec![T::default(); x.len()];
+    y.par_chunks_mut(hw).enumerate().for_each(|(plane, out)| {
+        let ch = plane % c;
+        let a = gamma[ch].to_f64() / (var[ch] + eps).sqrt();
+        let b = beta[ch].to_f64() - mean[ch] * a;
+        let (a, b) = (T::from_f64(a), T::from_f64(b));
+        for (o, &v) in out.iter_mut().zip(&x[plane * hw..(plane + 1) * hw]) {
+            *o = affine(v, a, b, relu);
+        }
+    });
+    Ok((
+        y,
+        Stats {
+            mean,
+            var,
+            count: m,
+        },
+    ))
+}
+
+/// `v · a + b`, rectified when `relu`, in the input's precision.
+#[inline]
+fn affine<T: Float>(v: T, a: T, b: T, relu: bool) -> T {
+    let z = v.to_f64() * a.to_f64() + b.to_f64();
+    T::from_f64(if relu { z.max(0.0) } else { z })
+}
+
+impl CustomOp3 for BnTrain {
+    fn name(&self) -> &'static str {
+        "sacro-batch-norm-train"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+        s3: &CpuStorage,
+        l3: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let d = dims(l1)?;
+        if l2.shape().elem_count() != d.1 || l3.shape().elem_count() != d.1 {
+            candle_core::bail!("batch norm: scale or shift does not have {} channels", d.1);
+        }
+        let (out, stats) = by_float!(s1.dtype(), T => {
+            let (y, st) = train_fwd::<T>(
+                data(s1, l1, "input")?,
+                data(s2, l2, "scale")?,
+                data(s3, l3, "shift")?,
+                d,
+                self.eps,
+                self.relu,
+            )?;
+            (T::wrap(y), st)
+        });
+        if let Ok(mut slot) = self.stats.lock() {
+            *slot = Some(stats);
+        }
+        Ok((out, l1.shape().clone()))
+    }
+
+    fn bwd(
+        &self,
+        x: &Tensor,
+        gamma: &Tensor,
+        beta: &Tensor,
+        _res: &Tensor,
+        grad: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+        let Some(stats) = self.stats.lock().ok().and_then(|s| s.clone()) else {
+            candle_core::bail!("batch norm: backward before forward");
+        };
+        let invstd: Vec<f64> = stats
+            .var
+            .iter()
+            .map(|v| 1.0 / (v + self.eps).sqrt())
+            .collect();
+        let c = invstd.len();
+        let device = x.device();
+        let mean = Tensor::from_vec(stats.mean, c, device)?.to_dtype(x.dtype())?;
+        let invstd = Tensor::from_vec(invstd, c, device)?.to_dtype(x.dtype())?;
+        let params = Tensor::stack(&[gamma, beta, &mean, &invstd], 0)?;
+        let packed = x.apply_op3_no_bwd(
+            &grad.contiguous()?,
+            &params,
+            &BnBackward { relu: self.relu },
+        )?;
+        let total = x.elem_count();
+        let dx = packed.narrow(0, 0, total)?.reshape(x.shape())?;
+        let dgamma = packed.narrow(0, total, c)?;
+        let dbeta = packed.narrow(0, total + c, c)?;
+        Ok((Some(dx), Some(dgamma), Some(dbeta)))
+    }
+}
+
+fn train_bwd<T: Float>(
+    x: &[T],
+    dy: &[T],
+    params: &[T],
+    (n, c, hw): (usize, usize, usize),
+    relu: bool,
+) -> Vec<T> {
+    let p = |row: usize, ch: usize| params[row * c + ch].to_f64();
+    let m = (n * hw) as f64;
+    // Per channel: Σ dz and Σ dz·x̂, where dz is the gradient below the ReLU.
+    let sums = per_channel(c, |ch| {
+        let (g, b, mu, is) = (p(0, ch), p(1, ch), p(2, ch), p(3, ch));
+        let (mut s, mut sx) = (0.0f64, 0.0f64);
+        for img in 0..n {
+            let range = (img * c + ch) * hw..(img * c + ch + 1) * hw;
+            for (&v, &d) in x[range.clone()].iter().zip(&dy[range]) {
+                let xh = (v.to_f64() - mu) * is;
+                if relu && xh * g + b <= 0.0 {
+                    continue;
+                }
+                let d = d.to_f64();
+                s += d;
+                sx += d * xh;
+            }
+        }
+        (s, sx)
+    });
+    let total = x.len();
+    let mut out = vec![T::default(); total + 2 * c];
+    let (dx, dparams) = out.split_at_mut(total);
+    dx.par_chunks_mut(hw).enumerate().for_each(|(plane, o)| {
+        let ch = plane % c;
+        let (g, b, mu, is) = (p(0, ch), p(1, ch), p(2, ch), p(3, ch));
+        let (s, sx) = sums[ch];
+        let k = g * is;
+        let range = plane * hw..(plane + 1) * hw;
+        for ((o, &v), &d) in o.iter_mut().zip(&x[range.clone()]).zip(&dy[range]) {
+            let xh = (v.to_f64() - mu) * is;
+            let dz = if relu && xh * g + b <= 0.0 {
+                0.0
+            } else {
+                d.to_f64()
+            };
+            *o = T::from_f64(k * (dz - s / m - xh * sx / m));
+        }
+    });
+    for (ch, &(s, sx)) in sums.iter().enumerate() {
+        dparams[ch] = T::from_f64(sx);
+        dparams[c + ch] = T::from_f64(s);
+    }
+    out
+}
+
+impl CustomOp3 for BnBackward {
+    fn name(&self) -> &'static str {
+        "sacro-batch-norm-backward"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+        s3: &CpuStorage,
+        l3: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let d = dims(l1)?;
+        if l2.dims() != l1.dims() || l3.shape().elem_count() != 4 * d.1 {
+            candle_core::bail!("batch norm backward: shapes {:?} {:?} {:?}", l1, l2, l3);
+        }
+        let out = by_float!(s1.dtype(), T => T::wrap(train_bwd::<T>(
+            data(s1, l1, "input")?,
+            data(s2, l2, "gradient")?,
+            data(s3, l3, "parameters")?,
+            d,
+            self.relu,
+        )));
+        let len = l1.shape().elem_count() + 2 * d.1;
+        Ok((out, Shape::from(len)))
+    }
+}
+
+fn eval_fwd<T: Float>(
+    x: &[T],
+    params: &[T],
+    (_, c, hw): (usize, usize, usize),
+    relu: bool,
+) -> Vec<T> {
+    let mut y = vec![T::default(); x.len()];
+    y.par_chunks_mut(hw).enumerate().for_each(|(plane, out)| {
+        let ch = plane % c;
+        let (a, b) = (params[ch], params[c + ch]);
+        for (o, &v) in out.iter_mut().zip(&x[plane * hw..(plane + 1) * hw]) {
+            *o = affine(v, a, b, relu);
+        }
+    });
+    y
+}
+
+impl CustomOp2 for BnEval {
+    fn name(&self) -> &'static str {
+        "sacro-batch-norm-eval"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let d = dims(l1)?;
+        if l2.shape().elem_count() != 2 * d.1 {
+            candle_core::bail!("batch norm: parameters do not have {} channels", d.1);
+        }
+        let out = by_float!(s1.dtype(), T => T::wrap(eval_fwd::<T>(
+            data(s1, l1, "input")?,
+            data(s2, l2, "parameters")?,
+            d,
+            self.relu,
+        )));
+        Ok((out, l1.shape().clone()))
+    }
+
+    fn bwd(
+        &self,
+        x: &Tensor,
+        params: &Tensor,
+        res: &Tensor,
+        grad: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>)> {
+        // Rarely needed (Grad-CAM's backward stops above the body): plain tensor operations.
+        let dz = if self.relu {
+            (grad * res.gt(0.0)?.to_dtype(grad.dtype())?)?
+        } else {
+            grad.clone()
+        };
+        let c = x.dim(1)?;
+        let mut shape = vec![1usize; x.rank()];
+        shape[1] = c;
+        let scale = params.get(0)?.reshape(shape.as_slice())?;
+        let dx = dz.broadcast_mul(&scale)?;
+        let per_channel = |t: &Tensor| -> Result<Tensor> {
+            t.transpose(0, 1)?.contiguous()?.flatten_from(1)?.sum(1)
+        };
+        let dscale = per_channel(&(&dz * x)?)?;
+        let dshift = per_channel(&dz)?;
+        Ok((Some(dx), Some(Tensor::stack(&[dscale, dshift], 0)?)))
+    }
+}
