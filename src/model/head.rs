@@ -85,7 +85,7 @@ impl Head {
                     let mask: Vec<f32> = (0..x.elem_count())
                         .map(|_| if rng.random::<f32>() >= p { scale } else { 0.0 })
                         .collect();
-                    x * Tensor::from_vec(mask, x.shape(), x.device())?
+                    x * Tensor::from_vec(mask, x.shape(), x.device())?.to_dtype(x.dtype())?
                 }
             }
         };

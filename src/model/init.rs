@@ -64,7 +64,7 @@ pub fn seeded(varmap: &VarMap, seed: u64) -> Result<()> {
         } else {
             continue;
         };
-        var.set(&Tensor::from_vec(values, dims, var.device())?)?;
+        var.set(&Tensor::from_vec(values, dims, var.device())?.to_dtype(var.dtype())?)?;
     }
     Ok(())
 }

@@ -1,0 +1,95 @@
+//! The whole network on Sacro's CPU kernels (im2col convolutions, fused batch norm) against candle's stock
+//! operations (`SACRO_CONV=stock`): training-mode logits and the gradient of every parameter for the same
+//! seeded weights, input, dropout and labels. The path is chosen once per process, so the test runs itself
+//! a second time with `SACRO_CONV=stock` and compares with what that child writes.
+
+use std::collections::HashMap;
+use std::process::Command;
+
+use candle_core::{DType, Device, Tensor};
+use candle_nn::{VarBuilder, VarMap};
+use sacro::model::conv::{ConvPath, conv_path};
+use sacro::model::{HeadKind, Network, NetworkConfig, ResNetConfig};
+
+mod common;
+use common::{max_rel, seeded};
+
+const CHILD_OUT: &str = "SACRO_TEST_PATHS_OUT";
+
+/// Logits (`logits`) and every parameter's gradient (`grad.NAME`) of a small bottleneck ResNet with
+/// fastai's head, training mode, cross-entropy on fixed labels, computed in `dtype`.
+fn logits_and_gradients(dtype: DType) -> HashMap<String, Tensor> {
+    let config = NetworkConfig {
+        resnet: ResNetConfig {
+            layers: [2, 1, 2, 1],
+            width_per_group: 16,
+            expansion: 4,
+        },
+        head: HeadKind::Fastai { hidden: 24 },
+        classes: 2,
+    };
+    let varmap = VarMap::new();
+    let net = Network::new(
+        config,
+        VarBuilder::from_varmap(&varmap, dtype, &Device::Cpu),
+    )
+    .expect("network");
+    sacro::model::init::seeded(&varmap, 7).expect("weights");
+    // Square: candle's stock backward fails where height and width leave different remainders under a
+    // stride (see tests/conv.rs).
+    let x = seeded(&[3, 3, 65, 65], 11, dtype);
+    let y = Tensor::new(&[1u32, 0, 1], &Device::Cpu).expect("labels");
+    let logits = net.forward_train(&x, 5).expect("forward");
+    let loss = candle_nn::loss::cross_entropy(&logits, &y).expect("loss");
+    let grads = loss.backward().expect("backward");
+    let mut out = HashMap::from([("logits".to_string(), logits)]);
+    for (name, var) in varmap.data().lock().expect("lock").iter() {
+        if let Some(g) = grads.get(var.as_tensor()) {
+            out.insert(format!("grad.{name}"), g.clone());
+        }
+    }
+    out.into_iter()
+        .map(|(k, v)| (format!("{dtype:?}.{k}"), v))
+        .collect()
+}
+
+#[test]
+fn whole_network_logits_and_gradients_equal_on_both_paths() {
+    let mut ours = logits_and_gradients(DType::F32);
+    ours.extend(logits_and_gradients(DType::F64));
+    if let Ok(path) = std::env::var(CHILD_OUT) {
+        candle_core::safetensors::save(&ours, path).expect("save");
+        return;
+    }
+    assert_eq!(conv_path(), ConvPath::Im2Col, "run without SACRO_CONV");
+    let tmp = tempfile::tempdir().expect("tmp");
+    let file = tmp.path().join("stock.safetensors");
+    let o = Command::new(std::env::current_exe().expect("exe"))
+        .args([
+            "--exact",
+            "whole_network_logits_and_gradients_equal_on_both_paths",
+        ])
+        .env("SACRO_CONV", "stock")
+        .env(CHILD_OUT, &file)
+        .output()
+        .expect("child");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stdout));
+    let stock = candle_core::safetensors::load(&file, &Device::Cpu).expect("stock results");
+    assert_eq!(ours.len(), stock.len());
+    // Every convolution, batch norm and head parameter has a gradient.
+    assert!(ours.len() > 120, "{} tensors", ours.len());
+    // In f64 the two paths compute the same function up to rounding; in f32, summation order (and the
+    // fused batch norm's f64 sums) leave differences of a few 1e-4 in the batch-norm scale gradients.
+    for (name, g) in &ours {
+        let (tolerance, what) = match (name.starts_with("F64"), name.ends_with("logits")) {
+            (true, _) => (1e-9, "f64"),
+            (false, true) => (1e-4, "f32 logits"),
+            (false, false) => (1e-3, "f32 gradients"),
+        };
+        let e = max_rel(g, &stock[name]);
+        assert!(
+            e < tolerance,
+            "{name} differs by {e:e} ({what}: {tolerance:e})"
+        );
+    }
+}
