@@ -6,6 +6,8 @@
 #   benches/gpu.sh smoke   # libraries, bench at repeat 1, a 2-epoch training run on 12 tiny phantoms
 #   benches/gpu.sh full    # bench (repeat 5) vs PyTorch, then the demo-model training runs
 #
+# The device tool sends the working tree, at most 64 MiB: with the demo model's 51 MB of weights in it, move
+# models/demo-phantom/weights.safetensors out of the tree for the call (and back after).
 # Everything it prints goes to $OUT/log.txt too; the trained demo model comes back as $OUT/demo.tar.part-*
 # (the device returns files of at most 16 MiB) and the histories, configurations and logs as $OUT/runs.tgz.
 set -uo pipefail

@@ -17,3 +17,11 @@ echo "## pytorch"; echo "$py_csv"
 echo "## ratio (median seconds; sacro / pytorch)"
 paste -d, <(echo "$sacro_csv" | tail -n +2) <(echo "$stock_csv" | tail -n +2) <(echo "$py_csv" | tail -n +2) |
   awk -F, '{ printf "%s: sacro %.3f s (stock %.3f s), pytorch %.3f s, ratio %.2f (stock %.2f)\n", $1, $2, $6, $10, $2 / $10, $6 / $10 }'
+# Peak resident memory of training steps at 768² batch 2, each in a fresh process.
+echo "## peak memory, training step 768² batch 2 (work,peak_rss_mb,step_s; fresh process each)"
+for path in im2col stock; do
+  conv=""
+  [ "$path" = stock ] && conv=stock
+  echo "sacro ($path): $(SACRO_CONV=$conv RAYON_NUM_THREADS=$threads ./target/release/sacro bench memory --size 768 --batch 2 --steps 2 | tail -1)"
+done
+echo "pytorch: $(THREADS=$threads python3 benches/memory_pytorch.py 768 2 2 2>/dev/null | tail -1)"

@@ -12,26 +12,8 @@ import time
 import torch
 import torchvision
 
-try:
-    from fastai.vision.learner import create_head
-except ImportError:  # the GPU machine has no fastai: the same layers as create_head(2048, 2)
-
-    class ConcatPool(torch.nn.Module):
-        def forward(self, x):
-            return torch.cat([torch.amax(x, dim=(2, 3)), torch.mean(x, dim=(2, 3))], 1)
-
-    def create_head(nf, n_out):
-        return torch.nn.Sequential(
-            ConcatPool(),
-            torch.nn.BatchNorm1d(2 * nf),
-            torch.nn.Dropout(0.25),
-            torch.nn.Linear(2 * nf, 512, bias=False),
-            torch.nn.ReLU(inplace=True),
-            torch.nn.BatchNorm1d(512),
-            torch.nn.Dropout(0.5),
-            torch.nn.Linear(512, n_out, bias=False),
-        )
-
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from fastai_head import create_head  # noqa: E402
 
 repeat = int(sys.argv[1])
 train_batches = [int(b) for b in (sys.argv[2] if len(sys.argv) > 2 else "8").split(",")]

@@ -277,3 +277,32 @@ fn without_a_model_and_without_the_demo_model_predict_says_what_is_missing() {
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(err.contains("no --model given"), "{err}");
 }
+
+#[test]
+fn bench_memory_reports_the_peak_and_bench_model_refuses_a_missing_gpu() {
+    let o = Command::new(env!("CARGO_BIN_EXE_sacro"))
+        .args([
+            "bench", "memory", "--size", "32", "--batch", "2", "--steps", "1",
+        ])
+        .output()
+        .expect("run");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let out = String::from_utf8_lossy(&o.stdout);
+    let line = out.lines().nth(1).expect("a result line");
+    let fields: Vec<&str> = line.split(',').collect();
+    assert_eq!(fields[0], "train_step_32_b2");
+    // ResNet-50 with its gradients and Adam's two moments alone is over 400 MB.
+    let mb: f64 = fields[1].parse().expect("MB");
+    assert!(mb > 400.0, "{line}");
+    // This test build has no CUDA: asking for it is an error that says so, not a panic.
+    let o = Command::new(env!("CARGO_BIN_EXE_sacro"))
+        .args(["bench", "model", "--device", "cuda", "--repeat", "1"])
+        .output()
+        .expect("run");
+    assert!(!o.status.success());
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("--device cuda"),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+}

@@ -91,6 +91,18 @@ pub enum BenchCommand {
         #[arg(long, value_delimiter = ',', default_value = "8")]
         train_batch: Vec<usize>,
     },
+    /// Peak resident memory of training steps (fresh process: run it alone): CSV `work,peak_rss_mb,step_s`.
+    Memory {
+        /// Square input side.
+        #[arg(long, default_value_t = 768)]
+        size: usize,
+        /// Batch size.
+        #[arg(long, default_value_t = 2)]
+        batch: usize,
+        /// Training steps (the peak is usually reached by the first).
+        #[arg(long, default_value_t = 2)]
+        steps: usize,
+    },
     /// Time open → decode → Modality LUT → 8-bit window, per file.
     Decode {
         /// Files to time.

@@ -420,3 +420,35 @@ pub fn bench_model(repeat: usize, device: &str, train_batch: &[usize]) -> anyhow
     }
     Ok(ExitCode::SUCCESS)
 }
+
+/// Runs `sacro bench memory`: training steps at `size`² and batch `batch` on the CPU, then the process's
+/// peak resident memory (Linux's `VmHWM`), which includes the network, its gradients and the optimiser's
+/// moments.
+pub fn bench_memory(size: usize, batch: usize, steps: usize) -> anyhow::Result<ExitCode> {
+    use std::time::Instant;
+    if !(32..=2048).contains(&size) || !(1..=256).contains(&batch) {
+        bail!("--size {size} --batch {batch}: sizes 32–2048, batches 1–256");
+    }
+    let device = sacro::model::Device::Cpu;
+    let mut bench = sacro::train::bench::StepBench::new(batch, size, &device)?;
+    let mut times = Vec::new();
+    for _ in 0..steps.max(1) {
+        let s = Instant::now();
+        bench.step()?;
+        times.push(s.elapsed().as_secs_f64());
+    }
+    let status = std::fs::read_to_string("/proc/self/status")
+        .context("peak memory: /proc/self/status (Linux only)")?;
+    let kb: f64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .context("peak memory: no VmHWM in /proc/self/status")?;
+    println!("work,peak_rss_mb,step_s");
+    println!(
+        "train_step_{size}_b{batch},{:.0},{:.3}",
+        kb / 1024.0,
+        times.last().copied().unwrap_or_default()
+    );
+    Ok(ExitCode::SUCCESS)
+}
