@@ -1,17 +1,20 @@
 //! The one place where the network's convolutions are made.
 //!
-//! Two paths, chosen once per process (`SACRO_CONV=stock` selects candle's own):
-//! - **im2col** (default): the convolution as `im2col` (a custom op, multithreaded over images and channels)
-//!   followed by candle's matrix multiply (the `gemm` crate); 1×1 stride-1 convolutions are a plain matrix
-//!   multiply on a reshaped view. Backward comes from the matmul's own gradient plus `col2im` (the adjoint of
-//!   `im2col`, also a custom op): the input gradient is `Wᵀ·G` scattered back, a GEMM and a memory-bound
-//!   pass, where candle's stock backward runs a direct `conv_transpose2d` loop.
+//! Two paths, chosen once per process (`SACRO_CONV=stock` selects candle's own, and candle's batch norm in
+//! `norm.rs`):
+//! - **im2col** (default, CPU): one custom op per convolution: `im2col` (multithreaded over channels),
+//!   one matrix multiply for the whole batch through candle's CPU GEMM (the `gemm` crate), and a parallel
+//!   copy into batch-major order. Its backward rebuilds the column matrix for the weight gradient (`G·colsᵀ`)
+//!   rather than have the graph keep it (nine times the input of a 3×3 convolution), and computes the input
+//!   gradient as `Wᵀ·G` scattered back by `col2im` (the adjoint of `im2col`), a GEMM and a memory-bound
+//!   pass, where candle's stock backward runs a direct `conv_transpose2d` loop. 1×1 stride-1 convolutions
+//!   are a plain matrix multiply per image on the input as it lies, with the matmul's own backward.
 //! - **stock**: candle's `conv2d` forward and backward, kept to test equivalence and measure regressions.
 
 use std::sync::OnceLock;
 
 use candle_core::backend::BackendStorage;
-use candle_core::{CpuStorage, CustomOp1, DType, Layout, Result, Shape, Tensor};
+use candle_core::{CpuStorage, CustomOp1, CustomOp2, DType, Layout, Result, Shape, Tensor};
 use candle_nn::{Module, VarBuilder};
 use rayon::prelude::*;
 
@@ -281,6 +284,108 @@ impl CustomOp1 for Col2Im {
     }
 }
 
+/// The convolution as one op, `(x, weight)` → `[n, co, ho, wo]`: im2col, one matrix multiply for the whole
+/// batch (candle's CPU GEMM), and a parallel copy into batch-major order. The column matrix lives only
+/// while the op runs: the backward pass rebuilds it (one memory-bound pass) for the weight gradient instead
+/// of the graph keeping it, nine times the input of a 3×3 convolution, from the forward to the backward
+/// pass.
+#[derive(Debug, Clone, Copy)]
+struct ConvIm2Col {
+    geometry: Geometry,
+    out_channels: usize,
+}
+
+/// `[co, n·p]` → `[n, co, p]`.
+fn batch_major<T: Float>(y: &[T], n: usize, co: usize, p: usize) -> Vec<T> {
+    let mut out = vec![T::default(); y.len()];
+    out.par_chunks_mut(p).enumerate().for_each(|(io, dst)| {
+        let (img, o) = (io / co, io % co);
+        dst.copy_from_slice(&y[(o * n + img) * p..(o * n + img + 1) * p]);
+    });
+    out
+}
+
+impl CustomOp2 for ConvIm2Col {
+    fn name(&self) -> &'static str {
+        "sacro-conv2d"
+    }
+
+    fn cpu_fwd(
+        &self,
+        xs: &CpuStorage,
+        xl: &Layout,
+        ws: &CpuStorage,
+        wl: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let g = self.geometry;
+        let co = self.out_channels;
+        let (n, c, h, w) = xl.shape().dims4()?;
+        if (c, h, w) != (g.channels, g.height, g.width) || wl.shape().elem_count() != co * g.rows()
+        {
+            candle_core::bail!(
+                "conv2d: input {:?} or weight {:?} does not match {g:?}",
+                xl,
+                wl
+            );
+        }
+        let (ho, wo) = g.out();
+        let p = ho * wo;
+        let cols = match xs.dtype() {
+            DType::F32 => f32::wrap(im2col(contiguous::<f32>(xs, xl, "conv2d")?, n, &g)),
+            DType::F64 => f64::wrap(im2col(contiguous::<f64>(xs, xl, "conv2d")?, n, &g)),
+            d => candle_core::bail!("conv2d: {d:?} is not supported"),
+        };
+        let (w_start, _) = wl
+            .contiguous_offsets()
+            .ok_or_else(|| candle_core::Error::Msg("conv2d: weight must be contiguous".into()))?;
+        let y = ws.matmul(
+            &cols,
+            (1, co, n * p, g.rows()),
+            &Layout::contiguous_with_offset((co, g.rows()), w_start),
+            &Layout::contiguous((g.rows(), n * p)),
+        )?;
+        drop(cols);
+        let shape = Shape::from((n, co, ho, wo));
+        if n == 1 {
+            return Ok((y, shape));
+        }
+        let out = match &y {
+            CpuStorage::F32(v) => f32::wrap(batch_major(v, n, co, p)),
+            CpuStorage::F64(v) => f64::wrap(batch_major(v, n, co, p)),
+            other => candle_core::bail!("conv2d: {:?} is not supported", other.dtype()),
+        };
+        Ok((out, shape))
+    }
+
+    fn bwd(
+        &self,
+        x: &Tensor,
+        weight: &Tensor,
+        _res: &Tensor,
+        grad: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>)> {
+        let g = self.geometry;
+        let co = self.out_channels;
+        let n = x.dim(0)?;
+        let (ho, wo) = g.out();
+        // The output gradient as [co, n·ho·wo], the columns' order.
+        let gm = grad
+            .reshape((n, co, ho * wo))?
+            .transpose(0, 1)?
+            .contiguous()?
+            .reshape((co, n * ho * wo))?;
+        let cols = x.contiguous()?.apply_op1_no_bwd(&Im2Col(g))?;
+        let dw = gm.matmul(&cols.t()?)?.reshape(weight.shape())?;
+        drop(cols);
+        let dcols = weight.reshape((co, g.rows()))?.t()?.matmul(&gm)?;
+        let dx = dcols.apply_op1_no_bwd(&Col2Im {
+            geometry: g,
+            batch: n,
+        })?;
+        Ok((Some(dx), Some(dw)))
+    }
+}
+
 /// `x` `[n, c, h, w]` convolved with `weight` `[co, c, k, k]` (no bias) through im2col and a matrix
 /// multiply. Differentiable in both arguments.
 pub fn conv2d_im2col(x: &Tensor, weight: &Tensor, stride: usize, padding: usize) -> Result<Tensor> {
@@ -312,14 +417,13 @@ pub fn conv2d_im2col(x: &Tensor, weight: &Tensor, stride: usize, padding: usize)
             .collect::<Result<Vec<_>>>()?;
         return Tensor::stack(&ys, 0)?.reshape((n, co, ho, wo));
     }
-    let cols = { x.contiguous()?.apply_op1(Im2Col(g))? };
-    // One matrix multiply for the whole batch: [co, c·k·k] × [c·k·k, n·ho·wo].
-    let y = wm.matmul(&cols)?;
-    if n == 1 {
-        y.reshape((1, co, ho, wo))
-    } else {
-        y.reshape((co, n, ho, wo))?.transpose(0, 1)?.contiguous()
-    }
+    x.contiguous()?.apply_op2(
+        &weight.contiguous()?,
+        ConvIm2Col {
+            geometry: g,
+            out_channels: co,
+        },
+    )
 }
 
 /// A bias-free 2-D convolution (every convolution in a ResNet is followed by batch norm).
