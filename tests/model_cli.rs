@@ -124,6 +124,17 @@ fn a_changed_weights_file_is_refused() {
     assert!(err.contains("model.json"), "{err}");
 }
 
+/// `sacro model half DIR --out HALF`.
+fn model_half(dir: &Path, half: &Path) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_sacro"))
+        .args(["model", "half"])
+        .arg(dir)
+        .arg("--out")
+        .arg(half)
+        .output()
+        .expect("run")
+}
+
 #[test]
 fn a_half_precision_copy_predicts_as_the_original_within_f16_rounding() {
     let tmp = tempfile::tempdir().expect("tmp");
@@ -131,11 +142,7 @@ fn a_half_precision_copy_predicts_as_the_original_within_f16_rounding() {
     model_folder(&dir);
     std::fs::write(dir.join("metrics.csv"), "epoch\n1\n").expect("write");
     let half = tmp.path().join("half");
-    let o = Command::new(env!("CARGO_BIN_EXE_sacro"))
-        .args(["model", "half", dir.to_str().expect("utf8"), "--out"])
-        .arg(&half)
-        .output()
-        .expect("run");
+    let o = model_half(&dir, &half);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     // The other files travel, the weights shrink to about half, and the card names the new weights.
     assert_eq!(
@@ -202,11 +209,7 @@ fn weights_outside_f16_range_are_refused_and_nothing_is_written() {
     )
     .expect("card");
     let half = tmp.path().join("half");
-    let o = Command::new(env!("CARGO_BIN_EXE_sacro"))
-        .args(["model", "half", dir.to_str().expect("utf8"), "--out"])
-        .arg(&half)
-        .output()
-        .expect("run");
+    let o = model_half(&dir, &half);
     assert!(!o.status.success());
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(err.contains(&name) && err.contains("f16"), "{err}");

@@ -53,12 +53,18 @@ pub fn save(dir: &Path, card: &ModelCard, varmap: &VarMap) -> Result<ModelCard, 
         sacro_version: env!("CARGO_PKG_VERSION").to_string(),
         ..card.clone()
     };
-    let json = serde_json::to_string_pretty(&card).map_err(|e| ModelError::Weights {
-        path: dir.join(CARD_FILE),
+    write_card(dir, &card)?;
+    Ok(card)
+}
+
+/// Writes `card` as `dir`'s `model.json`.
+fn write_card(dir: &Path, card: &ModelCard) -> Result<(), ModelError> {
+    let path = dir.join(CARD_FILE);
+    let json = serde_json::to_string_pretty(card).map_err(|e| ModelError::Weights {
+        path: path.clone(),
         detail: e.to_string(),
     })?;
-    std::fs::write(dir.join(CARD_FILE), json).map_err(io(dir.join(CARD_FILE)))?;
-    Ok(card)
+    std::fs::write(&path, json).map_err(|source| ModelError::Io { path, source })
 }
 
 /// Name of the bundled demo model's folder (under `models/` in the source tree, `share/sacro/models/` in
@@ -136,11 +142,7 @@ pub fn save_half(src: &Path, dst: &Path) -> Result<ModelCard, ModelError> {
         weights_sha256: sha256_hex(&bytes),
         ..card
     };
-    let json = serde_json::to_string_pretty(&card).map_err(|e| ModelError::Weights {
-        path: dst.join(CARD_FILE),
-        detail: e.to_string(),
-    })?;
-    std::fs::write(dst.join(CARD_FILE), json).map_err(io(dst.join(CARD_FILE)))?;
+    write_card(dst, &card)?;
     Ok(card)
 }
 
