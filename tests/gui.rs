@@ -21,6 +21,9 @@ fn harness(launch: Launch) -> Harness<'static, SacroApp> {
     let mut h = Harness::builder()
         .with_size(SIZE)
         .with_pixels_per_point(1.0)
+        // A film or model finishing on a worker thread mid-run adds frames (new widgets are styled on
+        // the frame after they first appear): enough steps to settle, still failing on a repaint loop.
+        .with_max_steps(32)
         .wgpu()
         .build_eframe(move |cc| SacroApp::new(cc, launch));
     h.state_mut().wait_for_films();
