@@ -14,9 +14,11 @@
 use std::sync::OnceLock;
 
 use candle_core::backend::BackendStorage;
-use candle_core::{CpuStorage, CustomOp1, CustomOp2, DType, Layout, Result, Shape, Tensor};
+use candle_core::{CpuStorage, CustomOp1, CustomOp2, Layout, Result, Shape, Tensor};
 use candle_nn::{Module, VarBuilder};
 use rayon::prelude::*;
+
+use super::cpu::{Float, by_float, contiguous};
 
 /// Which implementation the process uses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -85,44 +87,6 @@ fn source(o: usize, t: usize, g: &Geometry, size: usize) -> Option<usize> {
     (o * g.stride + t)
         .checked_sub(g.padding)
         .filter(|&i| i < size)
-}
-
-trait Float: Copy + Default + Send + Sync + std::ops::AddAssign + 'static {
-    fn slice(s: &CpuStorage) -> Option<&[Self]>;
-    fn wrap(v: Vec<Self>) -> CpuStorage;
-}
-
-impl Float for f32 {
-    fn slice(s: &CpuStorage) -> Option<&[Self]> {
-        match s {
-            CpuStorage::F32(v) => Some(v),
-            _ => None,
-        }
-    }
-    fn wrap(v: Vec<Self>) -> CpuStorage {
-        CpuStorage::F32(v)
-    }
-}
-
-impl Float for f64 {
-    fn slice(s: &CpuStorage) -> Option<&[Self]> {
-        match s {
-            CpuStorage::F64(v) => Some(v),
-            _ => None,
-        }
-    }
-    fn wrap(v: Vec<Self>) -> CpuStorage {
-        CpuStorage::F64(v)
-    }
-}
-
-fn contiguous<'a, T: Float>(s: &'a CpuStorage, l: &Layout, what: &str) -> Result<&'a [T]> {
-    let (start, end) = l
-        .contiguous_offsets()
-        .ok_or_else(|| candle_core::Error::Msg(format!("{what}: input must be contiguous")))?;
-    T::slice(s)
-        .map(|v| &v[start..end])
-        .ok_or_else(|| candle_core::Error::Msg(format!("{what}: only f32 and f64 are supported")))
 }
 
 /// `[n, c, h, w]` → `[c·k·k, n·ho·wo]`: each column holds the input values one output pixel of one image
@@ -230,17 +194,12 @@ impl CustomOp1 for Im2Col {
         }
         let (ho, wo) = g.out();
         let shape = Shape::from((g.rows(), n * ho * wo));
-        match s.dtype() {
-            DType::F32 => Ok((
-                f32::wrap(im2col(contiguous::<f32>(s, l, "im2col")?, n, &g)),
-                shape,
-            )),
-            DType::F64 => Ok((
-                f64::wrap(im2col(contiguous::<f64>(s, l, "im2col")?, n, &g)),
-                shape,
-            )),
-            d => candle_core::bail!("im2col: {d:?} is not supported"),
-        }
+        let out = by_float!(s.dtype(), "im2col", T => T::wrap(im2col(
+            contiguous::<T>(s, l, "im2col: input")?,
+            n,
+            &g
+        )));
+        Ok((out, shape))
     }
 
     fn bwd(&self, arg: &Tensor, _res: &Tensor, grad: &Tensor) -> Result<Option<Tensor>> {
@@ -266,17 +225,12 @@ impl CustomOp1 for Col2Im {
             candle_core::bail!("col2im: input {:?} does not match {g:?}", l.shape());
         }
         let shape = Shape::from((n, g.channels, g.height, g.width));
-        match s.dtype() {
-            DType::F32 => Ok((
-                f32::wrap(col2im(contiguous::<f32>(s, l, "col2im")?, n, &g)),
-                shape,
-            )),
-            DType::F64 => Ok((
-                f64::wrap(col2im(contiguous::<f64>(s, l, "col2im")?, n, &g)),
-                shape,
-            )),
-            d => candle_core::bail!("col2im: {d:?} is not supported"),
-        }
+        let out = by_float!(s.dtype(), "col2im", T => T::wrap(col2im(
+            contiguous::<T>(s, l, "col2im: input")?,
+            n,
+            &g
+        )));
+        Ok((out, shape))
     }
 
     fn bwd(&self, _arg: &Tensor, _res: &Tensor, grad: &Tensor) -> Result<Option<Tensor>> {
@@ -330,11 +284,11 @@ impl CustomOp2 for ConvIm2Col {
         }
         let (ho, wo) = g.out();
         let p = ho * wo;
-        let cols = match xs.dtype() {
-            DType::F32 => f32::wrap(im2col(contiguous::<f32>(xs, xl, "conv2d")?, n, &g)),
-            DType::F64 => f64::wrap(im2col(contiguous::<f64>(xs, xl, "conv2d")?, n, &g)),
-            d => candle_core::bail!("conv2d: {d:?} is not supported"),
-        };
+        let cols = by_float!(xs.dtype(), "conv2d", T => T::wrap(im2col(
+            contiguous::<T>(xs, xl, "conv2d: input")?,
+            n,
+            &g
+        )));
         let (w_start, _) = wl
             .contiguous_offsets()
             .ok_or_else(|| candle_core::Error::Msg("conv2d: weight must be contiguous".into()))?;
@@ -349,11 +303,12 @@ impl CustomOp2 for ConvIm2Col {
         if n == 1 {
             return Ok((y, shape));
         }
-        let out = match &y {
-            CpuStorage::F32(v) => f32::wrap(batch_major(v, n, co, p)),
-            CpuStorage::F64(v) => f64::wrap(batch_major(v, n, co, p)),
-            other => candle_core::bail!("conv2d: {:?} is not supported", other.dtype()),
-        };
+        let out = by_float!(y.dtype(), "conv2d", T => {
+            let Some(v) = T::slice(&y) else {
+                candle_core::bail!("conv2d: the product's type differs from the input's");
+            };
+            T::wrap(batch_major(v, n, co, p))
+        });
         Ok((out, shape))
     }
 

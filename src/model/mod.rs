@@ -6,6 +6,7 @@
 
 pub mod card;
 pub mod conv;
+mod cpu;
 pub mod gradcam;
 pub mod head;
 pub mod init;

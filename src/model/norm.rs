@@ -20,6 +20,7 @@ use candle_nn::{BatchNorm, ModuleT, VarBuilder};
 use rayon::prelude::*;
 
 use super::conv::{ConvPath, conv_path};
+use super::cpu::{Float, by_float, contiguous};
 
 /// Batch norm over dimension 1 of `[n, c, …]` inputs (BatchNorm2d, or BatchNorm1d on `[n, c]`), with
 /// torchvision's tensor names (`weight`, `bias`, `running_mean`, `running_var`).
@@ -146,66 +147,6 @@ struct BnBackward {
     relu: bool,
 }
 
-trait Float: Copy + Default + Send + Sync + 'static {
-    fn slice(s: &CpuStorage) -> Option<&[Self]>;
-    fn wrap(v: Vec<Self>) -> CpuStorage;
-    fn to_f64(self) -> f64;
-    fn from_f64(v: f64) -> Self;
-}
-
-macro_rules! float {
-    ($t:ty, $variant:ident) => {
-        impl Float for $t {
-            fn slice(s: &CpuStorage) -> Option<&[Self]> {
-                match s {
-                    CpuStorage::$variant(v) => Some(v),
-                    _ => None,
-                }
-            }
-            fn wrap(v: Vec<Self>) -> CpuStorage {
-                CpuStorage::$variant(v)
-            }
-            fn to_f64(self) -> f64 {
-                f64::from(self)
-            }
-            #[allow(clippy::cast_possible_truncation)]
-            fn from_f64(v: f64) -> Self {
-                v as $t
-            }
-        }
-    };
-}
-float!(f32, F32);
-float!(f64, F64);
-
-/// Evaluates `$body` with the type alias `$t` set to the input's float type (f32 or f64).
-macro_rules! by_float {
-    ($dtype:expr, $t:ident => $body:expr) => {
-        match $dtype {
-            DType::F32 => {
-                type $t = f32;
-                $body
-            }
-            DType::F64 => {
-                type $t = f64;
-                $body
-            }
-            other => candle_core::bail!("batch norm: {other:?} input (f32 or f64 only)"),
-        }
-    };
-}
-
-fn data<'a, T: Float>(s: &'a CpuStorage, l: &Layout, what: &str) -> Result<&'a [T]> {
-    let (start, end) = l
-        .contiguous_offsets()
-        .ok_or_else(|| candle_core::Error::Msg(format!("batch norm: {what} must be contiguous")))?;
-    T::slice(s).map(|v| &v[start..end]).ok_or_else(|| {
-        candle_core::Error::Msg(format!(
-            "batch norm: {what} must be f32 or f64 like the input"
-        ))
-    })
-}
-
 /// `(n, c, spatial size)` of an `[n, c, …]` layout.
 fn dims(l: &Layout) -> Result<(usize, usize, usize)> {
     let d = l.dims();
@@ -299,11 +240,11 @@ impl CustomOp3 for BnTrain {
         if l2.shape().elem_count() != d.1 || l3.shape().elem_count() != d.1 {
             candle_core::bail!("batch norm: scale or shift does not have {} channels", d.1);
         }
-        let (out, stats) = by_float!(s1.dtype(), T => {
+        let (out, stats) = by_float!(s1.dtype(), "batch norm", T => {
             let (y, st) = train_fwd::<T>(
-                data(s1, l1, "input")?,
-                data(s2, l2, "scale")?,
-                data(s3, l3, "shift")?,
+                contiguous(s1, l1, "batch norm: input")?,
+                contiguous(s2, l2, "batch norm: scale")?,
+                contiguous(s3, l3, "batch norm: shift")?,
                 d,
                 self.eps,
                 self.relu,
@@ -421,10 +362,10 @@ impl CustomOp3 for BnBackward {
         if l2.dims() != l1.dims() || l3.shape().elem_count() != 4 * d.1 {
             candle_core::bail!("batch norm backward: shapes {:?} {:?} {:?}", l1, l2, l3);
         }
-        let out = by_float!(s1.dtype(), T => T::wrap(train_bwd::<T>(
-            data(s1, l1, "input")?,
-            data(s2, l2, "gradient")?,
-            data(s3, l3, "parameters")?,
+        let out = by_float!(s1.dtype(), "batch norm", T => T::wrap(train_bwd::<T>(
+            contiguous(s1, l1, "batch norm: input")?,
+            contiguous(s2, l2, "batch norm: gradient")?,
+            contiguous(s3, l3, "batch norm: parameters")?,
             d,
             self.relu,
         )));
@@ -466,9 +407,9 @@ impl CustomOp2 for BnEval {
         if l2.shape().elem_count() != 2 * d.1 {
             candle_core::bail!("batch norm: parameters do not have {} channels", d.1);
         }
-        let out = by_float!(s1.dtype(), T => T::wrap(eval_fwd::<T>(
-            data(s1, l1, "input")?,
-            data(s2, l2, "parameters")?,
+        let out = by_float!(s1.dtype(), "batch norm", T => T::wrap(eval_fwd::<T>(
+            contiguous(s1, l1, "batch norm: input")?,
+            contiguous(s2, l2, "batch norm: parameters")?,
             d,
             self.relu,
         )));

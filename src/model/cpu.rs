@@ -1,0 +1,76 @@
+//! What Sacro's CPU kernels ([`super::conv`], [`super::norm`]) share: the float types they run on, a
+//! dispatch from a tensor's dtype to a generic body, and borrowing a contiguous slice of candle's storage.
+
+use candle_core::{CpuStorage, Layout, Result};
+
+/// A float type a kernel runs on (f32 or f64): its slice of candle's CPU storage and back.
+pub(crate) trait Float:
+    Copy + Default + Send + Sync + std::ops::AddAssign + 'static
+{
+    /// The values when `s` holds this type.
+    fn slice(s: &CpuStorage) -> Option<&[Self]>;
+    /// Candle storage owning `v`.
+    fn wrap(v: Vec<Self>) -> CpuStorage;
+    /// Widened for accumulation.
+    fn to_f64(self) -> f64;
+    /// Narrowed from an accumulator.
+    fn from_f64(v: f64) -> Self;
+}
+
+macro_rules! float {
+    ($t:ty, $variant:ident) => {
+        impl Float for $t {
+            fn slice(s: &CpuStorage) -> Option<&[Self]> {
+                match s {
+                    CpuStorage::$variant(v) => Some(v),
+                    _ => None,
+                }
+            }
+            fn wrap(v: Vec<Self>) -> CpuStorage {
+                CpuStorage::$variant(v)
+            }
+            fn to_f64(self) -> f64 {
+                f64::from(self)
+            }
+            #[allow(clippy::cast_possible_truncation)]
+            fn from_f64(v: f64) -> Self {
+                v as $t
+            }
+        }
+    };
+}
+float!(f32, F32);
+float!(f64, F64);
+
+/// Evaluates `$body` with the type alias `$t` set to the dtype's float type (f32 or f64); any other
+/// dtype is an error naming the op `$what`.
+macro_rules! by_float {
+    ($dtype:expr, $what:expr, $t:ident => $body:expr) => {
+        match $dtype {
+            candle_core::DType::F32 => {
+                type $t = f32;
+                $body
+            }
+            candle_core::DType::F64 => {
+                type $t = f64;
+                $body
+            }
+            other => candle_core::bail!("{}: {other:?} input (f32 or f64 only)", $what),
+        }
+    };
+}
+pub(crate) use by_float;
+
+/// The values of a contiguous layout of `s` as `T`; `what` names the op and operand in errors.
+pub(crate) fn contiguous<'a, T: Float>(
+    s: &'a CpuStorage,
+    l: &Layout,
+    what: &str,
+) -> Result<&'a [T]> {
+    let (start, end) = l
+        .contiguous_offsets()
+        .ok_or_else(|| candle_core::Error::Msg(format!("{what} must be contiguous")))?;
+    T::slice(s)
+        .and_then(|v| v.get(start..end))
+        .ok_or_else(|| candle_core::Error::Msg(format!("{what} must be f32 or f64 like the input")))
+}
