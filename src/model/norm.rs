@@ -51,6 +51,33 @@ impl Norm {
         self.forward_on(conv_path(), x, train, relu)
     }
 
+    /// `relu(norm(x) + residual)`: the end of a bottleneck block, one pass on the fused path (neither the
+    /// normalised `x` nor the sum is kept for the backward pass).
+    pub fn forward_add_relu(&self, x: &Tensor, residual: &Tensor, train: bool) -> Result<Tensor> {
+        self.forward_add_relu_on(conv_path(), x, residual, train)
+    }
+
+    /// [`Norm::forward_add_relu`] on the given path.
+    pub fn forward_add_relu_on(
+        &self,
+        path: ConvPath,
+        x: &Tensor,
+        residual: &Tensor,
+        train: bool,
+    ) -> Result<Tensor> {
+        if !Self::fused(path, x) || residual.dims() != x.dims() || residual.dtype() != x.dtype() {
+            return (self.stock.forward_t(x, train)? + residual)?.relu();
+        }
+        self.fused_forward(&x.contiguous()?, Some(&residual.contiguous()?), train, true)
+    }
+
+    fn fused(path: ConvPath, x: &Tensor) -> bool {
+        path == ConvPath::Im2Col
+            && x.device().is_cpu()
+            && matches!(x.dtype(), DType::F32 | DType::F64)
+            && x.rank() >= 2
+    }
+
     /// [`Norm::forward`] on the given path (the fused one only where it applies: CPU, f32 or f64), for
     /// tests and benchmarks that compare the two in one process.
     pub fn forward_on(
@@ -60,25 +87,33 @@ impl Norm {
         train: bool,
         relu: bool,
     ) -> Result<Tensor> {
-        let fused = path == ConvPath::Im2Col
-            && x.device().is_cpu()
-            && matches!(x.dtype(), DType::F32 | DType::F64)
-            && x.rank() >= 2;
-        if !fused {
+        if !Self::fused(path, x) {
             let y = self.stock.forward_t(x, train)?;
             return if relu { y.relu() } else { Ok(y) };
         }
+        self.fused_forward(&x.contiguous()?, None, train, relu)
+    }
+
+    /// The fused path on a contiguous `x` (and residual, added before the ReLU).
+    fn fused_forward(
+        &self,
+        x: &Tensor,
+        residual: Option<&Tensor>,
+        train: bool,
+        relu: bool,
+    ) -> Result<Tensor> {
         let Some((weight, bias)) = self.stock.weight_and_bias() else {
             candle_core::bail!("batch norm without scale and shift");
         };
-        let x = x.contiguous()?;
         if train {
-            self.forward_train(&x, weight, bias, relu)
-        } else {
-            let scale = (weight / (self.running_var.as_tensor() + self.stock.eps())?.sqrt()?)?;
-            let shift = (bias - (self.running_mean.as_tensor() * &scale)?)?;
-            let params = Tensor::stack(&[&scale, &shift], 0)?.to_dtype(x.dtype())?;
-            x.apply_op2(&params, BnEval { relu })
+            return self.forward_train(x, weight, bias, residual, relu);
+        }
+        let scale = (weight / (self.running_var.as_tensor() + self.stock.eps())?.sqrt()?)?;
+        let shift = (bias - (self.running_mean.as_tensor() * &scale)?)?;
+        let params = Tensor::stack(&[&scale, &shift], 0)?.to_dtype(x.dtype())?;
+        match residual {
+            None => x.apply_op2(&params, BnEval { relu }),
+            Some(r) => x.apply_op3(&params, r, BnAddEval),
         }
     }
 
@@ -87,16 +122,30 @@ impl Norm {
         x: &Tensor,
         weight: &Tensor,
         bias: &Tensor,
+        residual: Option<&Tensor>,
         relu: bool,
     ) -> Result<Tensor> {
         let stats = Arc::new(Mutex::new(None));
-        let op = BnTrain {
-            eps: self.stock.eps(),
-            relu,
-            stats: stats.clone(),
-        };
         let (weight, bias) = (weight.to_dtype(x.dtype())?, bias.to_dtype(x.dtype())?);
-        let y = x.apply_op3(&weight, &bias, op)?;
+        let y = match residual {
+            None => x.apply_op3(
+                &weight,
+                &bias,
+                BnTrain {
+                    eps: self.stock.eps(),
+                    relu,
+                    stats: stats.clone(),
+                },
+            )?,
+            Some(r) => x.apply_op3(
+                &Tensor::stack(&[&weight, &bias], 0)?,
+                r,
+                BnAddTrain {
+                    eps: self.stock.eps(),
+                    stats: stats.clone(),
+                },
+            )?,
+        };
         let Some(stats) = stats.lock().ok().and_then(|s| s.clone()) else {
             candle_core::bail!("batch norm: the statistics of the forward pass are missing");
         };
@@ -135,6 +184,22 @@ struct BnTrain {
     stats: Arc<Mutex<Option<Stats>>>,
 }
 
+/// Training-mode `relu(norm(x) + residual)`: `(x, [gamma; beta], residual)`.
+#[derive(Debug)]
+struct BnAddTrain {
+    eps: f64,
+    /// As [`BnTrain::stats`].
+    stats: Arc<Mutex<Option<Stats>>>,
+}
+
+/// Evaluation-mode `relu(x · scale + shift + residual)`: `(x, [scale; shift], residual)`.
+#[derive(Debug)]
+struct BnAddEval;
+
+/// The ReLU's backward pass from its output: `(dy, y)` → `dy` where `y > 0`, else 0.
+#[derive(Debug)]
+struct ReluGrad;
+
 /// Evaluation-mode batch norm (+ ReLU): `x · scale + shift` per channel, `params = [scale; shift]`.
 #[derive(Debug)]
 struct BnEval {
@@ -168,6 +233,7 @@ fn train_fwd<T: Float>(
     x: &[T],
     gamma: &[T],
     beta: &[T],
+    residual: Option<&[T]>,
     (n, c, hw): (usize, usize, usize),
     eps: f64,
     relu: bool,
@@ -201,9 +267,15 @@ fn train_fwd<T: Float>(
         let a = gamma[ch].to_f64() / (var[ch] + eps).sqrt();
         let b = beta[ch].to_f64() - mean[ch] * a;
         let (a, b) = (T::from_f64(a), T::from_f64(b));
-        for (o, &v) in out.iter_mut().zip(&x[plane * hw..(plane + 1) * hw]) {
-            *o = affine(v, a, b, relu);
-        }
+        affine_plane(
+            out,
+            &x[plane * hw..(plane + 1) * hw],
+            residual,
+            plane,
+            a,
+            b,
+            relu,
+        );
     });
     Ok((
         y,
@@ -215,11 +287,37 @@ fn train_fwd<T: Float>(
     ))
 }
 
-/// `v · a + b`, rectified when `relu`, in the input's precision.
+/// `v · a + b (+ r)`, rectified when `relu`, in the input's precision.
 #[inline]
-fn affine<T: Float>(v: T, a: T, b: T, relu: bool) -> T {
-    let z = v.to_f64() * a.to_f64() + b.to_f64();
+fn affine<T: Float>(v: T, a: T, b: T, r: f64, relu: bool) -> T {
+    let z = v.to_f64() * a.to_f64() + b.to_f64() + r;
     T::from_f64(if relu { z.max(0.0) } else { z })
+}
+
+/// [`affine`] over one `[h·w]` plane (number `plane` of the batch), adding that plane of `residual`.
+#[inline]
+fn affine_plane<T: Float>(
+    out: &mut [T],
+    x: &[T],
+    residual: Option<&[T]>,
+    plane: usize,
+    a: T,
+    b: T,
+    relu: bool,
+) {
+    match residual {
+        None => {
+            for (o, &v) in out.iter_mut().zip(x) {
+                *o = affine(v, a, b, 0.0, relu);
+            }
+        }
+        Some(r) => {
+            let hw = x.len();
+            for ((o, &v), &r) in out.iter_mut().zip(x).zip(&r[plane * hw..(plane + 1) * hw]) {
+                *o = affine(v, a, b, r.to_f64(), relu);
+            }
+        }
+    }
 }
 
 impl CustomOp3 for BnTrain {
@@ -245,6 +343,7 @@ impl CustomOp3 for BnTrain {
                 contiguous(s1, l1, "batch norm: input")?,
                 contiguous(s2, l2, "batch norm: scale")?,
                 contiguous(s3, l3, "batch norm: shift")?,
+                None,
                 d,
                 self.eps,
                 self.relu,
@@ -268,27 +367,34 @@ impl CustomOp3 for BnTrain {
         let Some(stats) = self.stats.lock().ok().and_then(|s| s.clone()) else {
             candle_core::bail!("batch norm: backward before forward");
         };
-        let invstd: Vec<f64> = stats
-            .var
-            .iter()
-            .map(|v| 1.0 / (v + self.eps).sqrt())
-            .collect();
-        let c = invstd.len();
-        let device = x.device();
-        let mean = Tensor::from_vec(stats.mean, c, device)?.to_dtype(x.dtype())?;
-        let invstd = Tensor::from_vec(invstd, c, device)?.to_dtype(x.dtype())?;
-        let params = Tensor::stack(&[gamma, beta, &mean, &invstd], 0)?;
-        let packed = x.apply_op3_no_bwd(
-            &grad.contiguous()?,
-            &params,
-            &BnBackward { relu: self.relu },
-        )?;
-        let total = x.elem_count();
-        let dx = packed.narrow(0, 0, total)?.reshape(x.shape())?;
-        let dgamma = packed.narrow(0, total, c)?;
-        let dbeta = packed.narrow(0, total + c, c)?;
+        let gamma_beta = Tensor::stack(&[gamma, beta], 0)?;
+        let (dx, dgamma, dbeta) = norm_bwd(x, grad, &gamma_beta, &stats, self.eps, self.relu)?;
         Ok((Some(dx), Some(dgamma), Some(dbeta)))
     }
+}
+
+/// The training-mode backward pass from the output gradient `dy` (above the ReLU when `relu`):
+/// `(dx, dgamma, dbeta)`.
+fn norm_bwd(
+    x: &Tensor,
+    dy: &Tensor,
+    gamma_beta: &Tensor,
+    stats: &Stats,
+    eps: f64,
+    relu: bool,
+) -> Result<(Tensor, Tensor, Tensor)> {
+    let invstd: Vec<f64> = stats.var.iter().map(|v| 1.0 / (v + eps).sqrt()).collect();
+    let c = invstd.len();
+    let device = x.device();
+    let mean = Tensor::from_slice(&stats.mean, c, device)?.to_dtype(x.dtype())?;
+    let invstd = Tensor::from_vec(invstd, c, device)?.to_dtype(x.dtype())?;
+    let params = Tensor::cat(&[&gamma_beta.flatten_all()?, &mean, &invstd], 0)?;
+    let packed = x.apply_op3_no_bwd(&dy.contiguous()?, &params, &BnBackward { relu })?;
+    let total = x.elem_count();
+    let dx = packed.narrow(0, 0, total)?.reshape(x.shape())?;
+    let dgamma = packed.narrow(0, total, c)?;
+    let dbeta = packed.narrow(0, total + c, c)?;
+    Ok((dx, dgamma, dbeta))
 }
 
 fn train_bwd<T: Float>(
@@ -377,6 +483,7 @@ impl CustomOp3 for BnBackward {
 fn eval_fwd<T: Float>(
     x: &[T],
     params: &[T],
+    residual: Option<&[T]>,
     (_, c, hw): (usize, usize, usize),
     relu: bool,
 ) -> Vec<T> {
@@ -384,9 +491,15 @@ fn eval_fwd<T: Float>(
     y.par_chunks_mut(hw).enumerate().for_each(|(plane, out)| {
         let ch = plane % c;
         let (a, b) = (params[ch], params[c + ch]);
-        for (o, &v) in out.iter_mut().zip(&x[plane * hw..(plane + 1) * hw]) {
-            *o = affine(v, a, b, relu);
-        }
+        affine_plane(
+            out,
+            &x[plane * hw..(plane + 1) * hw],
+            residual,
+            plane,
+            a,
+            b,
+            relu,
+        );
     });
     y
 }
@@ -410,6 +523,7 @@ impl CustomOp2 for BnEval {
         let out = by_float!(s1.dtype(), "batch norm", T => T::wrap(eval_fwd::<T>(
             contiguous(s1, l1, "batch norm: input")?,
             contiguous(s2, l2, "batch norm: parameters")?,
+            None,
             d,
             self.relu,
         )));
@@ -423,22 +537,177 @@ impl CustomOp2 for BnEval {
         res: &Tensor,
         grad: &Tensor,
     ) -> Result<(Option<Tensor>, Option<Tensor>)> {
-        // Rarely needed (Grad-CAM's backward stops above the body): plain tensor operations.
-        let dz = if self.relu {
-            (grad * res.gt(0.0)?.to_dtype(grad.dtype())?)?
-        } else {
-            grad.clone()
+        let (dx, dparams, _) = eval_bwd(x, params, res, grad, self.relu)?;
+        Ok((Some(dx), Some(dparams)))
+    }
+}
+
+/// The backward pass of evaluation-mode batch norm (+ ReLU, + residual), rarely needed (Grad-CAM's
+/// backward stops above the body), in plain tensor operations: `(dx, [dscale; dshift], dz)` where `dz` is
+/// the gradient below the ReLU (the residual's).
+fn eval_bwd(
+    x: &Tensor,
+    params: &Tensor,
+    res: &Tensor,
+    grad: &Tensor,
+    relu: bool,
+) -> Result<(Tensor, Tensor, Tensor)> {
+    let dz = if relu {
+        grad.apply_op2_no_bwd(res, &ReluGrad)?
+    } else {
+        grad.clone()
+    };
+    let c = x.dim(1)?;
+    let mut shape = vec![1usize; x.rank()];
+    shape[1] = c;
+    let scale = params.get(0)?.reshape(shape.as_slice())?;
+    let dx = dz.broadcast_mul(&scale)?;
+    let per_channel =
+        |t: &Tensor| -> Result<Tensor> { t.transpose(0, 1)?.contiguous()?.flatten_from(1)?.sum(1) };
+    let dscale = per_channel(&(&dz * x)?)?;
+    let dshift = per_channel(&dz)?;
+    Ok((dx, Tensor::stack(&[dscale, dshift], 0)?, dz))
+}
+
+/// `(n, c, spatial size)` of `x` and its residual, checked to have the same shape, and `params` `2·c`
+/// values.
+fn residual_dims(l1: &Layout, l2: &Layout, l3: &Layout) -> Result<(usize, usize, usize)> {
+    let d = dims(l1)?;
+    if l2.shape().elem_count() != 2 * d.1 || l3.dims() != l1.dims() {
+        candle_core::bail!(
+            "batch norm + residual: input {:?}, parameters {:?}, residual {:?} do not fit",
+            l1.dims(),
+            l2.dims(),
+            l3.dims()
+        );
+    }
+    Ok(d)
+}
+
+impl CustomOp3 for BnAddTrain {
+    fn name(&self) -> &'static str {
+        "sacro-batch-norm-add-relu-train"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+        s3: &CpuStorage,
+        l3: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let d = residual_dims(l1, l2, l3)?;
+        let (out, stats) = by_float!(s1.dtype(), "batch norm", T => {
+            let params = contiguous::<T>(s2, l2, "batch norm: parameters")?;
+            let (y, st) = train_fwd::<T>(
+                contiguous(s1, l1, "batch norm: input")?,
+                &params[..d.1],
+                &params[d.1..],
+                Some(contiguous(s3, l3, "batch norm: residual")?),
+                d,
+                self.eps,
+                true,
+            )?;
+            (T::wrap(y), st)
+        });
+        if let Ok(mut slot) = self.stats.lock() {
+            *slot = Some(stats);
+        }
+        Ok((out, l1.shape().clone()))
+    }
+
+    fn bwd(
+        &self,
+        x: &Tensor,
+        params: &Tensor,
+        _residual: &Tensor,
+        res: &Tensor,
+        grad: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+        let Some(stats) = self.stats.lock().ok().and_then(|s| s.clone()) else {
+            candle_core::bail!("batch norm: backward before forward");
         };
-        let c = x.dim(1)?;
-        let mut shape = vec![1usize; x.rank()];
-        shape[1] = c;
-        let scale = params.get(0)?.reshape(shape.as_slice())?;
-        let dx = dz.broadcast_mul(&scale)?;
-        let per_channel = |t: &Tensor| -> Result<Tensor> {
-            t.transpose(0, 1)?.contiguous()?.flatten_from(1)?.sum(1)
-        };
-        let dscale = per_channel(&(&dz * x)?)?;
-        let dshift = per_channel(&dz)?;
-        Ok((Some(dx), Some(Tensor::stack(&[dscale, dshift], 0)?)))
+        // Below the ReLU: the residual's gradient, and the normalisation's output gradient.
+        let dz = grad.contiguous()?.apply_op2_no_bwd(res, &ReluGrad)?;
+        let (dx, dgamma, dbeta) = norm_bwd(x, &dz, params, &stats, self.eps, false)?;
+        Ok((
+            Some(dx),
+            Some(Tensor::stack(&[dgamma, dbeta], 0)?),
+            Some(dz),
+        ))
+    }
+}
+
+impl CustomOp3 for BnAddEval {
+    fn name(&self) -> &'static str {
+        "sacro-batch-norm-add-relu-eval"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+        s3: &CpuStorage,
+        l3: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let d = residual_dims(l1, l2, l3)?;
+        let out = by_float!(s1.dtype(), "batch norm", T => T::wrap(eval_fwd::<T>(
+            contiguous(s1, l1, "batch norm: input")?,
+            contiguous(s2, l2, "batch norm: parameters")?,
+            Some(contiguous(s3, l3, "batch norm: residual")?),
+            d,
+            true,
+        )));
+        Ok((out, l1.shape().clone()))
+    }
+
+    fn bwd(
+        &self,
+        x: &Tensor,
+        params: &Tensor,
+        _residual: &Tensor,
+        res: &Tensor,
+        grad: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+        let (dx, dparams, dz) = eval_bwd(x, params, res, grad, true)?;
+        Ok((Some(dx), Some(dparams), Some(dz)))
+    }
+}
+
+impl CustomOp2 for ReluGrad {
+    fn name(&self) -> &'static str {
+        "sacro-relu-grad"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        if l1.dims() != l2.dims() {
+            candle_core::bail!("relu gradient: {:?} and {:?} differ", l1.dims(), l2.dims());
+        }
+        let out = by_float!(s1.dtype(), "relu gradient", T => {
+            let dy = contiguous::<T>(s1, l1, "relu gradient: gradient")?;
+            let y = contiguous::<T>(s2, l2, "relu gradient: output")?;
+            let mut dz = vec![T::default(); dy.len()];
+            dz.par_chunks_mut(1 << 14)
+                .zip(dy.par_chunks(1 << 14).zip(y.par_chunks(1 << 14)))
+                .for_each(|(o, (dy, y))| {
+                    for ((o, &d), &v) in o.iter_mut().zip(dy).zip(y) {
+                        if v.to_f64() > 0.0 {
+                            *o = d;
+                        }
+                    }
+                });
+            T::wrap(dz)
+        });
+        Ok((out, l1.shape().clone()))
     }
 }

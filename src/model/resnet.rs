@@ -89,12 +89,12 @@ impl ModuleT for Bottleneck {
     fn forward_t(&self, x: &Tensor, train: bool) -> Result<Tensor> {
         let y = self.bn1.forward(&self.conv1.forward(x)?, train, true)?;
         let y = self.bn2.forward(&self.conv2.forward(&y)?, train, true)?;
-        let y = self.bn3.forward(&self.conv3.forward(&y)?, train, false)?;
         let shortcut = match &self.downsample {
             Some((conv, bn)) => bn.forward(&conv.forward(x)?, train, false)?,
             None => x.clone(),
         };
-        (y + shortcut)?.relu()
+        self.bn3
+            .forward_add_relu(&self.conv3.forward(&y)?, &shortcut, train)
     }
 }
 
