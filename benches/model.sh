@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Model benchmark: Sacro (candle; its im2col convolutions and candle's stock ones) vs PyTorch on the same
-# machine, same thread count, one invocation.
+# machine, same thread count, one invocation. Sacro's model commands run with glibc tunables that keep freed
+# memory for reuse (src/main.rs, keep_freed_memory); `GLIBC_TUNABLES=` (set, empty) turns that off, and
+# PyTorch is timed both ways so that the ratio is not the allocator's.
 # Usage: benches/model.sh [REPEAT]   (needs: pip install torch torchvision fastai)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -9,14 +11,20 @@ threads=${THREADS:-$(nproc)}
 cargo build --release --quiet
 echo "# $(date -u +%F) $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(nproc) cores, $threads threads"
 sacro_csv=$(RAYON_NUM_THREADS=$threads ./target/release/sacro bench model --repeat "$repeat")
+tunables=glibc.malloc.mmap_threshold=33554432:glibc.malloc.trim_threshold=68719476736:glibc.malloc.top_pad=1073741824
+plain_csv=$(GLIBC_TUNABLES= RAYON_NUM_THREADS=$threads ./target/release/sacro bench model --repeat "$repeat")
 stock_csv=$(SACRO_CONV=stock RAYON_NUM_THREADS=$threads ./target/release/sacro bench model --repeat "$repeat")
 py_csv=$(THREADS=$threads python3 benches/model_pytorch.py "$repeat" 2>/dev/null)
-echo "## sacro (im2col)"; echo "$sacro_csv"
+pytuned_csv=$(GLIBC_TUNABLES=$tunables THREADS=$threads python3 benches/model_pytorch.py "$repeat" 2>/dev/null)
+echo "## sacro (im2col; keeps freed memory)"; echo "$sacro_csv"
+echo "## sacro (im2col; glibc's default allocator settings, GLIBC_TUNABLES=)"; echo "$plain_csv"
 echo "## sacro (SACRO_CONV=stock)"; echo "$stock_csv"
 echo "## pytorch"; echo "$py_csv"
-echo "## ratio (median seconds; sacro / pytorch)"
-paste -d, <(echo "$sacro_csv" | tail -n +2) <(echo "$stock_csv" | tail -n +2) <(echo "$py_csv" | tail -n +2) |
-  awk -F, '{ printf "%s: sacro %.3f s (stock %.3f s), pytorch %.3f s, ratio %.2f (stock %.2f)\n", $1, $2, $6, $10, $2 / $10, $6 / $10 }'
+echo "## pytorch (GLIBC_TUNABLES as sacro's)"; echo "$pytuned_csv"
+echo "## ratio (median seconds; sacro / pytorch; in brackets: glibc defaults for both, candle stock, pytorch with sacro's tunables)"
+paste -d, <(echo "$sacro_csv" | tail -n +2) <(echo "$plain_csv" | tail -n +2) <(echo "$stock_csv" | tail -n +2) \
+  <(echo "$py_csv" | tail -n +2) <(echo "$pytuned_csv" | tail -n +2) |
+  awk -F, '{ printf "%s: sacro %.3f s, pytorch %.3f s, ratio %.2f (defaults: sacro %.3f s, ratio %.2f; stock %.3f s, ratio %.2f; pytorch tuned %.3f s, ratio %.2f)\n", $1, $2, $14, $2 / $14, $6, $6 / $14, $10, $10 / $14, $18, $2 / $18 }'
 # Peak resident memory of training steps at 768² batch 2, each in a fresh process.
 echo "## peak memory, training step 768² batch 2 (work,peak_rss_mb,step_s; fresh process each)"
 for path in im2col stock; do

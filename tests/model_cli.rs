@@ -309,3 +309,28 @@ fn bench_memory_reports_the_peak_and_bench_model_refuses_a_missing_gpu() {
         String::from_utf8_lossy(&o.stderr)
     );
 }
+
+/// The model's commands start again with glibc tunables that keep freed memory for reuse (see
+/// `keep_freed_memory` in `src/main.rs`), and leave a `GLIBC_TUNABLES` the user set, and other commands,
+/// as they are.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+#[test]
+fn model_commands_keep_freed_memory_unless_the_user_set_glibc_tunables() {
+    let says_so = |args: &[&str], tunables: Option<&str>| -> bool {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_sacro"));
+        c.args(args).arg("-v").env_remove("RUST_LOG");
+        match tunables {
+            Some(t) => c.env("GLIBC_TUNABLES", t),
+            None => c.env_remove("GLIBC_TUNABLES"),
+        };
+        let o = c.output().expect("run");
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        String::from_utf8_lossy(&o.stderr).contains("glibc keeps freed memory for reuse")
+    };
+    let bench = [
+        "bench", "memory", "--size", "32", "--batch", "2", "--steps", "1",
+    ];
+    assert!(says_so(&bench, None));
+    assert!(!says_so(&bench, Some("")));
+    assert!(!says_so(&["info", &demo("P0001.dcm")], None));
+}
