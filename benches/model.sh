@@ -32,4 +32,5 @@ for path in im2col stock; do
   [ "$path" = stock ] && conv=stock
   echo "sacro ($path): $(SACRO_CONV=$conv RAYON_NUM_THREADS=$threads ./target/release/sacro bench memory --size 768 --batch 2 --steps 2 | tail -1)"
 done
+echo "sacro (im2col, --checkpoint): $(RAYON_NUM_THREADS=$threads ./target/release/sacro bench memory --size 768 --batch 2 --steps 2 --checkpoint | tail -1)"
 echo "pytorch: $(THREADS=$threads python3 benches/memory_pytorch.py 768 2 2 2>/dev/null | tail -1)"

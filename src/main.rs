@@ -99,9 +99,12 @@ fn main() -> ExitCode {
             device,
             train_batch,
         })) => cli::model::bench_model(repeat, &device, &train_batch),
-        Some(Command::Bench(BenchCommand::Memory { size, batch, steps })) => {
-            cli::model::bench_memory(size, batch, steps)
-        }
+        Some(Command::Bench(BenchCommand::Memory {
+            size,
+            batch,
+            steps,
+            checkpoint,
+        })) => cli::model::bench_memory(size, batch, steps, checkpoint),
         Some(Command::Bench(BenchCommand::Decode { files, repeat })) => {
             cli::image::bench_decode(&files, repeat)
         }

@@ -1,7 +1,9 @@
 //! The whole network on Sacro's CPU kernels (im2col convolutions, fused batch norm) against candle's stock
 //! operations (`SACRO_CONV=stock`): training-mode logits and the gradient of every parameter for the same
 //! seeded weights, input, dropout and labels. The path is chosen once per process, so the test runs itself
-//! a second time with `SACRO_CONV=stock` and compares with what that child writes.
+//! a second time with `SACRO_CONV=stock` and compares with what that child writes. And gradient
+//! checkpointing of the blocks against keeping every intermediate: the same logits, gradients and running
+//! statistics.
 
 use std::collections::HashMap;
 use std::process::Command;
@@ -16,10 +18,8 @@ use common::{max_rel, seeded};
 
 const CHILD_OUT: &str = "SACRO_TEST_PATHS_OUT";
 
-/// Logits (`logits`) and every parameter's gradient (`grad.NAME`) of a small bottleneck ResNet with
-/// fastai's head, training mode, cross-entropy on fixed labels, computed in `dtype`.
-fn logits_and_gradients(dtype: DType) -> HashMap<String, Tensor> {
-    let config = NetworkConfig {
+fn small_config() -> NetworkConfig {
+    NetworkConfig {
         resnet: ResNetConfig {
             layers: [2, 1, 2, 1],
             width_per_group: 16,
@@ -27,10 +27,15 @@ fn logits_and_gradients(dtype: DType) -> HashMap<String, Tensor> {
         },
         head: HeadKind::Fastai { hidden: 24 },
         classes: 2,
-    };
+    }
+}
+
+/// Logits (`logits`) and every parameter's gradient (`grad.NAME`) of a small bottleneck ResNet with
+/// fastai's head, training mode, cross-entropy on fixed labels, computed in `dtype`.
+fn logits_and_gradients(dtype: DType) -> HashMap<String, Tensor> {
     let varmap = VarMap::new();
     let net = Network::new(
-        config,
+        small_config(),
         VarBuilder::from_varmap(&varmap, dtype, &Device::Cpu),
     )
     .expect("network");
@@ -92,5 +97,57 @@ fn whole_network_logits_and_gradients_equal_on_both_paths() {
             e < tolerance,
             "{name} differs by {e:e} ({what}: {tolerance:e})"
         );
+    }
+}
+
+/// Two training steps' logits, the second step's gradients (through `Network::backward`) and the running
+/// statistics after both, with the blocks checkpointed or not.
+fn two_steps(checkpoint: bool) -> HashMap<String, Tensor> {
+    let varmap = VarMap::new();
+    let mut net = Network::new(
+        small_config(),
+        VarBuilder::from_varmap(&varmap, DType::F64, &Device::Cpu),
+    )
+    .expect("network");
+    net.set_checkpointing(checkpoint);
+    sacro::model::init::seeded(&varmap, 3).expect("weights");
+    let y = Tensor::new(&[1u32, 0], &Device::Cpu).expect("labels");
+    let mut out = HashMap::new();
+    for step in 0..2u64 {
+        let x = seeded(&[2, 3, 47, 47], 20 + step, DType::F64);
+        let logits = net.forward_train(&x, step).expect("forward");
+        let loss = candle_nn::loss::cross_entropy(&logits, &y).expect("loss");
+        let grads = net.backward(&loss).expect("backward");
+        out.insert(format!("logits{step}"), logits);
+        for (name, var) in varmap.data().lock().expect("lock").iter() {
+            if let Some(g) = grads.get(var.as_tensor()) {
+                out.insert(format!("grad{step}.{name}"), g.clone());
+            }
+        }
+    }
+    for (name, var) in varmap.data().lock().expect("lock").iter() {
+        if name.contains("running") {
+            out.insert(name.clone(), var.as_tensor().clone());
+        }
+    }
+    out
+}
+
+#[test]
+fn checkpointed_blocks_give_the_same_gradients_and_running_statistics() {
+    let kept = two_steps(false);
+    let recomputed = two_steps(true);
+    assert_eq!(
+        kept.keys().collect::<std::collections::BTreeSet<_>>(),
+        recomputed.keys().collect(),
+        "the same tensors have gradients"
+    );
+    // Every parameter of every block (not only the head) has a gradient in both steps.
+    let block_grads = kept.keys().filter(|k| k.starts_with("grad1.layer")).count();
+    assert!(block_grads > 60, "{block_grads}");
+    assert!(kept.keys().filter(|k| k.contains("running")).count() > 30);
+    for (name, t) in &kept {
+        let e = max_rel(t, &recomputed[name]);
+        assert!(e < 1e-10, "{name} differs by {e:e}");
     }
 }

@@ -102,6 +102,10 @@ pub enum BenchCommand {
         /// Training steps (the peak is usually reached by the first).
         #[arg(long, default_value_t = 2)]
         steps: usize,
+        /// Recompute each bottleneck block in the backward pass (gradient checkpointing, as
+        /// `checkpoint_blocks` in a training config).
+        #[arg(long)]
+        checkpoint: bool,
     },
     /// Time open → decode → Modality LUT → 8-bit window, per file.
     Decode {

@@ -424,13 +424,19 @@ pub fn bench_model(repeat: usize, device: &str, train_batch: &[usize]) -> anyhow
 /// Runs `sacro bench memory`: training steps at `size`² and batch `batch` on the CPU, then the process's
 /// peak resident memory (Linux's `VmHWM`), which includes the network, its gradients and the optimiser's
 /// moments.
-pub fn bench_memory(size: usize, batch: usize, steps: usize) -> anyhow::Result<ExitCode> {
+pub fn bench_memory(
+    size: usize,
+    batch: usize,
+    steps: usize,
+    checkpoint: bool,
+) -> anyhow::Result<ExitCode> {
     use std::time::Instant;
     if !(32..=2048).contains(&size) || !(1..=256).contains(&batch) {
         bail!("--size {size} --batch {batch}: sizes 32–2048, batches 1–256");
     }
     let device = sacro::model::Device::Cpu;
     let mut bench = sacro::train::bench::StepBench::new(batch, size, &device)?;
+    bench.set_checkpointing(checkpoint);
     let mut times = Vec::new();
     for _ in 0..steps.max(1) {
         let s = Instant::now();
@@ -446,7 +452,8 @@ pub fn bench_memory(size: usize, batch: usize, steps: usize) -> anyhow::Result<E
         .context("peak memory: no VmHWM in /proc/self/status")?;
     println!("work,peak_rss_mb,step_s");
     println!(
-        "train_step_{size}_b{batch},{:.0},{:.3}",
+        "train_step_{size}_b{batch}{},{:.0},{:.3}",
+        if checkpoint { "_checkpointed" } else { "" },
         kb / 1024.0,
         times.last().copied().unwrap_or_default()
     );

@@ -413,6 +413,13 @@ impl Conv {
     }
 }
 
+impl Conv {
+    /// The weight `[cout, cin, k, k]`.
+    pub fn weight(&self) -> &Tensor {
+        &self.weight
+    }
+}
+
 impl Module for Conv {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
         match (conv_path(), x.device()) {

@@ -5,6 +5,7 @@
 //! takes plain pixel buffers.
 
 pub mod card;
+pub mod checkpoint;
 pub mod conv;
 mod cpu;
 pub mod gradcam;
@@ -143,6 +144,21 @@ impl Network {
     /// Logits for a batch.
     pub fn forward_t(&self, x: &Tensor, train: bool) -> Result<Tensor> {
         self.head(&self.features(x, train)?, train)
+    }
+
+    /// Gradient checkpointing of the body's blocks in training (see [`checkpoint`]).
+    pub fn set_checkpointing(&mut self, on: bool) {
+        self.body.set_checkpointing(on);
+    }
+
+    /// The gradients of `loss` with respect to every variable, those of checkpointed blocks included:
+    /// use this, not `loss.backward()`, for a loss computed by this network.
+    pub fn backward(&self, loss: &Tensor) -> Result<candle_core::backprop::GradStore> {
+        let mut grads = loss.backward()?;
+        if let Some(c) = self.body.checkpointing() {
+            c.merge(&mut grads)?;
+        }
+        Ok(grads)
     }
 }
 

@@ -71,6 +71,28 @@ impl Norm {
         self.fused_forward(&x.contiguous()?, Some(&residual.contiguous()?), train, true)
     }
 
+    /// Scale and shift (the trained parameters).
+    pub fn parameters(&self) -> Vec<Tensor> {
+        self.stock
+            .weight_and_bias()
+            .map(|(w, b)| vec![w.clone(), b.clone()])
+            .unwrap_or_default()
+    }
+
+    /// Copies of the running mean and variance.
+    pub fn running_statistics(&self) -> Result<[Tensor; 2]> {
+        Ok([
+            self.running_mean.as_tensor().copy()?,
+            self.running_var.as_tensor().copy()?,
+        ])
+    }
+
+    /// Sets the running mean and variance (from [`Norm::running_statistics`]).
+    pub fn set_running_statistics(&self, [mean, var]: &[Tensor; 2]) -> Result<()> {
+        self.running_mean.set(mean)?;
+        self.running_var.set(var)
+    }
+
     fn fused(path: ConvPath, x: &Tensor) -> bool {
         path == ConvPath::Im2Col
             && x.device().is_cpu()

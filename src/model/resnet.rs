@@ -8,6 +8,7 @@
 use candle_core::{Result, Tensor};
 use candle_nn::{Module, ModuleT, VarBuilder};
 
+use super::checkpoint::Checkpointing;
 use super::conv::Conv;
 use super::norm::Norm;
 use super::pool;
@@ -85,6 +86,41 @@ impl Bottleneck {
     }
 }
 
+impl Bottleneck {
+    fn norms(&self) -> Vec<&Norm> {
+        let mut v = vec![&self.bn1, &self.bn2, &self.bn3];
+        v.extend(self.downsample.as_ref().map(|(_, bn)| bn));
+        v
+    }
+
+    /// The block's trained tensors: convolution weights, batch-norm scales and shifts.
+    pub fn parameters(&self) -> Vec<Tensor> {
+        let mut v: Vec<Tensor> = [&self.conv1, &self.conv2, &self.conv3]
+            .into_iter()
+            .chain(self.downsample.as_ref().map(|(conv, _)| conv))
+            .map(|c| c.weight().clone())
+            .collect();
+        v.extend(self.norms().into_iter().flat_map(Norm::parameters));
+        v
+    }
+
+    /// Copies of every batch norm's running statistics.
+    pub fn running_statistics(&self) -> Result<Vec<[Tensor; 2]>> {
+        self.norms()
+            .into_iter()
+            .map(Norm::running_statistics)
+            .collect()
+    }
+
+    /// Sets them back (from [`Bottleneck::running_statistics`]).
+    pub fn set_running_statistics(&self, saved: &[[Tensor; 2]]) -> Result<()> {
+        for (norm, s) in self.norms().into_iter().zip(saved) {
+            norm.set_running_statistics(s)?;
+        }
+        Ok(())
+    }
+}
+
 impl ModuleT for Bottleneck {
     fn forward_t(&self, x: &Tensor, train: bool) -> Result<Tensor> {
         let y = self.bn1.forward(&self.conv1.forward(x)?, train, true)?;
@@ -105,6 +141,7 @@ pub struct ResNet {
     bn1: Norm,
     stages: Vec<Vec<Bottleneck>>,
     config: ResNetConfig,
+    checkpointing: Option<Checkpointing>,
 }
 
 impl ResNet {
@@ -135,7 +172,19 @@ impl ResNet {
             bn1,
             stages,
             config,
+            checkpointing: None,
         })
+    }
+
+    /// Whether training recomputes each block in the backward pass instead of keeping its intermediates
+    /// (see [`super::checkpoint`]; CPU only, ignored elsewhere).
+    pub fn set_checkpointing(&mut self, on: bool) {
+        self.checkpointing = on.then(Checkpointing::default);
+    }
+
+    /// The checkpointing sink, when on.
+    pub fn checkpointing(&self) -> Option<&Checkpointing> {
+        self.checkpointing.as_ref()
     }
 
     /// The configuration.
@@ -147,9 +196,19 @@ impl ResNet {
     pub fn features(&self, x: &Tensor, train: bool) -> Result<Tensor> {
         let y = self.bn1.forward(&self.conv1.forward(x)?, train, true)?;
         let mut y = pool::max_pool_3x3_s2(&y)?;
+        let checkpointing = self
+            .checkpointing
+            .as_ref()
+            .filter(|_| train && x.device().is_cpu());
+        if let Some(c) = checkpointing {
+            c.clear();
+        }
         for stage in &self.stages {
             for block in stage {
-                y = block.forward_t(&y, train)?;
+                y = match checkpointing {
+                    Some(c) => c.block(block, &y)?,
+                    None => block.forward_t(&y, train)?,
+                };
             }
         }
         Ok(y)

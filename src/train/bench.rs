@@ -35,11 +35,17 @@ impl StepBench {
         Ok(Self { net, x, y, opt })
     }
 
+    /// Gradient checkpointing of the network's blocks (see [`crate::model::checkpoint`]).
+    pub fn set_checkpointing(&mut self, on: bool) {
+        self.net.set_checkpointing(on);
+    }
+
     /// One step.
     pub fn step(&mut self) -> Result<(), TrainError> {
         let logits = self.net.forward_t(&self.x, true)?;
         let loss = candle_nn::loss::cross_entropy(&logits, &self.y)?;
-        self.opt.backward_step(&loss)?;
+        let grads = self.net.backward(&loss)?;
+        self.opt.step(&grads)?;
         Ok(())
     }
 }

@@ -150,9 +150,16 @@ pub struct LrFind {
     pub suggestion: Option<f64>,
 }
 
-/// Bytes of training memory per input pixel per sample of candle's ResNet-50 (measured: 10.9 GB peak for a
-/// 768² batch of 2), used to choose a micro-batch that fits.
-const TRAIN_BYTES_PER_PIXEL: f64 = 9_240.0;
+/// Bytes of training memory per input pixel per sample of Sacro's ResNet-50 on the CPU, over a fixed
+/// [`TRAIN_BASE_BYTES`] (weights, gradients, Adam's moments, the program), used to choose a micro-batch
+/// that fits. Measured with `sacro bench memory` (peak resident set, 2026-11-27): 6.3 GB at 768² batch 2
+/// and 2.9 GB at 224² batch 8, i.e. 4,800–5,800 bytes per pixel; rounded up.
+const TRAIN_BYTES_PER_PIXEL: f64 = 6_000.0;
+/// The same with the blocks checkpointed (`checkpoint_blocks`): 4.25 GB at 768² batch 2, 1.7 GB at 224²
+/// batch 8, i.e. 2,700–3,100 bytes per pixel; rounded up.
+const TRAIN_BYTES_PER_PIXEL_CHECKPOINTED: f64 = 3_300.0;
+/// Memory a training process needs whatever the batch.
+const TRAIN_BASE_BYTES: f64 = 0.6e9;
 
 /// Memory available to the process (Linux `MemAvailable`; 8 GB when unknown).
 fn available_memory() -> f64 {
@@ -173,8 +180,13 @@ pub fn micro_batch(cfg: &TrainConfig, size: u32, batch: usize) -> usize {
     let fit = if cfg.max_micro_batch > 0 {
         cfg.max_micro_batch
     } else {
-        let per_sample = f64::from(size) * f64::from(size) * TRAIN_BYTES_PER_PIXEL;
-        (available_memory() * 0.6 / per_sample) as usize
+        let per_pixel = if cfg.checkpoint_blocks {
+            TRAIN_BYTES_PER_PIXEL_CHECKPOINTED
+        } else {
+            TRAIN_BYTES_PER_PIXEL
+        };
+        let per_sample = f64::from(size) * f64::from(size) * per_pixel;
+        ((available_memory() * 0.6 - TRAIN_BASE_BYTES).max(0.0) / per_sample) as usize
     };
     fit.clamp(2, batch.max(2))
 }
@@ -314,7 +326,7 @@ impl<'a> Learner<'a> {
                 return Ok(value);
             }
             total += value * share;
-            adam.accumulate(&(loss * share)?.backward()?)?;
+            adam.accumulate(&self.network.backward(&(loss * share)?)?)?;
         }
         adam.step(&rates, momentum)?;
         Ok(total)
@@ -411,7 +423,8 @@ fn load_tensors(path: &Path, device: &Device) -> Result<HashMap<String, Tensor>,
 /// with the right shape; the head is loaded too when the file has a matching one (fine-tuning a Sacro
 /// model), and freshly initialised otherwise (ImageNet weights with torchvision's `fc`).
 fn build(cfg: &TrainConfig, device: &Device) -> Result<(Network, VarMap), TrainError> {
-    let (network, varmap) = Network::initialised_seeded(cfg.architecture, device, cfg.seed)?;
+    let (mut network, varmap) = Network::initialised_seeded(cfg.architecture, device, cfg.seed)?;
+    network.set_checkpointing(cfg.checkpoint_blocks);
     let Some(base) = &cfg.base_weights else {
         return Ok((network, varmap));
     };
