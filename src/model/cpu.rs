@@ -1,11 +1,12 @@
-//! What Sacro's CPU kernels ([`super::conv`], [`super::norm`]) share: the float types they run on, a
-//! dispatch from a tensor's dtype to a generic body, and borrowing a contiguous slice of candle's storage.
+//! What Sacro's CPU kernels ([`super::conv`], [`super::norm`], [`super::pool`], [`super::checkpoint`])
+//! share: the float types they run on, a dispatch from a tensor's dtype to a generic body, and borrowing a
+//! contiguous slice of candle's storage.
 
 use candle_core::{CpuStorage, Layout, Result};
 
 /// A float type a kernel runs on (f32 or f64): its slice of candle's CPU storage and back.
 pub(crate) trait Float:
-    Copy + Default + Send + Sync + std::ops::AddAssign + 'static
+    Copy + Default + Send + Sync + PartialOrd + std::ops::AddAssign + 'static
 {
     /// The values when `s` holds this type.
     fn slice(s: &CpuStorage) -> Option<&[Self]>;

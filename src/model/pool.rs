@@ -1,13 +1,42 @@
-//! Pooling with gradients: ResNet's 3×3 stride-2 max pool written with strided slices and elementwise
-//! maxima (candle's `max_pool2d` has no backward when kernel ≠ stride), and global average / max pooling.
+//! Pooling with gradients: ResNet's 3×3 stride-2 max pool (candle's `max_pool2d` has no backward when
+//! kernel ≠ stride), and global average / max pooling.
+//!
+//! The max pool has two implementations, chosen with the convolutions' path ([`super::conv::conv_path`]):
+//! on the CPU, one op ([`MaxPool3x3S2`]) whose backward sends each output's gradient to the first maximum
+//! of its window, as PyTorch does, and keeps nothing but the input; elsewhere (GPUs, `SACRO_CONV=stock`),
+//! strided slices and elementwise maxima in candle's own operations, whose graph keeps about twenty
+//! copies of the input (1.5 GB of a 768² batch of 2).
 
-use candle_core::{D, Result, Tensor};
+use candle_core::backend::BackendStorage;
+use candle_core::{CpuStorage, CustomOp1, CustomOp2, D, DType, Layout, Result, Shape, Tensor};
+use rayon::prelude::*;
 
-/// 3×3 max pool, stride 2, padding 1 (torchvision's stem pool), differentiable.
-///
-/// The input is padded with its own minimum minus one, so padding never wins a maximum (the stem applies
-/// it after a ReLU, where zeros would do, but this holds for any input).
+use super::conv::{ConvPath, conv_path};
+use super::cpu::{Float, by_float, contiguous};
+
+/// 3×3 max pool, stride 2, padding 1 (torchvision's stem pool), differentiable. Padding never wins a
+/// maximum.
 pub fn max_pool_3x3_s2(x: &Tensor) -> Result<Tensor> {
+    max_pool_3x3_s2_on(conv_path(), x)
+}
+
+/// [`max_pool_3x3_s2`] on the given path (the op only where it applies: CPU, f32 or f64), for tests
+/// that compare the two.
+pub fn max_pool_3x3_s2_on(path: ConvPath, x: &Tensor) -> Result<Tensor> {
+    let op = path == ConvPath::Im2Col
+        && x.device().is_cpu()
+        && matches!(x.dtype(), DType::F32 | DType::F64);
+    if op {
+        x.dims4()?;
+        x.contiguous()?.apply_op1(MaxPool3x3S2)
+    } else {
+        max_pool_by_slices(x)
+    }
+}
+
+/// The graph version: the input padded with its own minimum minus one, nine strided windows, eight
+/// elementwise maxima (on ties candle splits the gradient).
+fn max_pool_by_slices(x: &Tensor) -> Result<Tensor> {
     let (_, _, h, w) = x.dims4()?;
     let (oh, ow) = ((h + 2 - 3) / 2 + 1, (w + 2 - 3) / 2 + 1);
     let floor = (x.min_all()?.detach() - 1.0)?;
@@ -41,6 +70,118 @@ fn strided(x: &Tensor, dim: usize, n: usize) -> Result<Tensor> {
     x.contiguous()?.index_select(&idx, dim)
 }
 
+/// The 3×3 stride-2 padding-1 max pool of `[n, c, h, w]` as one op.
+#[derive(Debug, Clone, Copy)]
+pub struct MaxPool3x3S2;
+
+/// Its backward pass: `(x, dy)` → `dx`.
+#[derive(Debug, Clone, Copy)]
+struct MaxPoolGrad;
+
+/// Output side for an input side (stride 2, padding 1, kernel 3).
+fn pooled(side: usize) -> usize {
+    (side + 2 - 3) / 2 + 1
+}
+
+/// Index in `plane` (`h × w`) of the first maximum of output `(oi, oj)`'s window, in row-major order; a
+/// NaN wins (PyTorch's rule).
+#[inline]
+fn argmax<T: Float>(plane: &[T], h: usize, w: usize, oi: usize, oj: usize) -> usize {
+    let rows = (2 * oi).saturating_sub(1)..(2 * oi + 2).min(h);
+    let cols = (2 * oj).saturating_sub(1)..(2 * oj + 2).min(w);
+    let mut best = rows.start * w + cols.start;
+    for i in rows {
+        for j in cols.clone() {
+            let v = plane[i * w + j];
+            if v > plane[best] || (v.to_f64().is_nan() && !plane[best].to_f64().is_nan()) {
+                best = i * w + j;
+            }
+        }
+    }
+    best
+}
+
+/// `(n, c, h, w)` of a 4-D layout, checked to have at least one pixel.
+fn dims4(l: &Layout, what: &str) -> Result<(usize, usize, usize, usize)> {
+    let d = l.shape().dims4()?;
+    if d.2 == 0 || d.3 == 0 {
+        candle_core::bail!("{what}: empty input {:?}", l.dims());
+    }
+    Ok(d)
+}
+
+impl CustomOp1 for MaxPool3x3S2 {
+    fn name(&self) -> &'static str {
+        "sacro-max-pool-3x3-s2"
+    }
+
+    fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
+        let (n, c, h, w) = dims4(l, "max pool")?;
+        let (oh, ow) = (pooled(h), pooled(w));
+        let out = by_float!(s.dtype(), "max pool", T => {
+            let x = contiguous::<T>(s, l, "max pool: input")?;
+            let mut y = vec![T::default(); n * c * oh * ow];
+            y.par_chunks_mut(oh * ow).enumerate().for_each(|(p, out)| {
+                let plane = &x[p * h * w..(p + 1) * h * w];
+                for oi in 0..oh {
+                    for oj in 0..ow {
+                        out[oi * ow + oj] = plane[argmax(plane, h, w, oi, oj)];
+                    }
+                }
+            });
+            T::wrap(y)
+        });
+        Ok((out, Shape::from((n, c, oh, ow))))
+    }
+
+    fn bwd(&self, x: &Tensor, _res: &Tensor, grad: &Tensor) -> Result<Option<Tensor>> {
+        Ok(Some(
+            x.contiguous()?
+                .apply_op2_no_bwd(&grad.contiguous()?, &MaxPoolGrad)?,
+        ))
+    }
+}
+
+impl CustomOp2 for MaxPoolGrad {
+    fn name(&self) -> &'static str {
+        "sacro-max-pool-3x3-s2-grad"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let (n, c, h, w) = dims4(l1, "max pool gradient")?;
+        let (oh, ow) = (pooled(h), pooled(w));
+        if l2.dims() != [n, c, oh, ow] {
+            candle_core::bail!(
+                "max pool gradient: {:?} for an input {:?}",
+                l2.dims(),
+                l1.dims()
+            );
+        }
+        let out = by_float!(s1.dtype(), "max pool gradient", T => {
+            let x = contiguous::<T>(s1, l1, "max pool gradient: input")?;
+            let dy = contiguous::<T>(s2, l2, "max pool gradient: gradient")?;
+            let mut dx = vec![T::default(); x.len()];
+            dx.par_chunks_mut(h * w).enumerate().for_each(|(p, dplane)| {
+                let plane = &x[p * h * w..(p + 1) * h * w];
+                let g = &dy[p * oh * ow..(p + 1) * oh * ow];
+                for oi in 0..oh {
+                    for oj in 0..ow {
+                        dplane[argmax(plane, h, w, oi, oj)] += g[oi * ow + oj];
+                    }
+                }
+            });
+            T::wrap(dx)
+        });
+        Ok((out, l1.shape().clone()))
+    }
+}
+
 /// Global average pool: `[n, c, h, w]` → `[n, c]`.
 pub fn global_avg(x: &Tensor) -> Result<Tensor> {
     x.mean(D::Minus1)?.mean(D::Minus1)
@@ -55,6 +196,50 @@ pub fn global_max(x: &Tensor) -> Result<Tensor> {
 mod tests {
     use super::*;
     use candle_core::{Device, Var};
+
+    /// The op and the graph version agree on values and gradients where no window has a tie (odd and
+    /// even sizes, one-pixel images), and the op's gradient goes to the first maximum of a tied window.
+    #[test]
+    fn the_op_equals_the_graph_version_and_breaks_ties_as_pytorch() {
+        let dev = Device::Cpu;
+        for (i, &(h, w)) in [(7usize, 6usize), (8, 8), (1, 1), (2, 5), (9, 3)]
+            .iter()
+            .enumerate()
+        {
+            // Distinct values (a permutation), so that no window has a tie.
+            let len = 2 * 3 * h * w;
+            let data: Vec<f64> = (0..len)
+                .map(|k| ((k * 7919 + i) % len) as f64 - 5.0)
+                .collect();
+            let x = Var::from_vec(data, (2, 3, h, w), &dev).unwrap();
+            let dy = Tensor::randn(0f64, 1.0, (2, 3, pooled(h), pooled(w)), &dev).unwrap();
+            let run = |path| {
+                let y = max_pool_3x3_s2_on(path, x.as_tensor()).unwrap();
+                let g = (&y * &dy).unwrap().sum_all().unwrap().backward().unwrap();
+                (y, g.get(&x).unwrap().clone())
+            };
+            let (y1, g1) = run(ConvPath::Im2Col);
+            let (y2, g2) = run(ConvPath::Stock);
+            let diff = |a: &Tensor, b: &Tensor| -> f64 {
+                (a - b)
+                    .unwrap()
+                    .abs()
+                    .unwrap()
+                    .max_all()
+                    .unwrap()
+                    .to_scalar()
+                    .unwrap()
+            };
+            assert_eq!(diff(&y1, &y2), 0.0, "{h}x{w} values");
+            assert!(diff(&g1, &g2) < 1e-12, "{h}x{w} gradients");
+        }
+        // A window of equal values: the whole gradient goes to its first (top-left) pixel.
+        let x = Var::from_vec(vec![1f32; 4], (1, 1, 2, 2), &dev).unwrap();
+        let y = max_pool_3x3_s2_on(ConvPath::Im2Col, x.as_tensor()).unwrap();
+        let g = y.sum_all().unwrap().backward().unwrap();
+        let g: Vec<f32> = g.get(&x).unwrap().flatten_all().unwrap().to_vec1().unwrap();
+        assert_eq!(g, [1.0, 0.0, 0.0, 0.0]);
+    }
 
     #[test]
     fn matches_a_direct_max_pool_and_has_a_gradient() {
