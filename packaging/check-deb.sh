@@ -6,7 +6,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 CARGO_DEB_VERSION=3.8.0
-if ! cargo deb --version 2>/dev/null | grep -q "$CARGO_DEB_VERSION"; then
+# Greps at the end of a pipe read all their input (no -q): an early exit would kill the writer with SIGPIPE,
+# which pipefail turns into a failure that depends on timing (CI once ended with 141 here).
+if ! cargo deb --version 2>/dev/null | grep "$CARGO_DEB_VERSION" >/dev/null; then
     cargo install --locked --quiet cargo-deb --version "$CARGO_DEB_VERSION"
 fi
 test -x target/debug/sacro || cargo build --locked --bin sacro
@@ -15,7 +17,7 @@ test -f "$deb" || { echo "check-deb: cargo deb did not write a package" >&2; exi
 dir=$(mktemp -d)
 trap 'rm -rf "$dir"' EXIT
 dpkg -x "$deb" "$dir"
-dpkg-deb --info "$deb" | grep -q "Package: sacro"
+dpkg-deb --info "$deb" | grep "Package: sacro" >/dev/null
 fail() { echo "check-deb: $*" >&2; exit 1; }
 for f in usr/bin/sacro \
     usr/share/applications/sacro.desktop \
@@ -35,11 +37,11 @@ ls "$dir"/usr/share/sacro/fonts/*.ttf >/dev/null 2>&1 || fail "no fonts in $deb"
 grep -q '^MimeType=.*application/dicom' "$dir/usr/share/applications/sacro.desktop" || fail "desktop entry lacks DICOM"
 grep -q 'application/x-sacro-study' "$dir/usr/share/applications/sacro.desktop" || fail "desktop entry lacks studies"
 desktop-file-validate "$dir/usr/share/applications/sacro.desktop"
-"$dir/usr/bin/sacro" --version | grep -q '^sacro ' || fail "the packaged binary does not run"
+"$dir/usr/bin/sacro" --version | grep '^sacro ' >/dev/null || fail "the packaged binary does not run"
 # The packaged binary finds the packaged demo study (../share/sacro beside it).
 "$dir/usr/bin/sacro" study status "$dir/usr/share/sacro/demo/study.sacro" >/dev/null || fail "demo study unreadable"
 # Without --model it predicts with the packaged demo model (found beside it, not in the source tree).
-"$dir/usr/bin/sacro" predict "$dir/usr/share/sacro/demo/P0001.dcm" 2>"$dir/predict.err" | grep -q '^P0001' ||
+"$dir/usr/bin/sacro" predict "$dir/usr/share/sacro/demo/P0001.dcm" 2>"$dir/predict.err" | grep '^P0001' >/dev/null ||
     fail "the packaged binary cannot predict with its demo model: $(cat "$dir/predict.err")"
 grep -q "$dir/usr/share/sacro/models/demo-phantom" "$dir/predict.err" || fail "the demo model used is not the packaged one"
 echo "check-deb: $(basename "$deb") ok ($(du -h "$deb" | cut -f1))"

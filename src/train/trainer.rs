@@ -425,6 +425,11 @@ fn load_tensors(path: &Path, device: &Device) -> Result<HashMap<String, Tensor>,
 fn build(cfg: &TrainConfig, device: &Device) -> Result<(Network, VarMap), TrainError> {
     let (mut network, varmap) = Network::initialised_seeded(cfg.architecture, device, cfg.seed)?;
     network.set_checkpointing(cfg.checkpoint_blocks);
+    if cfg.checkpoint_blocks && !device.is_cpu() {
+        tracing::warn!(
+            "checkpoint_blocks applies on the CPU only: every intermediate is kept on the GPU"
+        );
+    }
     let Some(base) = &cfg.base_weights else {
         return Ok((network, varmap));
     };
