@@ -60,6 +60,7 @@ impl Checkpointing {
 }
 
 /// A bottleneck block as one op on its input.
+#[derive(Debug)]
 struct Recompute {
     block: Bottleneck,
     sink: Sink,
@@ -100,11 +101,5 @@ impl CustomOp1 for Recompute {
             }
         }
         Ok(grads.get(input.as_tensor()).cloned())
-    }
-}
-
-impl std::fmt::Debug for Recompute {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Recompute")
     }
 }

@@ -12,7 +12,7 @@
 //!
 //! Both update the running statistics as PyTorch does (momentum 0.1, unbiased variance).
 
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, PoisonError};
 
 use candle_core::backend::BackendStorage;
 use candle_core::{CpuStorage, CustomOp2, CustomOp3, DType, Layout, Result, Shape, Tensor, Var};
@@ -147,7 +147,7 @@ impl Norm {
         residual: Option<&Tensor>,
         relu: bool,
     ) -> Result<Tensor> {
-        let stats = Arc::new(Mutex::new(None));
+        let stats = StatsSlot::default();
         let (weight, bias) = (weight.to_dtype(x.dtype())?, bias.to_dtype(x.dtype())?);
         let y = match residual {
             None => x.apply_op3(
@@ -168,9 +168,7 @@ impl Norm {
                 },
             )?,
         };
-        let Some(stats) = stats.lock().ok().and_then(|s| s.clone()) else {
-            candle_core::bail!("batch norm: the statistics of the forward pass are missing");
-        };
+        let stats = stats.get()?;
         let c = stats.mean.len();
         let m = stats.count as f64;
         let momentum = self.stock.momentum();
@@ -197,13 +195,35 @@ struct Stats {
     count: usize,
 }
 
+/// Where a training op's forward pass leaves its [`Stats`] for the caller (running statistics) and the
+/// backward pass.
+#[derive(Debug, Clone, Default)]
+struct StatsSlot(Arc<Mutex<Option<Stats>>>);
+
+impl StatsSlot {
+    fn set(&self, stats: Stats) {
+        *self.0.lock().unwrap_or_else(PoisonError::into_inner) = Some(stats);
+    }
+
+    fn get(&self) -> Result<Stats> {
+        let stats = self
+            .0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
+        stats.ok_or_else(|| {
+            candle_core::Error::Msg("batch norm: no statistics from a forward pass".into())
+        })
+    }
+}
+
 /// Training-mode batch norm (+ ReLU) of `x` with scale `gamma` and shift `beta`.
 #[derive(Debug)]
 struct BnTrain {
     eps: f64,
     relu: bool,
     /// Written by the forward pass; read by the caller (running statistics) and the backward pass.
-    stats: Arc<Mutex<Option<Stats>>>,
+    stats: StatsSlot,
 }
 
 /// Training-mode `relu(norm(x) + residual)`: `(x, [gamma; beta], residual)`.
@@ -211,7 +231,7 @@ struct BnTrain {
 struct BnAddTrain {
     eps: f64,
     /// As [`BnTrain::stats`].
-    stats: Arc<Mutex<Option<Stats>>>,
+    stats: StatsSlot,
 }
 
 /// Evaluation-mode `relu(x · scale + shift + residual)`: `(x, [scale; shift], residual)`.
@@ -372,9 +392,7 @@ impl CustomOp3 for BnTrain {
             )?;
             (T::wrap(y), st)
         });
-        if let Ok(mut slot) = self.stats.lock() {
-            *slot = Some(stats);
-        }
+        self.stats.set(stats);
         Ok((out, l1.shape().clone()))
     }
 
@@ -386,9 +404,7 @@ impl CustomOp3 for BnTrain {
         _res: &Tensor,
         grad: &Tensor,
     ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
-        let Some(stats) = self.stats.lock().ok().and_then(|s| s.clone()) else {
-            candle_core::bail!("batch norm: backward before forward");
-        };
+        let stats = self.stats.get()?;
         let gamma_beta = Tensor::stack(&[gamma, beta], 0)?;
         let (dx, dgamma, dbeta) = norm_bwd(x, grad, &gamma_beta, &stats, self.eps, self.relu)?;
         Ok((Some(dx), Some(dgamma), Some(dbeta)))
@@ -634,9 +650,7 @@ impl CustomOp3 for BnAddTrain {
             )?;
             (T::wrap(y), st)
         });
-        if let Ok(mut slot) = self.stats.lock() {
-            *slot = Some(stats);
-        }
+        self.stats.set(stats);
         Ok((out, l1.shape().clone()))
     }
 
@@ -648,9 +662,7 @@ impl CustomOp3 for BnAddTrain {
         res: &Tensor,
         grad: &Tensor,
     ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
-        let Some(stats) = self.stats.lock().ok().and_then(|s| s.clone()) else {
-            candle_core::bail!("batch norm: backward before forward");
-        };
+        let stats = self.stats.get()?;
         // Below the ReLU: the residual's gradient, and the normalisation's output gradient.
         let dz = grad.contiguous()?.apply_op2_no_bwd(res, &ReluGrad)?;
         let (dx, dgamma, dbeta) = norm_bwd(x, &dz, params, &stats, self.eps, false)?;
