@@ -83,7 +83,13 @@ fn im2col_convolution_equals_candle_stock_over_a_grid_of_shapes() {
 
 #[test]
 fn im2col_gradients_equal_finite_differences_in_f64() {
-    for (k, stride, padding) in [(3usize, 2usize, 1usize), (1, 2, 0), (7, 2, 3), (3, 1, 1)] {
+    for (k, stride, padding) in [
+        (3usize, 2usize, 1usize),
+        (1, 2, 0),
+        (1, 1, 0),
+        (7, 2, 3),
+        (3, 1, 1),
+    ] {
         let x = seeded(&[2, 3, 9, 8], 7, DType::F64);
         let w = seeded(&[4, 3, k, k], 8, DType::F64);
         let loss_of = |x: &Tensor, w: &Tensor| -> f64 {
@@ -146,6 +152,41 @@ fn im2col_gradients_equal_finite_differences_in_f64() {
                 dw[i]
             );
         }
+    }
+}
+
+/// A constant input (the network's image batch) gets no gradient, which spares the stem its input
+/// gradient; the weight's gradient is the same as when the input is a variable.
+#[test]
+fn a_constant_input_gets_no_gradient_and_the_same_weight_gradient() {
+    for (k, stride, padding) in [(7usize, 2usize, 3usize), (3, 1, 1), (1, 1, 0), (1, 2, 0)] {
+        let x = seeded(&[2, 3, 9, 8], 3, DType::F32);
+        let w = seeded(&[4, 3, k, k], 4, DType::F32);
+        let weight_grad = |x: &Tensor| {
+            let wv = Var::from_tensor(&w).expect("w");
+            let y = conv2d_im2col(x, wv.as_tensor(), stride, padding).expect("conv");
+            let r = seeded(y.dims(), 99, DType::F32);
+            let g = (&y * &r)
+                .and_then(|t| t.sum_all())
+                .and_then(|l| l.backward())
+                .expect("backward");
+            (
+                g.get(x).is_some(),
+                g.get(wv.as_tensor()).expect("dw").clone(),
+            )
+        };
+        let (constant_has_grad, dw_constant) = weight_grad(&x);
+        let xv = Var::from_tensor(&x).expect("x");
+        let (variable_has_grad, dw_variable) = weight_grad(xv.as_tensor());
+        assert!(
+            !constant_has_grad,
+            "k{k} s{stride}: a constant got a gradient"
+        );
+        assert!(variable_has_grad, "k{k} s{stride}: a variable got none");
+        assert!(
+            max_rel(&dw_constant, &dw_variable) < 1e-6,
+            "k{k} s{stride}: weight gradients differ"
+        );
     }
 }
 

@@ -332,6 +332,10 @@ impl CustomOp2 for ConvIm2Col {
         let cols = x.contiguous()?.apply_op1_no_bwd(&Im2Col(g))?;
         let dw = gm.matmul(&cols.t()?)?.reshape(weight.shape())?;
         drop(cols);
+        if !x.track_op() {
+            // The network's input (the stem's): nothing needs its gradient.
+            return Ok((None, Some(dw)));
+        }
         let dcols = weight.reshape((co, g.rows()))?.t()?.matmul(&gm)?;
         let dx = dcols.apply_op1_no_bwd(&Col2Im {
             geometry: g,
@@ -341,10 +345,79 @@ impl CustomOp2 for ConvIm2Col {
     }
 }
 
+/// A 1×1 stride-1 convolution as one op, `(x, weight)` → `[n, co, h, w]`: one batched matrix multiply
+/// on the input as it lies, the weight broadcast over the batch (a zero batch stride, which candle's GEMM
+/// loop takes as it is), so nothing is copied in or out. As one node it also spares the backward pass the
+/// zeroed gradient buffer and sum candle's autograd spends on every node (here: the reshapes around a
+/// matmul); indexing the images one by one would cost far more, a zero-padded full-batch copy of each
+/// image's gradient.
+#[derive(Debug, Clone, Copy)]
+struct Conv1x1;
+
+impl CustomOp2 for Conv1x1 {
+    fn name(&self) -> &'static str {
+        "sacro-conv1x1"
+    }
+
+    fn cpu_fwd(
+        &self,
+        xs: &CpuStorage,
+        xl: &Layout,
+        ws: &CpuStorage,
+        wl: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let (n, c, h, w) = xl.shape().dims4()?;
+        let co = wl.shape().dims()[0];
+        if wl.shape().dims() != [co, c, 1, 1] {
+            candle_core::bail!("conv1x1: weight {:?} does not fit input {:?}", wl, xl);
+        }
+        let (Some((x_start, _)), Some((w_start, _))) =
+            (xl.contiguous_offsets(), wl.contiguous_offsets())
+        else {
+            candle_core::bail!("conv1x1: input and weight must be contiguous");
+        };
+        let p = h * w;
+        let wb = Layout::contiguous_with_offset((co, c), w_start).broadcast_as((n, co, c))?;
+        let y = ws.matmul(
+            xs,
+            (n, co, p, c),
+            &wb,
+            &Layout::contiguous_with_offset((n, c, p), x_start),
+        )?;
+        Ok((y, Shape::from((n, co, h, w))))
+    }
+
+    fn bwd(
+        &self,
+        x: &Tensor,
+        weight: &Tensor,
+        _res: &Tensor,
+        grad: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>)> {
+        let (n, c, h, w) = x.dims4()?;
+        let co = weight.dim(0)?;
+        let gm = grad.contiguous()?.reshape((n, co, h * w))?;
+        let wm = weight.reshape((co, c))?;
+        let dx = if x.track_op() {
+            let dx = wm.t()?.broadcast_left(n)?.matmul(&gm)?;
+            Some(dx.reshape((n, c, h, w))?)
+        } else {
+            None
+        };
+        // Per image G·Xᵀ, then the sum over the batch.
+        let dw = gm
+            .matmul(&x.reshape((n, c, h * w))?.t()?)?
+            .sum(0)?
+            .reshape(weight.shape())?;
+        Ok((dx, Some(dw)))
+    }
+}
+
 /// `x` `[n, c, h, w]` convolved with `weight` `[co, c, k, k]` (no bias) through im2col and a matrix
-/// multiply. Differentiable in both arguments.
+/// multiply (1×1 stride-1: a batched matrix multiply). Differentiable in both arguments; the input's
+/// gradient is computed only when something needs it ([`Tensor::track_op`]).
 pub fn conv2d_im2col(x: &Tensor, weight: &Tensor, stride: usize, padding: usize) -> Result<Tensor> {
-    let (n, c, h, w) = x.dims4()?;
+    let (_, c, h, w) = x.dims4()?;
     let (co, ci, k, k2) = weight.dims4()?;
     if ci != c || k != k2 {
         candle_core::bail!(
@@ -362,15 +435,8 @@ pub fn conv2d_im2col(x: &Tensor, weight: &Tensor, stride: usize, padding: usize)
         padding,
     };
     g.check("conv2d")?;
-    let (ho, wo) = g.out();
-    let wm = weight.reshape((co, g.rows()))?;
     if k == 1 && stride == 1 && padding == 0 {
-        // A plain matrix multiply per image on the input as it lies: no copy in, one (the stack) out.
-        let x = x.contiguous()?;
-        let ys = (0..n)
-            .map(|i| wm.matmul(&x.get(i)?.reshape((c, h * w))?))
-            .collect::<Result<Vec<_>>>()?;
-        return Tensor::stack(&ys, 0)?.reshape((n, co, ho, wo));
+        return x.contiguous()?.apply_op2(&weight.contiguous()?, Conv1x1);
     }
     x.contiguous()?.apply_op2(
         &weight.contiguous()?,
