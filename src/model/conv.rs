@@ -404,10 +404,11 @@ impl CustomOp2 for Conv1x1 {
         } else {
             None
         };
-        // Per image G·Xᵀ, then the sum over the batch.
-        let dw = gm
-            .matmul(&x.reshape((n, c, h * w))?.t()?)?
-            .sum(0)?
+        // Per image G·Xᵀ, then the sum over the batch as a product with a row of ones (a GEMM, where
+        // candle's `sum(0)` over the leading dimension runs on one thread).
+        let per_image = gm.matmul(&x.reshape((n, c, h * w))?.t()?)?;
+        let dw = Tensor::ones((1, n), per_image.dtype(), per_image.device())?
+            .matmul(&per_image.reshape((n, co * c))?)?
             .reshape(weight.shape())?;
         Ok((dx, Some(dw)))
     }

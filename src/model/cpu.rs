@@ -6,7 +6,17 @@ use candle_core::{CpuStorage, Layout, Result};
 
 /// A float type a kernel runs on (f32 or f64): its slice of candle's CPU storage and back.
 pub(crate) trait Float:
-    Copy + Default + Send + Sync + PartialOrd + std::ops::AddAssign + 'static
+    Copy
+    + Default
+    + Send
+    + Sync
+    + PartialOrd
+    + std::ops::AddAssign
+    + std::ops::Add<Output = Self>
+    + std::ops::Sub<Output = Self>
+    + std::ops::Mul<Output = Self>
+    + std::ops::Div<Output = Self>
+    + 'static
 {
     /// The values when `s` holds this type.
     fn slice(s: &CpuStorage) -> Option<&[Self]>;
@@ -16,6 +26,8 @@ pub(crate) trait Float:
     fn to_f64(self) -> f64;
     /// Narrowed from an accumulator.
     fn from_f64(v: f64) -> Self;
+    /// The square root (correctly rounded, as IEEE 754 requires).
+    fn sqrt(self) -> Self;
 }
 
 macro_rules! float {
@@ -36,6 +48,9 @@ macro_rules! float {
             #[allow(clippy::cast_possible_truncation)]
             fn from_f64(v: f64) -> Self {
                 v as $t
+            }
+            fn sqrt(self) -> Self {
+                <$t>::sqrt(self)
             }
         }
     };

@@ -7,7 +7,7 @@
 pub mod card;
 pub mod checkpoint;
 pub mod conv;
-mod cpu;
+pub(crate) mod cpu;
 pub mod gradcam;
 pub mod head;
 pub mod init;

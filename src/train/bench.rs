@@ -1,11 +1,11 @@
 //! A training step to time (`sacro bench model`): train-mode forward of the study's ResNet-50 with fastai's
-//! head, cross-entropy, backward and an AdamW step, on random inputs. PyTorch does the same in
-//! `benches/model_pytorch.py`.
+//! head, cross-entropy, backward and a step of the trainer's Adam (decoupled weight decay, as AdamW), on
+//! random inputs. PyTorch does the same in `benches/model_pytorch.py` (with its AdamW).
 
 use candle_core::{Device, Tensor};
-use candle_nn::Optimizer;
 
 use super::TrainError;
+use super::optim::{Adam, AdamConfig};
 use crate::model::{Network, NetworkConfig};
 
 /// A network, a batch and an optimiser, ready to step.
@@ -13,7 +13,7 @@ pub struct StepBench {
     net: Network,
     x: Tensor,
     y: Tensor,
-    opt: candle_nn::AdamW,
+    opt: Adam,
 }
 
 impl std::fmt::Debug for StepBench {
@@ -31,7 +31,7 @@ impl StepBench {
         let x = crate::model::random_input(batch, size, device)?;
         let labels: Vec<u32> = (0..batch as u32).map(|i| i % 2).collect();
         let y = Tensor::new(labels.as_slice(), device)?;
-        let opt = candle_nn::AdamW::new_lr(varmap.all_vars(), 1e-4)?;
+        let opt = Adam::new(&varmap, false, AdamConfig::default());
         Ok(Self { net, x, y, opt })
     }
 
@@ -45,7 +45,8 @@ impl StepBench {
         let logits = self.net.forward_t(&self.x, true)?;
         let loss = candle_nn::loss::cross_entropy(&logits, &self.y)?;
         let grads = self.net.backward(&loss)?;
-        self.opt.step(&grads)?;
+        self.opt.accumulate(&grads)?;
+        self.opt.step(&[1e-4; 3], 0.9)?;
         Ok(())
     }
 }
