@@ -18,7 +18,7 @@ use candle_core::{CpuStorage, CustomOp1, CustomOp2, Layout, Result, Shape, Tenso
 use candle_nn::{Module, VarBuilder};
 use rayon::prelude::*;
 
-use super::cpu::{Float, by_float, contiguous};
+use super::cpu::{Float, by_float, contiguous, zeros};
 
 /// Which implementation the process uses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -110,7 +110,7 @@ fn im2col<T: Float>(x: &[T], n: usize, g: &Geometry) -> Vec<T> {
     let (h, w, k) = (g.height, g.width, g.k);
     let plane = ho * wo;
     let stride_row = n * plane;
-    let mut out = vec![T::default(); g.rows() * stride_row];
+    let mut out = zeros::<T>(g.rows() * stride_row);
     // One task per input channel: its k·k rows of the column matrix, every image side by side.
     out.par_chunks_mut(k * k * stride_row)
         .enumerate()
@@ -155,7 +155,7 @@ fn col2im<T: Float>(cols: &[T], n: usize, g: &Geometry) -> Vec<T> {
     let (h, w, k) = (g.height, g.width, g.k);
     let plane = ho * wo;
     let stride_row = n * plane;
-    let mut out = vec![T::default(); n * g.channels * h * w];
+    let mut out = zeros::<T>(n * g.channels * h * w);
     out.par_chunks_mut(h * w).enumerate().for_each(|(nc, dst)| {
         let (img, c) = (nc / g.channels, nc % g.channels);
         for ky in 0..k {
@@ -251,7 +251,7 @@ struct ConvIm2Col {
 
 /// `[co, n·p]` → `[n, co, p]`.
 fn batch_major<T: Float>(y: &[T], n: usize, co: usize, p: usize) -> Vec<T> {
-    let mut out = vec![T::default(); y.len()];
+    let mut out = zeros::<T>(y.len());
     out.par_chunks_mut(p).enumerate().for_each(|(io, dst)| {
         let (img, o) = (io / co, io % co);
         dst.copy_from_slice(&y[(o * n + img) * p..(o * n + img + 1) * p]);

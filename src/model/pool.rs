@@ -12,7 +12,7 @@ use candle_core::{CpuStorage, CustomOp1, CustomOp2, D, DType, Layout, Result, Sh
 use rayon::prelude::*;
 
 use super::conv::{ConvPath, conv_path};
-use super::cpu::{Float, by_float, contiguous};
+use super::cpu::{Float, by_float, contiguous, zeros};
 
 /// 3×3 max pool, stride 2, padding 1 (torchvision's stem pool), differentiable. Padding never wins a
 /// maximum.
@@ -120,7 +120,7 @@ impl CustomOp1 for MaxPool3x3S2 {
         let (oh, ow) = (pooled(h), pooled(w));
         let out = by_float!(s.dtype(), "max pool", T => {
             let x = contiguous::<T>(s, l, "max pool: input")?;
-            let mut y = vec![T::default(); n * c * oh * ow];
+            let mut y = zeros::<T>(n * c * oh * ow);
             y.par_chunks_mut(oh * ow).enumerate().for_each(|(p, out)| {
                 let plane = &x[p * h * w..(p + 1) * h * w];
                 for oi in 0..oh {
@@ -166,7 +166,7 @@ impl CustomOp2 for MaxPoolGrad {
         let out = by_float!(s1.dtype(), "max pool gradient", T => {
             let x = contiguous::<T>(s1, l1, "max pool gradient: input")?;
             let dy = contiguous::<T>(s2, l2, "max pool gradient: gradient")?;
-            let mut dx = vec![T::default(); x.len()];
+            let mut dx = zeros::<T>(x.len());
             dx.par_chunks_mut(h * w).enumerate().for_each(|(p, dplane)| {
                 let plane = &x[p * h * w..(p + 1) * h * w];
                 let g = &dy[p * oh * ow..(p + 1) * oh * ow];

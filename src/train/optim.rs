@@ -18,7 +18,7 @@ use candle_core::{CpuStorage, CustomOp2, Layout, Result, Shape, Tensor, Var};
 use candle_nn::VarMap;
 use rayon::prelude::*;
 
-use crate::model::cpu::{Float, by_float, contiguous};
+use crate::model::cpu::{Float, by_float, contiguous, zeros};
 
 use super::groups::{self, Group};
 
@@ -308,7 +308,7 @@ impl CustomOp2 for Moments {
             let n = g.len();
             let (b1, b2) = (T::from_f64(c.beta1), T::from_f64(c.beta2));
             let (a1, a2) = (T::from_f64(1.0 - c.beta1), T::from_f64(1.0 - c.beta2));
-            let mut out = vec![T::default(); 2 * n];
+            let mut out = zeros::<T>(2 * n);
             let (m, v) = out.split_at_mut(n);
             m.par_chunks_mut(CHUNK)
                 .zip(v.par_chunks_mut(CHUNK))
@@ -368,7 +368,7 @@ impl CustomOp2 for Weights {
             let keep = T::from_f64(1.0 - c.lr * c.weight_decay);
             let (sm, sv) = (T::from_f64(c.scale_m), T::from_f64(c.scale_v));
             let (eps, lr) = (T::from_f64(c.eps), T::from_f64(c.lr));
-            let mut out = vec![T::default(); n];
+            let mut out = zeros::<T>(n);
             out.par_chunks_mut(CHUNK).enumerate().for_each(|(i, out)| {
                 let at = i * CHUNK;
                 for (j, o) in out.iter_mut().enumerate() {
