@@ -121,6 +121,13 @@ fn two_steps(checkpoint: bool) -> HashMap<String, Tensor> {
         out.insert(format!("logits{step}"), logits);
         for (name, var) in varmap.data().lock().expect("lock").iter() {
             if let Some(g) = grads.get(var.as_tensor()) {
+                // Sacro's kernels return gradients without a graph of their own: one would hold the
+                // activations it was computed from for as long as the gradient lives (candle's stock
+                // backward rules, used by the head, do not guarantee this).
+                assert!(
+                    name.starts_with("head") || !g.track_op(),
+                    "the gradient of {name} carries a graph (checkpointing {checkpoint})"
+                );
                 out.insert(format!("grad{step}.{name}"), g.clone());
             }
         }

@@ -97,9 +97,10 @@ impl CustomOp1 for Recompute {
         let mut sink = self.sink.lock().unwrap_or_else(PoisonError::into_inner);
         for param in self.block.parameters() {
             if let Some(g) = grads.get(&param) {
-                sink.push((param, g.clone()));
+                // Detached: a gradient must not hold the recomputed block's graph while it waits.
+                sink.push((param, g.detach()));
             }
         }
-        Ok(grads.get(input.as_tensor()).cloned())
+        Ok(grads.get(input.as_tensor()).map(Tensor::detach))
     }
 }

@@ -622,6 +622,7 @@ fn eval_bwd(
     } else {
         grad.clone()
     };
+    let (x, params) = (x.detach(), params.detach());
     let c = x.dim(1)?;
     let mut shape = vec![1usize; x.rank()];
     shape[1] = c;
@@ -629,7 +630,7 @@ fn eval_bwd(
     let dx = dz.broadcast_mul(&scale)?;
     let per_channel =
         |t: &Tensor| -> Result<Tensor> { t.transpose(0, 1)?.contiguous()?.flatten_from(1)?.sum(1) };
-    let dscale = per_channel(&(&dz * x)?)?;
+    let dscale = per_channel(&(&dz * &x)?)?;
     let dshift = per_channel(&dz)?;
     Ok((dx, Tensor::stack(&[dscale, dshift], 0)?, dz))
 }
