@@ -557,8 +557,8 @@ impl TrainingPanel {
                 ui.checkbox(&mut c.checkpoint_blocks, "save memory")
                     .on_hover_text(
                         "Recompute each bottleneck block in the backward pass instead of keeping its \
-                         intermediates (gradient checkpointing, CPU): about 45 % less memory for a \
-                         quarter to a third more time per step.",
+                         intermediates (gradient checkpointing, CPU): a tenth to a fifth less memory \
+                         for 35–60 % more time per step.",
                     );
             });
             ui.label("Progressive resizing stages (each frozen, then unfrozen):");
