@@ -10,11 +10,19 @@ repeat=${1:-3}
 threads=${THREADS:-$(nproc)}
 cargo build --release --quiet
 echo "# $(date -u +%F) $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(nproc) cores, $threads threads"
+# A pause before each program, so that what follows one (the kernel reclaiming its memory, 12 GB after
+# candle's stock path) stays out of the next one's timings: without it, on 2026-11-28, the PyTorch run that
+# follows the stock one varied by up to 2x between repetitions (suspected cause, not proven).
+settle() { sleep "${SETTLE_S:-15}"; }
 sacro_csv=$(RAYON_NUM_THREADS=$threads ./target/release/sacro bench model --repeat "$repeat")
 tunables=glibc.malloc.mmap_threshold=33554432:glibc.malloc.trim_threshold=68719476736:glibc.malloc.top_pad=1073741824
+settle
 plain_csv=$(GLIBC_TUNABLES= RAYON_NUM_THREADS=$threads ./target/release/sacro bench model --repeat "$repeat")
+settle
 stock_csv=$(SACRO_CONV=stock RAYON_NUM_THREADS=$threads ./target/release/sacro bench model --repeat "$repeat")
+settle
 py_csv=$(THREADS=$threads python3 benches/model_pytorch.py "$repeat" 2>/dev/null)
+settle
 pytuned_csv=$(GLIBC_TUNABLES=$tunables THREADS=$threads python3 benches/model_pytorch.py "$repeat" 2>/dev/null)
 echo "## sacro (im2col; keeps freed memory)"; echo "$sacro_csv"
 echo "## sacro (im2col; glibc's default allocator settings, GLIBC_TUNABLES=)"; echo "$plain_csv"
@@ -28,9 +36,12 @@ paste -d, <(echo "$sacro_csv" | tail -n +2) <(echo "$plain_csv" | tail -n +2) <(
 # Peak resident memory of training steps at 768² batch 2, each in a fresh process.
 echo "## peak memory, training step 768² batch 2 (work,peak_rss_mb,step_s; fresh process each)"
 for path in im2col stock; do
+  settle
   conv=""
   [ "$path" = stock ] && conv=stock
   echo "sacro ($path): $(SACRO_CONV=$conv RAYON_NUM_THREADS=$threads ./target/release/sacro bench memory --size 768 --batch 2 --steps 2 | tail -1)"
 done
+settle
 echo "sacro (im2col, --checkpoint): $(RAYON_NUM_THREADS=$threads ./target/release/sacro bench memory --size 768 --batch 2 --steps 2 --checkpoint | tail -1)"
+settle
 echo "pytorch: $(THREADS=$threads python3 benches/memory_pytorch.py 768 2 2 2>/dev/null | tail -1)"

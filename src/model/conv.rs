@@ -8,7 +8,9 @@
 //!   rather than have the graph keep it (nine times the input of a 3×3 convolution), and computes the input
 //!   gradient as `Wᵀ·G` scattered back by `col2im` (the adjoint of `im2col`), a GEMM and a memory-bound
 //!   pass, where candle's stock backward runs a direct `conv_transpose2d` loop. 1×1 stride-1 convolutions
-//!   are a plain matrix multiply per image on the input as it lies, with the matmul's own backward.
+//!   are one op too: a batched matrix multiply on the input as it lies (`Conv1x1`). Both backward passes
+//!   skip the input gradient where nothing needs it (the stem's input) and return gradients without a
+//!   graph of their own.
 //! - **stock**: candle's `conv2d` forward and backward, kept to test equivalence and measure regressions.
 
 use std::sync::OnceLock;
@@ -370,8 +372,8 @@ impl CustomOp2 for Conv1x1 {
         wl: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
         let (n, c, h, w) = xl.shape().dims4()?;
-        let co = wl.shape().dims()[0];
-        if wl.shape().dims() != [co, c, 1, 1] {
+        let (co, wc, kh, kw) = wl.shape().dims4()?;
+        if (wc, kh, kw) != (c, 1, 1) {
             candle_core::bail!("conv1x1: weight {:?} does not fit input {:?}", wl, xl);
         }
         let (Some((x_start, _)), Some((w_start, _))) =
