@@ -11,8 +11,9 @@ threads=${THREADS:-$(nproc)}
 cargo build --release --quiet
 echo "# $(date -u +%F) $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(nproc) cores, $threads threads"
 # A pause before each program, so that what follows one (the kernel reclaiming its memory, 12 GB after
-# candle's stock path) stays out of the next one's timings: without it, on 2026-11-28, the PyTorch run that
-# follows the stock one varied by up to 2x between repetitions (suspected cause, not proven).
+# candle's stock path) stays out of the next one's timings. (PyTorch with glibc's default allocator
+# settings varied by up to 2x between repetitions on 2026-11-28 with and without the pause; with Sacro's
+# settings it was steady.)
 settle() { sleep "${SETTLE_S:-15}"; }
 sacro_csv=$(RAYON_NUM_THREADS=$threads ./target/release/sacro bench model --repeat "$repeat")
 tunables=glibc.malloc.mmap_threshold=33554432:glibc.malloc.trim_threshold=68719476736:glibc.malloc.top_pad=1073741824
