@@ -20,7 +20,7 @@ use candle_core::{CpuStorage, CustomOp1, CustomOp2, Layout, Result, Shape, Tenso
 use candle_nn::{Module, VarBuilder};
 use rayon::prelude::*;
 
-use super::cpu::{Float, by_float, contiguous, zeros};
+use super::cpu::{Float, by_float, contiguous, simd, zeros};
 
 /// Which implementation the process uses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -91,6 +91,19 @@ fn source(o: usize, t: usize, g: &Geometry, size: usize) -> Option<usize> {
         .filter(|&i| i < size)
 }
 
+/// Along one axis of `size` input pixels and `outs` output pixels, for kernel tap `t`: the outputs
+/// `lo..hi` whose input `o·stride + t − padding` lies inside the image, and the input of the first of them
+/// (each later one is `stride` further on); `None` when no output sees the image through this tap.
+#[inline(always)]
+fn run(t: usize, g: &Geometry, size: usize, outs: usize) -> Option<(usize, usize, usize)> {
+    let lo = g.padding.saturating_sub(t).div_ceil(g.stride);
+    let hi = (size + g.padding)
+        .saturating_sub(t)
+        .div_ceil(g.stride)
+        .min(outs);
+    (lo < hi).then(|| (lo, hi, lo * g.stride + t - g.padding))
+}
+
 /// `[n, c, h, w]` → `[c·k·k, n·ho·wo]`: each column holds the input values one output pixel of one image
 /// sees (zeros in the padding), rows ordered (channel, kernel row, kernel column) like a flattened weight,
 /// columns (image, output row, output column), so that the whole batch is one matrix multiply.
@@ -117,37 +130,39 @@ fn im2col<T: Float>(x: &[T], n: usize, g: &Geometry) -> Vec<T> {
     out.par_chunks_mut(k * k * stride_row)
         .enumerate()
         .for_each(|(c, rows)| {
-            for img in 0..n {
-                let src = &x[(img * g.channels + c) * h * w..(img * g.channels + c + 1) * h * w];
-                for ky in 0..k {
-                    for kx in 0..k {
-                        let start = (ky * k + kx) * stride_row + img * plane;
-                        let row = &mut rows[start..start + plane];
-                        for oy in 0..ho {
-                            let Some(iy) = source(oy, ky, g, h) else {
-                                continue;
-                            };
-                            let line = &src[iy * w..(iy + 1) * w];
-                            let dst = &mut row[oy * wo..(oy + 1) * wo];
-                            if g.stride == 1 {
-                                // Contiguous run: output columns whose input column is inside the image.
-                                let lo = g.padding.saturating_sub(kx);
-                                let hi = (w + g.padding).saturating_sub(kx).min(wo);
-                                if lo < hi {
-                                    let first = lo + kx - g.padding;
-                                    dst[lo..hi].copy_from_slice(&line[first..first + (hi - lo)]);
-                                }
-                            } else {
-                                for (ox, d) in dst.iter_mut().enumerate() {
-                                    if let Some(ix) = source(ox, kx, g, w) {
-                                        *d = line[ix];
+            simd(
+                #[inline(always)]
+                || {
+                    for img in 0..n {
+                        let src =
+                            &x[(img * g.channels + c) * h * w..(img * g.channels + c + 1) * h * w];
+                        for ky in 0..k {
+                            for kx in 0..k {
+                                let start = (ky * k + kx) * stride_row + img * plane;
+                                let row = &mut rows[start..start + plane];
+                                let Some((lo, hi, first)) = run(kx, g, w, wo) else {
+                                    continue;
+                                };
+                                for oy in 0..ho {
+                                    let Some(iy) = source(oy, ky, g, h) else {
+                                        continue;
+                                    };
+                                    let line = &src[iy * w..(iy + 1) * w];
+                                    let dst = &mut row[oy * wo + lo..oy * wo + hi];
+                                    if g.stride == 1 {
+                                        dst.copy_from_slice(&line[first..first + (hi - lo)]);
+                                    } else {
+                                        let from = line[first..].iter().step_by(g.stride);
+                                        for (d, &v) in dst.iter_mut().zip(from) {
+                                            *d = v;
+                                        }
                                     }
                                 }
                             }
                         }
                     }
-                }
-            }
+                },
+            );
         });
     out
 }
@@ -160,24 +175,37 @@ fn col2im<T: Float>(cols: &[T], n: usize, g: &Geometry) -> Vec<T> {
     let mut out = zeros::<T>(n * g.channels * h * w);
     out.par_chunks_mut(h * w).enumerate().for_each(|(nc, dst)| {
         let (img, c) = (nc / g.channels, nc % g.channels);
-        for ky in 0..k {
-            for kx in 0..k {
-                let start = ((c * k + ky) * k + kx) * stride_row + img * plane;
-                let row = &cols[start..start + plane];
-                for oy in 0..ho {
-                    let Some(iy) = source(oy, ky, g, h) else {
-                        continue;
-                    };
-                    let line = &mut dst[iy * w..(iy + 1) * w];
-                    let src = &row[oy * wo..(oy + 1) * wo];
-                    for (ox, &v) in src.iter().enumerate() {
-                        if let Some(ix) = source(ox, kx, g, w) {
-                            line[ix] += v;
+        simd(
+            #[inline(always)]
+            || {
+                for ky in 0..k {
+                    for kx in 0..k {
+                        let start = ((c * k + ky) * k + kx) * stride_row + img * plane;
+                        let row = &cols[start..start + plane];
+                        let Some((lo, hi, first)) = run(kx, g, w, wo) else {
+                            continue;
+                        };
+                        for oy in 0..ho {
+                            let Some(iy) = source(oy, ky, g, h) else {
+                                continue;
+                            };
+                            let line = &mut dst[iy * w..(iy + 1) * w];
+                            let src = &row[oy * wo + lo..oy * wo + hi];
+                            if g.stride == 1 {
+                                for (d, &v) in line[first..first + (hi - lo)].iter_mut().zip(src) {
+                                    *d += v;
+                                }
+                            } else {
+                                let to = line[first..].iter_mut().step_by(g.stride);
+                                for (d, &v) in to.zip(src) {
+                                    *d += v;
+                                }
+                            }
                         }
                     }
                 }
-            }
-        }
+            },
+        );
     });
     out
 }

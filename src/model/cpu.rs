@@ -43,13 +43,16 @@ macro_rules! float {
             fn wrap(v: Vec<Self>) -> CpuStorage {
                 CpuStorage::$variant(v)
             }
+            #[inline(always)]
             fn to_f64(self) -> f64 {
                 f64::from(self)
             }
             #[allow(clippy::cast_possible_truncation)]
+            #[inline(always)]
             fn from_f64(v: f64) -> Self {
                 v as $t
             }
+            #[inline(always)]
             fn sqrt(self) -> Self {
                 <$t>::sqrt(self)
             }
@@ -58,6 +61,16 @@ macro_rules! float {
 }
 float!(f32, F32);
 float!(f64, F64);
+
+/// Runs `f` compiled for the widest vector instructions this processor has (AVX-512 or AVX2 + FMA,
+/// detected at run time by `pulp`), so that the loops inlined into it vectorise; a plain build targets
+/// the x86-64 baseline (SSE2). The results are the same on every path: Rust never contracts `a * b + c`
+/// into a fused multiply-add, and every reduction's order is fixed by the code, not by the vector width.
+#[inline(always)]
+pub(crate) fn simd<R>(f: impl FnOnce() -> R) -> R {
+    static ARCH: std::sync::OnceLock<pulp::Arch> = std::sync::OnceLock::new();
+    ARCH.get_or_init(pulp::Arch::new).dispatch(f)
+}
 
 /// Evaluates `$body` with the type alias `$t` set to the dtype's float type (f32 or f64); any other
 /// dtype is an error naming the op `$what`.

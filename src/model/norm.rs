@@ -20,7 +20,7 @@ use candle_nn::{BatchNorm, ModuleT, VarBuilder};
 use rayon::prelude::*;
 
 use super::conv::{ConvPath, conv_path};
-use super::cpu::{Float, by_float, contiguous, zeros};
+use super::cpu::{Float, by_float, contiguous, simd, zeros};
 
 /// Batch norm over dimension 1 of `[n, c, …]` inputs (BatchNorm2d, or BatchNorm1d on `[n, c]`), with
 /// torchvision's tensor names (`weight`, `bias`, `running_mean`, `running_var`).
@@ -267,7 +267,7 @@ fn dims(l: &Layout) -> Result<(usize, usize, usize)> {
 /// partial sums rather than one chain of dependent additions per channel, so that the additions can
 /// pipeline and vectorise. (Batch norm's passes were about a tenth of a training step in a profile; this
 /// change alone did not move the step time beyond the measurement's noise.)
-#[inline]
+#[inline(always)]
 fn lane_sums<T: Float>(a: &[T], b: &[T], f: impl Fn(T, T) -> (f64, f64)) -> (f64, f64) {
     let (mut s, mut t) = ([0.0f64; LANES], [0.0f64; LANES]);
     let (ca, cb) = (a.chunks_exact(LANES), b.chunks_exact(LANES));
@@ -314,14 +314,21 @@ fn train_fwd<T: Float>(
         );
     }
     let sums = per_channel(c, |ch| {
-        (0..n).fold((0.0, 0.0), |(s, s2), img| {
-            let plane = &x[(img * c + ch) * hw..(img * c + ch + 1) * hw];
-            let (ps, ps2) = lane_sums(plane, plane, |v, _| {
-                let v = v.to_f64();
-                (v, v * v)
-            });
-            (s + ps, s2 + ps2)
-        })
+        simd(
+            #[inline(always)]
+            || {
+                let mut acc = (0.0, 0.0);
+                for img in 0..n {
+                    let plane = &x[(img * c + ch) * hw..(img * c + ch + 1) * hw];
+                    let (s, s2) = lane_sums(plane, plane, |v, _| {
+                        let v = v.to_f64();
+                        (v, v * v)
+                    });
+                    acc = (acc.0 + s, acc.1 + s2);
+                }
+                acc
+            },
+        )
     });
     let mean: Vec<f64> = sums.iter().map(|&(s, _)| s / m as f64).collect();
     let var: Vec<f64> = sums
@@ -335,14 +342,19 @@ fn train_fwd<T: Float>(
         let a = gamma[ch].to_f64() / (var[ch] + eps).sqrt();
         let b = beta[ch].to_f64() - mean[ch] * a;
         let (a, b) = (T::from_f64(a), T::from_f64(b));
-        affine_plane(
-            out,
-            &x[plane * hw..(plane + 1) * hw],
-            residual,
-            plane,
-            a,
-            b,
-            relu,
+        simd(
+            #[inline(always)]
+            || {
+                affine_plane(
+                    out,
+                    &x[plane * hw..(plane + 1) * hw],
+                    residual,
+                    plane,
+                    a,
+                    b,
+                    relu,
+                );
+            },
         );
     });
     Ok((
@@ -356,14 +368,14 @@ fn train_fwd<T: Float>(
 }
 
 /// `v · a + b (+ r)`, rectified when `relu`, in the input's precision.
-#[inline]
+#[inline(always)]
 fn affine<T: Float>(v: T, a: T, b: T, r: f64, relu: bool) -> T {
     let z = v.to_f64() * a.to_f64() + b.to_f64() + r;
     T::from_f64(if relu { z.max(0.0) } else { z })
 }
 
 /// [`affine`] over one `[h·w]` plane (number `plane` of the batch), adding that plane of `residual`.
-#[inline]
+#[inline(always)]
 fn affine_plane<T: Float>(
     out: &mut [T],
     x: &[T],
@@ -472,47 +484,88 @@ fn train_bwd<T: Float>(
     let m = (n * hw) as f64;
     // Per channel: Σ dz and Σ dz·x̂, where dz is the gradient below the ReLU.
     let sums = per_channel(c, |ch| {
-        let (g, b, mu, is) = (p(0, ch), p(1, ch), p(2, ch), p(3, ch));
-        (0..n).fold((0.0, 0.0), |(s, sx), img| {
-            let range = (img * c + ch) * hw..(img * c + ch + 1) * hw;
-            let (ps, psx) = lane_sums(&x[range.clone()], &dy[range], |v, d| {
-                let xh = (v.to_f64() - mu) * is;
-                // Below the ReLU (when fused) the gradient is zero: a select, not a branch.
-                let d = if relu && xh * g + b <= 0.0 {
-                    0.0
-                } else {
-                    d.to_f64()
-                };
-                (d, d * xh)
-            });
-            (s + ps, sx + psx)
-        })
+        let q = (p(0, ch), p(1, ch), p(2, ch), p(3, ch));
+        simd(
+            #[inline(always)]
+            || {
+                let mut acc = (0.0, 0.0);
+                for img in 0..n {
+                    let range = (img * c + ch) * hw..(img * c + ch + 1) * hw;
+                    let (x, dy) = (&x[range.clone()], &dy[range]);
+                    let (s, sx) = if relu {
+                        bwd_sums::<T, true>(x, dy, q)
+                    } else {
+                        bwd_sums::<T, false>(x, dy, q)
+                    };
+                    acc = (acc.0 + s, acc.1 + sx);
+                }
+                acc
+            },
+        )
     });
     let total = x.len();
     let mut out = zeros::<T>(total + 2 * c);
     let (dx, dparams) = out.split_at_mut(total);
     dx.par_chunks_mut(hw).enumerate().for_each(|(plane, o)| {
         let ch = plane % c;
-        let (g, b, mu, is) = (p(0, ch), p(1, ch), p(2, ch), p(3, ch));
+        let q = (p(0, ch), p(1, ch), p(2, ch), p(3, ch));
         let (s, sx) = sums[ch];
-        let (mean_dz, mean_dz_xh) = (s / m, sx / m);
-        let k = g * is;
+        let means = (s / m, sx / m);
         let range = plane * hw..(plane + 1) * hw;
-        for ((o, &v), &d) in o.iter_mut().zip(&x[range.clone()]).zip(&dy[range]) {
-            let xh = (v.to_f64() - mu) * is;
-            let dz = if relu && xh * g + b <= 0.0 {
-                0.0
-            } else {
-                d.to_f64()
-            };
-            *o = T::from_f64(k * (dz - mean_dz - xh * mean_dz_xh));
-        }
+        let (x, dy) = (&x[range.clone()], &dy[range]);
+        simd(
+            #[inline(always)]
+            || {
+                if relu {
+                    bwd_dx::<T, true>(o, x, dy, q, means);
+                } else {
+                    bwd_dx::<T, false>(o, x, dy, q, means);
+                }
+            },
+        );
     });
     for (ch, &(s, sx)) in sums.iter().enumerate() {
         dparams[ch] = T::from_f64(sx);
         dparams[c + ch] = T::from_f64(s);
     }
     out
+}
+
+/// The gradient below the ReLU (when `RELU`) from the gradient `d` above it, at the input value whose
+/// normalised value is `xh`, for scale `g` and shift `b`: zero where the ReLU cut, as a select, not a branch.
+#[inline(always)]
+fn below_relu<const RELU: bool>(d: f64, xh: f64, g: f64, b: f64) -> f64 {
+    if RELU && xh * g + b <= 0.0 { 0.0 } else { d }
+}
+
+/// One plane's `(Σ dz, Σ dz·x̂)` for `(scale, shift, mean, 1/std)` = `q`.
+#[inline(always)]
+fn bwd_sums<T: Float, const RELU: bool>(x: &[T], dy: &[T], q: (f64, f64, f64, f64)) -> (f64, f64) {
+    let (g, b, mu, is) = q;
+    lane_sums(x, dy, |v, d| {
+        let xh = (v.to_f64() - mu) * is;
+        let dz = below_relu::<RELU>(d.to_f64(), xh, g, b);
+        (dz, dz * xh)
+    })
+}
+
+/// One plane's input gradient, given the channel's `(mean dz, mean dz·x̂)` = `means`.
+#[inline(always)]
+fn bwd_dx<T: Float, const RELU: bool>(
+    out: &mut [T],
+    x: &[T],
+    dy: &[T],
+    q: (f64, f64, f64, f64),
+    means: (f64, f64),
+) {
+    let (g, b, mu, is) = q;
+    let (mean_dz, mean_dz_xh) = means;
+    let k = g * is;
+    for ((o, &v), &d) in out.iter_mut().zip(x).zip(dy) {
+        let xh = (v.to_f64() - mu) * is;
+        let dz = below_relu::<RELU>(d.to_f64(), xh, g, b);
+        *o = T::from_f64(k * (dz - mean_dz - xh * mean_dz_xh));
+    }
 }
 
 impl CustomOp3 for BnBackward {
@@ -556,14 +609,19 @@ fn eval_fwd<T: Float>(
     y.par_chunks_mut(hw).enumerate().for_each(|(plane, out)| {
         let ch = plane % c;
         let (a, b) = (params[ch], params[c + ch]);
-        affine_plane(
-            out,
-            &x[plane * hw..(plane + 1) * hw],
-            residual,
-            plane,
-            a,
-            b,
-            relu,
+        simd(
+            #[inline(always)]
+            || {
+                affine_plane(
+                    out,
+                    &x[plane * hw..(plane + 1) * hw],
+                    residual,
+                    plane,
+                    a,
+                    b,
+                    relu,
+                );
+            },
         );
     });
     y
