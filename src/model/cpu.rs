@@ -65,11 +65,20 @@ float!(f64, F64);
 /// Runs `f` compiled for the widest vector instructions this processor has (AVX-512 or AVX2 + FMA,
 /// detected at run time by `pulp`), so that the loops inlined into it vectorise; a plain build targets
 /// the x86-64 baseline (SSE2). The results are the same on every path: Rust never contracts `a * b + c`
-/// into a fused multiply-add, and every reduction's order is fixed by the code, not by the vector width.
+/// into a fused multiply-add nor reorders a floating-point sum, so vectorising changes no rounding.
+/// `SACRO_SIMD=off` runs the baseline code (to compare, or to rule the dispatch out when diagnosing).
 #[inline(always)]
 pub(crate) fn simd<R>(f: impl FnOnce() -> R) -> R {
     static ARCH: std::sync::OnceLock<pulp::Arch> = std::sync::OnceLock::new();
-    ARCH.get_or_init(pulp::Arch::new).dispatch(f)
+    #[cfg(test)]
+    if tests::SCALAR.load(std::sync::atomic::Ordering::Relaxed) {
+        return pulp::Arch::Scalar.dispatch(f);
+    }
+    let arch = ARCH.get_or_init(|| match std::env::var("SACRO_SIMD").as_deref() {
+        Ok("off") => pulp::Arch::Scalar,
+        _ => pulp::Arch::new(),
+    });
+    arch.dispatch(f)
 }
 
 /// Evaluates `$body` with the type alias `$t` set to the dtype's float type (f32 or f64); any other
@@ -112,4 +121,25 @@ pub(crate) fn zeros<T: Float>(n: usize) -> Vec<T> {
     let mut v = Vec::with_capacity(n);
     v.par_extend(rayon::iter::repeat_n(T::default(), n));
     v
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    /// Set while [`on_both_paths`] runs its baseline pass (other tests running meanwhile only run slower).
+    pub(crate) static SCALAR: AtomicBool = AtomicBool::new(false);
+
+    /// `f` with the dispatched code and with the baseline code: the two results.
+    pub(crate) fn on_both_paths<R>(f: impl Fn() -> R) -> (R, R) {
+        static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+        let _turn = ONE_AT_A_TIME
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let fast = f();
+        SCALAR.store(true, Ordering::Relaxed);
+        let base = f();
+        SCALAR.store(false, Ordering::Relaxed);
+        (fast, base)
+    }
 }

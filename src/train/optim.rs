@@ -18,7 +18,7 @@ use candle_core::{CpuStorage, CustomOp2, Layout, Result, Shape, Tensor, Var};
 use candle_nn::VarMap;
 use rayon::prelude::*;
 
-use crate::model::cpu::{Float, by_float, contiguous, zeros};
+use crate::model::cpu::{Float, by_float, contiguous, simd, zeros};
 
 use super::groups::{self, Group};
 
@@ -314,15 +314,27 @@ impl CustomOp2 for Moments {
                 .zip(v.par_chunks_mut(CHUNK))
                 .enumerate()
                 .for_each(|(i, (m, v))| {
-                    let at = i * CHUNK;
-                    for (j, (m, v)) in m.iter_mut().zip(v.iter_mut()).enumerate() {
-                        let g = g[at + j];
-                        let (new_m, new_v) = (g * a1, g * g * a2);
-                        (*m, *v) = match old {
-                            Some(o) => (o[at + j] * b1 + new_m, o[n + at + j] * b2 + new_v),
-                            None => (new_m, new_v),
-                        };
-                    }
+                    let chunk = i * CHUNK..i * CHUNK + m.len();
+                    let g = &g[chunk.clone()];
+                    simd(
+                        #[inline(always)]
+                        || match old {
+                            Some(o) => {
+                                let (om, ov) =
+                                    (&o[chunk.clone()], &o[n + chunk.start..n + chunk.end]);
+                                for ((((m, v), &g), &om), &ov) in
+                                    m.iter_mut().zip(v.iter_mut()).zip(g).zip(om).zip(ov)
+                                {
+                                    (*m, *v) = (om * b1 + g * a1, ov * b2 + g * g * a2);
+                                }
+                            }
+                            None => {
+                                for ((m, v), &g) in m.iter_mut().zip(v.iter_mut()).zip(g) {
+                                    (*m, *v) = (g * a1, g * g * a2);
+                                }
+                            }
+                        },
+                    );
                 });
             out
         }
@@ -370,11 +382,16 @@ impl CustomOp2 for Weights {
             let (eps, lr) = (T::from_f64(c.eps), T::from_f64(c.lr));
             let mut out = zeros::<T>(n);
             out.par_chunks_mut(CHUNK).enumerate().for_each(|(i, out)| {
-                let at = i * CHUNK;
-                for (j, o) in out.iter_mut().enumerate() {
-                    let k = at + j;
-                    *o = theta[k] * keep - (m[k] * sm) / ((v[k] * sv).sqrt() + eps) * lr;
-                }
+                let chunk = i * CHUNK..i * CHUNK + out.len();
+                let (theta, m, v) = (&theta[chunk.clone()], &m[chunk.clone()], &v[chunk]);
+                simd(
+                    #[inline(always)]
+                    || {
+                        for (((o, &t), &m), &v) in out.iter_mut().zip(theta).zip(m).zip(v) {
+                            *o = t * keep - (m * sm) / ((v * sv).sqrt() + eps) * lr;
+                        }
+                    },
+                );
             });
             out
         }
