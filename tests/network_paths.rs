@@ -158,3 +158,39 @@ fn checkpointed_blocks_give_the_same_gradients_and_running_statistics() {
         assert!(e < 1e-10, "{name} differs by {e:e}");
     }
 }
+
+/// The inference network (`sacro predict`'s: the weights as plain tensors) gives the trained network's
+/// evaluation logits to the bit and the same Grad-CAM, and builds no autograd graph (which would keep
+/// every activation alive until the output is dropped).
+#[test]
+fn the_inference_network_equals_the_trainable_one_and_builds_no_graph() {
+    use sacro::model::gradcam::{CamMethod, cam};
+    let (net, varmap) =
+        Network::initialised_seeded(small_config(), &Device::Cpu, 11).expect("network");
+    let x = seeded(&[3, 3, 48, 40], 5, DType::F32);
+    // A training-mode pass moves the running statistics off their initial values.
+    net.forward_t(&x, true).expect("train forward");
+    let inference =
+        sacro::model::weights::inference_network(small_config(), &varmap).expect("inference");
+    let (a, b) = (
+        net.forward_t(&x, false).expect("eval"),
+        inference.forward_t(&x, false).expect("inference"),
+    );
+    assert!(
+        a.track_op(),
+        "the trainable network's output carries its graph"
+    );
+    assert!(
+        !b.track_op(),
+        "the inference network's output carries no graph"
+    );
+    let (a, b): (Vec<Vec<f32>>, Vec<Vec<f32>>) = (a.to_vec2().expect("a"), b.to_vec2().expect("b"));
+    assert_eq!(a, b);
+    let one = x.narrow(0, 1, 1).expect("one");
+    for method in [CamMethod::GradCam, CamMethod::GradCamPlusPlus] {
+        assert_eq!(
+            cam(&net, &one, 1, method).expect("cam"),
+            cam(&inference, &one, 1, method).expect("cam")
+        );
+    }
+}

@@ -378,7 +378,12 @@ pub fn bench_model(repeat: usize, device: &str, train_batch: &[usize]) -> anyhow
     if train_batch.iter().any(|&b| b == 0 || b > 512) {
         bail!("--train-batch {train_batch:?}: batch sizes from 1 to 512");
     }
-    let (net, _varmap) = Network::initialised(NetworkConfig::sacroiliitis(), &device)?;
+    // As `sacro predict` runs it: the weights as plain tensors (no autograd graph).
+    let net = {
+        let config = NetworkConfig::sacroiliitis();
+        let (_, varmap) = Network::initialised(config, &device)?;
+        sacro::model::weights::inference_network(config, &varmap)?
+    };
     let time = |f: &dyn Fn() -> anyhow::Result<()>| -> anyhow::Result<(f64, f64)> {
         f()?;
         device.synchronize()?;

@@ -130,8 +130,15 @@ impl Norm {
         if train {
             return self.forward_train(x, weight, bias, residual, relu);
         }
-        let scale = (weight / (self.running_var.as_tensor() + self.stock.eps())?.sqrt()?)?;
-        let shift = (bias - (self.running_mean.as_tensor() * &scale)?)?;
+        // The running statistics are buffers, not parameters: detached, so that a forward pass of plain
+        // (loaded, not trained) weights builds no graph, which would keep every activation alive until the
+        // output is dropped.
+        let (mean, var) = (
+            self.running_mean.as_tensor().detach(),
+            self.running_var.as_tensor().detach(),
+        );
+        let scale = (weight / (var + self.stock.eps())?.sqrt()?)?;
+        let shift = (bias - (mean * &scale)?)?;
         let params = Tensor::stack(&[&scale, &shift], 0)?.to_dtype(x.dtype())?;
         match residual {
             None => x.apply_op2(&params, BnEval { relu }),

@@ -40,10 +40,11 @@ impl Predictor {
     /// Loads a model folder.
     pub fn load(dir: &std::path::Path, device: Device) -> Result<Self, ModelError> {
         let (card, loaded) = card::load(dir, &device)?;
+        let sha256 = loaded.sha256.clone();
         Ok(Self {
-            network: loaded.network,
+            network: loaded.into_inference()?,
             card,
-            sha256: loaded.sha256,
+            sha256,
             device,
         })
     }

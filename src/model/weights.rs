@@ -30,6 +30,35 @@ impl std::fmt::Debug for LoadedNetwork {
     }
 }
 
+impl LoadedNetwork {
+    /// The network for inference ([`inference_network`]).
+    pub fn into_inference(self) -> candle_core::Result<Network> {
+        inference_network(*self.network.config(), &self.varmap)
+    }
+}
+
+/// A network of `config` for inference on `varmap`'s weights as plain tensors rather than trainable
+/// variables (shared, not copied), so that a forward pass builds no autograd graph — a graph keeps every
+/// activation alive until the output is dropped — and takes the inference-only fused operations.
+/// Grad-CAM still works: it differentiates the head from layer4's output, not the weights.
+pub fn inference_network(config: NetworkConfig, varmap: &VarMap) -> candle_core::Result<Network> {
+    let tensors: HashMap<String, Tensor> = {
+        let data = varmap
+            .data()
+            .lock()
+            .map_err(|_| candle_core::Error::Msg("parameter table poisoned".into()))?;
+        data.iter()
+            .map(|(k, var)| (k.clone(), var.as_tensor().detach()))
+            .collect()
+    };
+    let device = tensors
+        .values()
+        .next()
+        .map_or(Device::Cpu, |t| t.device().clone());
+    let vb = candle_nn::VarBuilder::from_tensors(tensors, DType::F32, &device);
+    Network::new(config, vb)
+}
+
 /// Names in PyTorch state dicts that carry no weights Sacro uses.
 fn ignorable(name: &str) -> bool {
     name.ends_with("num_batches_tracked")
