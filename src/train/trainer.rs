@@ -341,10 +341,13 @@ impl<'a> Learner<'a> {
     ) -> Result<(Vec<f64>, f64), TrainError> {
         let mut probs = Vec::with_capacity(idx.len());
         let mut loss_sum = 0.0;
+        // The same weights as plain tensors: no graph is built (nor kept alive) for what is not trained.
+        let network =
+            crate::model::weights::inference_network(*self.network.config(), &self.varmap)?;
         for part in idx.chunks(micro.max(1)) {
             let images = batch_images(self.data, part, pre.size, self.cfg, None);
             let x = to_input(&images, pre, &self.device)?;
-            let logits = self.network.forward_t(&x, false)?;
+            let logits = network.forward_t(&x, false)?;
             let labels: Vec<u32> = part
                 .iter()
                 .map(|&i| u32::from(self.data.examples[i].label))
