@@ -161,7 +161,9 @@ fn checkpointed_blocks_give_the_same_gradients_and_running_statistics() {
 
 /// The inference network (`sacro predict`'s: the weights as plain tensors) gives the trained network's
 /// evaluation logits to the bit and the same Grad-CAM, and builds no autograd graph (which would keep
-/// every activation alive until the output is dropped).
+/// every activation alive until the output is dropped). It also takes the inference-only op that
+/// normalises a convolution's product in place (1×1, 3×3 and strided 7×7, with and without ReLU), which
+/// the trainable network does not.
 #[test]
 fn the_inference_network_equals_the_trainable_one_and_builds_no_graph() {
     use sacro::model::gradcam::{CamMethod, cam};

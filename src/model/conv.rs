@@ -16,7 +16,7 @@
 use std::sync::OnceLock;
 
 use candle_core::backend::BackendStorage;
-use candle_core::{CpuStorage, CustomOp1, CustomOp2, Layout, Result, Shape, Tensor};
+use candle_core::{CpuStorage, CustomOp1, CustomOp2, CustomOp3, Layout, Result, Shape, Tensor};
 use candle_nn::{Module, VarBuilder};
 use rayon::prelude::*;
 
@@ -456,6 +456,47 @@ impl CustomOp2 for Conv1x1 {
 /// multiply (1×1 stride-1: a batched matrix multiply). Differentiable in both arguments; the input's
 /// gradient is computed only when something needs it ([`Tensor::track_op`]).
 pub fn conv2d_im2col(x: &Tensor, weight: &Tensor, stride: usize, padding: usize) -> Result<Tensor> {
+    let (x, weight) = (x.contiguous()?, weight.contiguous()?);
+    match conv_op(&x, &weight, stride, padding)? {
+        ConvOp::OneByOne => x.apply_op2(&weight, Conv1x1),
+        ConvOp::Im2Col(op) => x.apply_op2(&weight, op),
+    }
+}
+
+/// [`conv2d_im2col`] followed by evaluation-mode batch norm, `y·scale + shift` per channel with
+/// `params = [scale; shift]` (`[2, cout]`), then the ReLU when `relu`, applied in the buffer the product
+/// was written into: no second buffer and no pass that reads the product back from memory. Inference
+/// only: it has no backward pass, so it is for inputs, weights and parameters that carry no graph.
+pub fn conv2d_im2col_bn_eval(
+    x: &Tensor,
+    weight: &Tensor,
+    stride: usize,
+    padding: usize,
+    params: &Tensor,
+    relu: bool,
+) -> Result<Tensor> {
+    let (x, weight, params) = (x.contiguous()?, weight.contiguous()?, params.contiguous()?);
+    match conv_op(&x, &weight, stride, padding)? {
+        ConvOp::OneByOne => x.apply_op3_no_bwd(
+            &weight,
+            &params,
+            &WithAffine {
+                conv: Conv1x1,
+                relu,
+            },
+        ),
+        ConvOp::Im2Col(conv) => x.apply_op3_no_bwd(&weight, &params, &WithAffine { conv, relu }),
+    }
+}
+
+/// Which op computes a convolution.
+enum ConvOp {
+    OneByOne,
+    Im2Col(ConvIm2Col),
+}
+
+/// The op for `weight` over `x` (shapes checked).
+fn conv_op(x: &Tensor, weight: &Tensor, stride: usize, padding: usize) -> Result<ConvOp> {
     let (_, c, h, w) = x.dims4()?;
     let (co, ci, k, k2) = weight.dims4()?;
     if ci != c || k != k2 {
@@ -474,16 +515,53 @@ pub fn conv2d_im2col(x: &Tensor, weight: &Tensor, stride: usize, padding: usize)
         padding,
     };
     g.check("conv2d")?;
-    if k == 1 && stride == 1 && padding == 0 {
-        return x.contiguous()?.apply_op2(&weight.contiguous()?, Conv1x1);
-    }
-    x.contiguous()?.apply_op2(
-        &weight.contiguous()?,
-        ConvIm2Col {
+    Ok(if k == 1 && stride == 1 && padding == 0 {
+        ConvOp::OneByOne
+    } else {
+        ConvOp::Im2Col(ConvIm2Col {
             geometry: g,
             out_channels: co,
-        },
-    )
+        })
+    })
+}
+
+/// A convolution op with evaluation-mode batch norm (+ ReLU) applied to its product in place
+/// ([`conv2d_im2col_bn_eval`]).
+#[derive(Debug, Clone)]
+struct WithAffine<C> {
+    conv: C,
+    relu: bool,
+}
+
+impl<C: CustomOp2> CustomOp3 for WithAffine<C> {
+    fn name(&self) -> &'static str {
+        "sacro-conv2d-bn-eval"
+    }
+
+    fn cpu_fwd(
+        &self,
+        xs: &CpuStorage,
+        xl: &Layout,
+        ws: &CpuStorage,
+        wl: &Layout,
+        ps: &CpuStorage,
+        pl: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let (y, shape) = self.conv.cpu_fwd(xs, xl, ws, wl)?;
+        let (_, co, ho, wo) = shape.dims4()?;
+        if pl.shape().elem_count() != 2 * co {
+            candle_core::bail!("conv2d + batch norm: parameters {pl:?} for {co} channels");
+        }
+        let y = by_float!(y.dtype(), "conv2d + batch norm", T => {
+            let params = contiguous::<T>(ps, pl, "conv2d + batch norm: parameters")?;
+            let Some(mut v) = T::into_vec(y) else {
+                candle_core::bail!("conv2d + batch norm: the product's type differs from the input's");
+            };
+            super::norm::eval_in_place(&mut v, params, co, ho * wo, self.relu);
+            T::wrap(v)
+        });
+        Ok((y, shape))
+    }
 }
 
 /// A bias-free 2-D convolution (every convolution in a ResNet is followed by batch norm).
@@ -522,6 +600,28 @@ impl Conv {
     /// The weight `[cout, cin, k, k]`.
     pub fn weight(&self) -> &Tensor {
         &self.weight
+    }
+}
+
+impl Conv {
+    /// `x` through this convolution and evaluation-mode batch norm `params = [scale; shift]` (+ ReLU)
+    /// as one op ([`conv2d_im2col_bn_eval`]); `None` where that op does not apply (not the CPU path,
+    /// not f32/f64, or something here carries a graph), and the caller takes the separate ops.
+    pub fn forward_bn_eval(
+        &self,
+        x: &Tensor,
+        params: &Tensor,
+        relu: bool,
+    ) -> Result<Option<Tensor>> {
+        let applies = conv_path() == ConvPath::Im2Col
+            && x.device().is_cpu()
+            && matches!(x.dtype(), candle_core::DType::F32 | candle_core::DType::F64)
+            && params.dtype() == x.dtype()
+            && !(x.track_op() || self.weight.track_op() || params.track_op());
+        if !applies {
+            return Ok(None);
+        }
+        conv2d_im2col_bn_eval(x, &self.weight, self.stride, self.padding, params, relu).map(Some)
     }
 }
 

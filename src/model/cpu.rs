@@ -24,6 +24,8 @@ pub(crate) trait Float:
     fn slice(s: &CpuStorage) -> Option<&[Self]>;
     /// Candle storage owning `v`.
     fn wrap(v: Vec<Self>) -> CpuStorage;
+    /// The values `s` owns, when it holds this type.
+    fn into_vec(s: CpuStorage) -> Option<Vec<Self>>;
     /// Widened for accumulation.
     fn to_f64(self) -> f64;
     /// Narrowed from an accumulator.
@@ -43,6 +45,12 @@ macro_rules! float {
             }
             fn wrap(v: Vec<Self>) -> CpuStorage {
                 CpuStorage::$variant(v)
+            }
+            fn into_vec(s: CpuStorage) -> Option<Vec<Self>> {
+                match s {
+                    CpuStorage::$variant(v) => Some(v),
+                    _ => None,
+                }
             }
             #[inline(always)]
             fn to_f64(self) -> f64 {

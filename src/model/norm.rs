@@ -19,7 +19,7 @@ use candle_core::{CpuStorage, CustomOp2, CustomOp3, DType, Layout, Result, Shape
 use candle_nn::{BatchNorm, ModuleT, VarBuilder};
 use rayon::prelude::*;
 
-use super::conv::{ConvPath, conv_path};
+use super::conv::{Conv, ConvPath, conv_path};
 use super::cpu::{Float, by_float, contiguous, simd, zeros};
 
 /// Batch norm over dimension 1 of `[n, c, …]` inputs (BatchNorm2d, or BatchNorm1d on `[n, c]`), with
@@ -130,6 +130,31 @@ impl Norm {
         if train {
             return self.forward_train(x, weight, bias, residual, relu);
         }
+        let params = self.eval_params(x.dtype())?;
+        match residual {
+            None => x.apply_op2(&params, BnEval { relu }),
+            Some(r) => x.apply_op3(&params, r, BnAddEval),
+        }
+    }
+
+    /// `self(conv(x))`, then the ReLU when `relu`: in evaluation mode, where nothing carries a graph
+    /// (inference), one op that normalises the convolution's product in place
+    /// ([`Conv::forward_bn_eval`]); otherwise the two ops.
+    pub fn forward_conv(&self, conv: &Conv, x: &Tensor, train: bool, relu: bool) -> Result<Tensor> {
+        if !train && Self::fused(conv_path(), x) {
+            let params = self.eval_params(x.dtype())?;
+            if let Some(y) = conv.forward_bn_eval(x, &params, relu)? {
+                return Ok(y);
+            }
+        }
+        self.forward(&candle_nn::Module::forward(conv, x)?, train, relu)
+    }
+
+    /// Evaluation mode's `[scale; shift]` (`[2, c]`) in `dtype`.
+    fn eval_params(&self, dtype: DType) -> Result<Tensor> {
+        let Some((weight, bias)) = self.stock.weight_and_bias() else {
+            candle_core::bail!("batch norm without scale and shift");
+        };
         // The running statistics are buffers, not parameters: detached, so that a forward pass of plain
         // (loaded, not trained) weights builds no graph, which would keep every activation alive until the
         // output is dropped.
@@ -139,11 +164,7 @@ impl Norm {
         );
         let scale = (weight / (var + self.stock.eps())?.sqrt()?)?;
         let shift = (bias - (mean * &scale)?)?;
-        let params = Tensor::stack(&[&scale, &shift], 0)?.to_dtype(x.dtype())?;
-        match residual {
-            None => x.apply_op2(&params, BnEval { relu }),
-            Some(r) => x.apply_op3(&params, r, BnAddEval),
-        }
+        Tensor::stack(&[&scale, &shift], 0)?.to_dtype(dtype)
     }
 
     fn forward_train(
@@ -603,6 +624,25 @@ impl CustomOp3 for BnBackward {
         let len = l1.shape().elem_count() + 2 * d.1;
         Ok((out, Shape::from(len)))
     }
+}
+
+/// Evaluation-mode batch norm (+ ReLU) in place on `y` (`[n, c, hw]`), `params = [scale; shift]`: the
+/// same arithmetic as [`eval_fwd`], to the bit.
+pub(crate) fn eval_in_place<T: Float>(y: &mut [T], params: &[T], c: usize, hw: usize, relu: bool) {
+    y.par_chunks_mut(hw.max(1))
+        .enumerate()
+        .for_each(|(plane, v)| {
+            let ch = plane % c;
+            let (a, b) = (params[ch], params[c + ch]);
+            simd(
+                #[inline(always)]
+                || {
+                    for v in v.iter_mut() {
+                        *v = affine(*v, a, b, 0.0, relu);
+                    }
+                },
+            );
+        });
 }
 
 fn eval_fwd<T: Float>(

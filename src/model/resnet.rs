@@ -123,10 +123,10 @@ impl Bottleneck {
 
 impl ModuleT for Bottleneck {
     fn forward_t(&self, x: &Tensor, train: bool) -> Result<Tensor> {
-        let y = self.bn1.forward(&self.conv1.forward(x)?, train, true)?;
-        let y = self.bn2.forward(&self.conv2.forward(&y)?, train, true)?;
+        let y = self.bn1.forward_conv(&self.conv1, x, train, true)?;
+        let y = self.bn2.forward_conv(&self.conv2, &y, train, true)?;
         let shortcut = match &self.downsample {
-            Some((conv, bn)) => bn.forward(&conv.forward(x)?, train, false)?,
+            Some((conv, bn)) => bn.forward_conv(conv, x, train, false)?,
             None => x.clone(),
         };
         self.bn3
@@ -194,7 +194,7 @@ impl ResNet {
 
     /// Stem and the four stages: `[n, 3, h, w]` → layer4's output `[n, C, h/32, w/32]`.
     pub fn features(&self, x: &Tensor, train: bool) -> Result<Tensor> {
-        let y = self.bn1.forward(&self.conv1.forward(x)?, train, true)?;
+        let y = self.bn1.forward_conv(&self.conv1, x, train, true)?;
         let mut y = pool::max_pool_3x3_s2(&y)?;
         let checkpointing = self
             .checkpointing
