@@ -642,7 +642,8 @@ mod tests {
     use crate::model::cpu::tests::on_both_paths;
 
     /// The vectorised column copies give the same bits as the baseline code (stride 1 and 2, with
-    /// padding, sizes that are no multiple of a vector width).
+    /// padding, sizes that are no multiple of a vector width; in the test profile this mostly checks the
+    /// dispatch, see `norm::tests`).
     #[test]
     fn dispatched_im2col_and_col2im_equal_the_baseline_to_the_bit() {
         for (k, stride, padding) in [(3, 1, 1), (3, 2, 1), (7, 2, 3)] {
