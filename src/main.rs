@@ -98,7 +98,8 @@ fn main() -> ExitCode {
             repeat,
             device,
             train_batch,
-        })) => cli::model::bench_model(repeat, &device, &train_batch),
+            only,
+        })) => cli::model::bench_model(repeat, &device, &train_batch, only.as_deref()),
         Some(Command::Bench(BenchCommand::Memory {
             size,
             batch,

@@ -90,6 +90,10 @@ pub enum BenchCommand {
         /// Batch sizes of the timed training steps at 224.
         #[arg(long, value_delimiter = ',', default_value = "8")]
         train_batch: Vec<usize>,
+        /// Only the measurements whose name starts with this (e.g. `forward_224_b1`, `train_step`): for
+        /// profiling one of them.
+        #[arg(long)]
+        only: Option<String>,
     },
     /// Peak resident memory of training steps (fresh process: run it alone): CSV `work,peak_rss_mb,step_s`.
     Memory {

@@ -365,8 +365,13 @@ pub fn model(cmd: ModelCommand) -> anyhow::Result<ExitCode> {
 }
 
 /// Runs `sacro bench model`: CSV `work,median_s,min_s,repeat`. On a GPU each timing waits for the device
-/// to finish (candle's CUDA work is asynchronous).
-pub fn bench_model(repeat: usize, device: &str, train_batch: &[usize]) -> anyhow::Result<ExitCode> {
+/// to finish (candle's CUDA work is asynchronous). `only`: the measurements whose name starts with it.
+pub fn bench_model(
+    repeat: usize,
+    device: &str,
+    train_batch: &[usize],
+    only: Option<&str>,
+) -> anyhow::Result<ExitCode> {
     use sacro::model::{Device, Network, NetworkConfig};
     use std::time::Instant;
     let device = match device {
@@ -397,8 +402,12 @@ pub fn bench_model(repeat: usize, device: &str, train_batch: &[usize]) -> anyhow
         t.sort_by(f64::total_cmp);
         Ok((t[t.len() / 2], t[0]))
     };
+    let wanted = |work: &str| only.is_none_or(|prefix| work.starts_with(prefix));
     println!("work,median_s,min_s,repeat");
     for (size, batch) in [(224usize, 1usize), (512, 1), (768, 1), (224, 8)] {
+        if !wanted(&format!("forward_{size}_b{batch}")) {
+            continue;
+        }
         let x = sacro::model::random_input(batch, size, &device)?;
         let (med, min) = time(&|| {
             net.forward_t(&x, false)?;
@@ -406,15 +415,20 @@ pub fn bench_model(repeat: usize, device: &str, train_batch: &[usize]) -> anyhow
         })?;
         println!("forward_{size}_b{batch},{med:.4},{min:.4},{repeat}");
     }
-    let x = sacro::model::random_input(1, 512, &device)?;
-    let (med, min) = time(&|| {
-        sacro::model::gradcam::cam(&net, &x, 1, sacro::model::gradcam::CamMethod::GradCam)?;
-        Ok(())
-    })?;
-    println!("gradcam_512,{med:.4},{min:.4},{repeat}");
+    if wanted("gradcam_512") {
+        let x = sacro::model::random_input(1, 512, &device)?;
+        let (med, min) = time(&|| {
+            sacro::model::gradcam::cam(&net, &x, 1, sacro::model::gradcam::CamMethod::GradCam)?;
+            Ok(())
+        })?;
+        println!("gradcam_512,{med:.4},{min:.4},{repeat}");
+    }
     drop(net);
     // Training steps as `sacro train` takes them: train-mode forward, cross-entropy, backward, AdamW.
     for &batch in train_batch {
+        if !wanted(&format!("train_step_224_b{batch}")) {
+            continue;
+        }
         let bench =
             std::cell::RefCell::new(sacro::train::bench::StepBench::new(batch, 224, &device)?);
         let (med, min) = time(&|| {

@@ -279,6 +279,48 @@ struct ConvIm2Col {
     out_channels: usize,
 }
 
+/// `a · bᵀ` for `a` `[m, k]` and `b` `[n, k]` (both k-contiguous rows), as the weight gradients need it
+/// (k: the batch's pixels, often far more than m and n). The `gemm` crate is slow on such products as
+/// candle hands them over: it parallelises over tiles of the output, of which a 64 × 576 product has few,
+/// and a row-major output whose rows are long ran at 71 GFLOP/s where the transposed orientation ran at
+/// 186 (`benches/gemm/results_2026-11-28.txt`, this 2-core machine, 224² batch 8). So, where k is long
+/// (≥ 2·max(m, n)) the product is computed as `b · aᵀ` when n > m (the output's contiguous side the
+/// shorter one) and its transpose copied back, and k is split into one chunk per thread whose products
+/// (each still multithreaded inside) are summed: 26 → 6.5 ms for layer1's 3×3 weight gradient, 37 → 9.2
+/// ms for the stem's (PyTorch's `torch.mm` on the same operands: 8.0 and 10.1 ms).
+pub(crate) fn product_abt(a: &Tensor, b: &Tensor) -> Result<Tensor> {
+    let (m, k) = a.dims2()?;
+    let (n, kb) = b.dims2()?;
+    if k != kb {
+        candle_core::bail!("a·bᵀ: {:?} and {:?} differ in k", a.dims(), b.dims());
+    }
+    if k < 2 * m.max(n) {
+        return a.matmul(&b.t()?);
+    }
+    let (a, b, transposed) = if n > m { (b, a, true) } else { (a, b, false) };
+    let parts = rayon::current_num_threads()
+        .clamp(1, 8)
+        .min(k / 1024)
+        .max(1);
+    let partial = (0..parts)
+        .into_par_iter()
+        .map(|i| {
+            let (k0, k1) = (i * k / parts, (i + 1) * k / parts);
+            a.narrow(1, k0, k1 - k0)?
+                .matmul(&b.narrow(1, k0, k1 - k0)?.t()?)
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let mut sum = partial[0].clone();
+    for p in &partial[1..] {
+        sum = (sum + p)?;
+    }
+    if transposed {
+        sum.t()?.contiguous()
+    } else {
+        Ok(sum)
+    }
+}
+
 /// `[co, n·p]` → `[n, co, p]`.
 fn batch_major<T: Float>(y: &[T], n: usize, co: usize, p: usize) -> Vec<T> {
     let mut out = zeros::<T>(y.len());
@@ -363,7 +405,7 @@ impl CustomOp2 for ConvIm2Col {
             .contiguous()?
             .reshape((co, n * ho * wo))?;
         let cols = x.contiguous()?.apply_op1_no_bwd(&Im2Col(g))?;
-        let dw = gm.matmul(&cols.t()?)?.reshape(weight.shape())?;
+        let dw = product_abt(&gm, &cols)?.reshape(weight.shape())?;
         drop(cols);
         if !needs_dx {
             // The network's input (the stem's): nothing needs its gradient.
@@ -443,11 +485,26 @@ impl CustomOp2 for Conv1x1 {
             None
         };
         // Per image G·Xᵀ, then the sum over the batch as a product with a row of ones (a GEMM, where
-        // candle's `sum(0)` over the leading dimension runs on one thread).
-        let per_image = gm.matmul(&x.reshape((n, c, h * w))?.t()?)?;
-        let dw = Tensor::ones((1, n), per_image.dtype(), per_image.device())?
-            .matmul(&per_image.reshape((n, co * c))?)?
-            .reshape(weight.shape())?;
+        // candle's `sum(0)` over the leading dimension runs on one thread). Where the input has more
+        // channels than the output and the images are large, per image X·Gᵀ instead, and the sum
+        // transposed: the `gemm` crate is faster with the output's contiguous side the shorter one
+        // (`benches/gemm`, 224² batch 8: layer1's 256 → 64 1.6 → 0.62 ms per image, layer2's
+        // 512 → 128 0.60 → 0.41 ms; the later layers' small images gain too little for the copy).
+        let xm = x.reshape((n, c, h * w))?;
+        let transposed = c > co && h * w >= 2 * co;
+        let per_image = if transposed {
+            xm.matmul(&gm.t()?)?
+        } else {
+            gm.matmul(&xm.t()?)?
+        };
+        let sum = Tensor::ones((1, n), per_image.dtype(), per_image.device())?
+            .matmul(&per_image.reshape((n, co * c))?)?;
+        let dw = if transposed {
+            sum.reshape((c, co))?.t()?.contiguous()?
+        } else {
+            sum
+        }
+        .reshape(weight.shape())?;
         Ok((dx, Some(dw)))
     }
 }
@@ -640,6 +697,51 @@ impl Module for Conv {
 mod tests {
     use super::*;
     use crate::model::cpu::tests::on_both_paths;
+    use rand::{Rng, SeedableRng};
+
+    /// `product_abt` equals candle's `a.matmul(bᵀ)` in every branch: k short (plain), k long with the
+    /// output as it is or transposed, k split over the threads or not (f64, relative 1e-12).
+    #[test]
+    fn weight_gradient_products_equal_the_plain_matrix_multiply() {
+        let mut rng = rand::rngs::StdRng::seed_from_u64(3);
+        let mut random = |r: usize, c: usize| {
+            let v: Vec<f64> = (0..r * c).map(|_| rng.random_range(-1.0..1.0)).collect();
+            Tensor::from_vec(v, (r, c), &candle_core::Device::Cpu).expect("tensor")
+        };
+        // (m, n, k): short k; long k, m ≥ n, one part; long k, n > m (transposed), one part; long k split
+        // (threads permitting), both orientations; k not a multiple of the parts.
+        for (m, n, k) in [
+            (64, 64, 100),
+            (40, 3, 200),
+            (3, 40, 200),
+            (6, 5, 5003),
+            (5, 70, 9001),
+        ] {
+            let (a, b) = (random(m, k), random(n, k));
+            let want = a.matmul(&b.t().expect("t")).expect("matmul");
+            for threads in [1, 2, 3] {
+                let pool = rayon::ThreadPoolBuilder::new()
+                    .num_threads(threads)
+                    .build()
+                    .expect("pool");
+                let got = pool.install(|| product_abt(&a, &b)).expect("product");
+                assert_eq!(got.dims(), &[m, n]);
+                assert!(got.is_contiguous(), "{m}×{n}×{k}");
+                let err = (got - &want)
+                    .expect("sub")
+                    .abs()
+                    .expect("abs")
+                    .max_all()
+                    .expect("max")
+                    .to_scalar::<f64>()
+                    .expect("scalar");
+                assert!(
+                    err < 1e-12 * k as f64,
+                    "{m}×{n}×{k}, {threads} threads: {err}"
+                );
+            }
+        }
+    }
 
     /// The vectorised column copies give the same bits as the baseline code (stride 1 and 2, with
     /// padding, sizes that are no multiple of a vector width; in the test profile this mostly checks the
