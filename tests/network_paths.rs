@@ -3,7 +3,8 @@
 //! seeded weights, input, dropout and labels. The path is chosen once per process, so the test runs itself
 //! a second time with `SACRO_CONV=stock` and compares with what that child writes. And gradient
 //! checkpointing of the blocks against keeping every intermediate: the same logits, gradients and running
-//! statistics.
+//! statistics; and each block as one graph node with its own backward pass (the default) against the per-op
+//! graph: the same bits.
 
 use std::collections::HashMap;
 use std::process::Command;
@@ -46,7 +47,7 @@ fn logits_and_gradients(dtype: DType) -> HashMap<String, Tensor> {
     let y = Tensor::new(&[1u32, 0, 1], &Device::Cpu).expect("labels");
     let logits = net.forward_train(&x, 5).expect("forward");
     let loss = candle_nn::loss::cross_entropy(&logits, &y).expect("loss");
-    let grads = loss.backward().expect("backward");
+    let grads = net.backward(&loss).expect("backward");
     let mut out = HashMap::from([("logits".to_string(), logits)]);
     for (name, var) in varmap.data().lock().expect("lock").iter() {
         if let Some(g) = grads.get(var.as_tensor()) {
@@ -100,21 +101,22 @@ fn whole_network_logits_and_gradients_equal_on_both_paths() {
     }
 }
 
-/// Two training steps' logits, the second step's gradients (through `Network::backward`) and the running
-/// statistics after both, with the blocks checkpointed or not.
-fn two_steps(checkpoint: bool) -> HashMap<String, Tensor> {
+/// Two training steps' logits, gradients (through `Network::backward`) and the running statistics after
+/// both, with the blocks checkpointed or not, as one graph node each or not, in `dtype`.
+fn two_steps(checkpoint: bool, one_node: bool, dtype: DType) -> HashMap<String, Tensor> {
     let varmap = VarMap::new();
     let mut net = Network::new(
         small_config(),
-        VarBuilder::from_varmap(&varmap, DType::F64, &Device::Cpu),
+        VarBuilder::from_varmap(&varmap, dtype, &Device::Cpu),
     )
     .expect("network");
     net.set_checkpointing(checkpoint);
+    net.set_one_node_blocks(one_node);
     sacro::model::init::seeded(&varmap, 3).expect("weights");
     let y = Tensor::new(&[1u32, 0], &Device::Cpu).expect("labels");
     let mut out = HashMap::new();
     for step in 0..2u64 {
-        let x = seeded(&[2, 3, 47, 47], 20 + step, DType::F64);
+        let x = seeded(&[2, 3, 47, 47], 20 + step, dtype);
         let logits = net.forward_train(&x, step).expect("forward");
         let loss = candle_nn::loss::cross_entropy(&logits, &y).expect("loss");
         let grads = net.backward(&loss).expect("backward");
@@ -142,8 +144,8 @@ fn two_steps(checkpoint: bool) -> HashMap<String, Tensor> {
 
 #[test]
 fn checkpointed_blocks_give_the_same_gradients_and_running_statistics() {
-    let kept = two_steps(false);
-    let recomputed = two_steps(true);
+    let kept = two_steps(false, false, DType::F64);
+    let recomputed = two_steps(true, false, DType::F64);
     assert_eq!(
         kept.keys().collect::<std::collections::BTreeSet<_>>(),
         recomputed.keys().collect(),
@@ -156,6 +158,44 @@ fn checkpointed_blocks_give_the_same_gradients_and_running_statistics() {
     for (name, t) in &kept {
         let e = max_rel(t, &recomputed[name]);
         assert!(e < 1e-10, "{name} differs by {e:e}");
+    }
+}
+
+/// A block as one graph node (`model::block`, the default in CPU training) computes what the per-op graph
+/// computes, to the bit: logits, every gradient, running statistics, in f32 and f64, over two steps
+/// (blocks with and without a downsampling shortcut, strides 1 and 2).
+#[test]
+fn one_node_blocks_equal_the_per_op_graph_to_the_bit() {
+    for dtype in [DType::F32, DType::F64] {
+        let per_op = two_steps(false, false, dtype);
+        let one_node = two_steps(false, true, dtype);
+        assert_eq!(
+            per_op.keys().collect::<std::collections::BTreeSet<_>>(),
+            one_node.keys().collect(),
+            "the same tensors have gradients"
+        );
+        assert!(
+            per_op
+                .keys()
+                .filter(|k| k.starts_with("grad1.layer"))
+                .count()
+                > 60
+        );
+        for (name, t) in &per_op {
+            let bits = |t: &Tensor| -> Vec<u64> {
+                let flat = t
+                    .flatten_all()
+                    .expect("flat")
+                    .to_dtype(DType::F64)
+                    .expect("f64");
+                flat.to_vec1::<f64>()
+                    .expect("values")
+                    .iter()
+                    .map(|v| v.to_bits())
+                    .collect()
+            };
+            assert!(bits(t) == bits(&one_node[name]), "{dtype:?} {name} differs");
+        }
     }
 }
 

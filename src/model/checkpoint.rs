@@ -5,8 +5,8 @@
 //! large images train in much less memory. CPU only (the op has no GPU kernel; GPUs have the memory).
 //!
 //! candle's backward pass gives gradients only to an op's inputs, and a block has up to eight parameter
-//! tensors besides its input: the op's backward pass puts their gradients into a [`Checkpointing`] sink,
-//! which [`Checkpointing::merge`] moves into the gradient store of the whole backward pass
+//! tensors besides its input: the op's backward pass puts their gradients into a [`ParamGrads`] sink,
+//! which [`ParamGrads::merge`] moves into the gradient store of the whole backward pass
 //! ([`super::Network::backward`] does both).
 
 use std::sync::{Arc, Mutex, PoisonError};
@@ -19,22 +19,33 @@ use candle_nn::ModuleT;
 use super::cpu::{Float, by_float, contiguous};
 use super::resnet::Bottleneck;
 
-/// Parameter tensors and their gradients from the recomputed blocks of one backward pass.
-type Sink = Arc<Mutex<Vec<(Tensor, Tensor)>>>;
-
-/// Checkpointing for one network: where the recomputed blocks leave their parameters' gradients.
+/// Parameter gradients computed by ops whose backward pass runs a whole block (recomputed blocks here,
+/// [`super::block`]'s one-node blocks), which candle's backward pass cannot return (it gives gradients
+/// to an op's inputs only): one network's sink, merged into the gradient store after the pass.
 #[derive(Debug, Clone, Default)]
-pub struct Checkpointing {
-    sink: Sink,
+pub struct ParamGrads {
+    sink: Arc<Mutex<Vec<(Tensor, Tensor)>>>,
 }
 
-impl Checkpointing {
-    /// `block` applied to `x` in training mode, its intermediates recomputed in the backward pass.
-    pub fn block(&self, block: &Bottleneck, x: &Tensor) -> Result<Tensor> {
-        x.contiguous()?.apply_op1(Recompute {
-            block: block.clone(),
-            sink: self.sink.clone(),
-        })
+/// `block` applied to `x` in training mode, its intermediates recomputed in the backward pass, which
+/// leaves the parameters' gradients in `sink`.
+pub fn checkpointed(block: &Bottleneck, x: &Tensor, sink: &ParamGrads) -> Result<Tensor> {
+    x.contiguous()?.apply_op1(Recompute {
+        block: block.clone(),
+        sink: sink.clone(),
+    })
+}
+
+impl ParamGrads {
+    /// Leaves `grad` for the variable `param`, detached, in its type. (A view into a larger buffer would
+    /// keep that buffer alive while it waits: copy such gradients first, with `force_contiguous`.)
+    pub(crate) fn push(&self, param: &Tensor, grad: Tensor) -> Result<()> {
+        let grad = grad.detach().to_dtype(param.dtype())?;
+        self.sink
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push((param.clone(), grad));
+        Ok(())
     }
 
     /// Drops gradients left by a backward pass that was not merged (a failed or abandoned step).
@@ -45,7 +56,7 @@ impl Checkpointing {
             .clear();
     }
 
-    /// Adds the parameter gradients the recomputed blocks left to `grads`.
+    /// Adds the parameter gradients left here to `grads`.
     pub fn merge(&self, grads: &mut GradStore) -> Result<()> {
         let left = std::mem::take(&mut *self.sink.lock().unwrap_or_else(PoisonError::into_inner));
         for (param, g) in left {
@@ -63,7 +74,7 @@ impl Checkpointing {
 #[derive(Debug)]
 struct Recompute {
     block: Bottleneck,
-    sink: Sink,
+    sink: ParamGrads,
 }
 
 impl CustomOp1 for Recompute {
@@ -94,11 +105,11 @@ impl CustomOp1 for Recompute {
         let y = self.block.forward_t(input.as_tensor(), true);
         self.block.set_running_statistics(&running)?;
         let grads = (y? * grad.detach())?.sum_all()?.backward()?;
-        let mut sink = self.sink.lock().unwrap_or_else(PoisonError::into_inner);
         for param in self.block.parameters() {
             if let Some(g) = grads.get(&param) {
-                // Detached: a gradient must not hold the recomputed block's graph while it waits.
-                sink.push((param, g.detach()));
+                // Detached (by `push`): a gradient must not hold the recomputed block's graph while it
+                // waits.
+                self.sink.push(&param, g.clone())?;
             }
         }
         Ok(grads.get(input.as_tensor()).map(Tensor::detach))

@@ -391,10 +391,23 @@ impl CustomOp2 for ConvIm2Col {
         _res: &Tensor,
         grad: &Tensor,
     ) -> Result<(Option<Tensor>, Option<Tensor>)> {
+        let (dx, dw) = self.backward(x, weight, grad, x.track_op())?;
+        Ok((dx, Some(dw)))
+    }
+}
+
+impl ConvIm2Col {
+    /// `(dx, dw)` from the output gradient, `dx` only when `needs_dx` (not for the network's input);
+    /// computed from detached tensors: the gradients carry no graph.
+    fn backward(
+        &self,
+        x: &Tensor,
+        weight: &Tensor,
+        grad: &Tensor,
+        needs_dx: bool,
+    ) -> Result<(Option<Tensor>, Tensor)> {
         let g = self.geometry;
         let co = self.out_channels;
-        // Detached, as in `Conv1x1::bwd`: the gradients must not carry a graph.
-        let needs_dx = x.track_op();
         let (x, weight) = (x.detach(), weight.detach());
         let n = x.dim(0)?;
         let (ho, wo) = g.out();
@@ -408,15 +421,14 @@ impl CustomOp2 for ConvIm2Col {
         let dw = product_abt(&gm, &cols)?.reshape(weight.shape())?;
         drop(cols);
         if !needs_dx {
-            // The network's input (the stem's): nothing needs its gradient.
-            return Ok((None, Some(dw)));
+            return Ok((None, dw));
         }
         let dcols = weight.reshape((co, g.rows()))?.t()?.matmul(&gm)?;
         let dx = dcols.apply_op1_no_bwd(&Col2Im {
             geometry: g,
             batch: n,
         })?;
-        Ok((Some(dx), Some(dw)))
+        Ok((Some(dx), dw))
     }
 }
 
@@ -469,44 +481,54 @@ impl CustomOp2 for Conv1x1 {
         _res: &Tensor,
         grad: &Tensor,
     ) -> Result<(Option<Tensor>, Option<Tensor>)> {
-        // Detached: a gradient computed from the graph's own tensors would carry a graph of its own,
-        // holding those activations for as long as the gradient lives (measured: +1 GB at 512² batch 2
-        // with checkpointing, where parameter gradients wait in a sink until the pass ends).
-        let needs_dx = x.track_op();
-        let (x, weight) = (x.detach(), weight.detach());
-        let (n, c, h, w) = x.dims4()?;
-        let co = weight.dim(0)?;
-        let gm = grad.contiguous()?.reshape((n, co, h * w))?;
-        let wm = weight.reshape((co, c))?;
-        let dx = if needs_dx {
-            let dx = wm.t()?.broadcast_left(n)?.matmul(&gm)?;
-            Some(dx.reshape((n, c, h, w))?)
-        } else {
-            None
-        };
-        // Per image G·Xᵀ, then the sum over the batch as a product with a row of ones (a GEMM, where
-        // candle's `sum(0)` over the leading dimension runs on one thread). Where the input has more
-        // channels than the output and the images are large, per image X·Gᵀ instead, and the sum
-        // transposed: the `gemm` crate is faster with the output's contiguous side the shorter one
-        // (`benches/gemm`, 224² batch 8: layer1's 256 → 64 1.6 → 0.62 ms per image, layer2's
-        // 512 → 128 0.60 → 0.41 ms; the later layers' small images gain too little for the copy).
-        let xm = x.reshape((n, c, h * w))?;
-        let transposed = c > co && h * w >= 2 * co;
-        let per_image = if transposed {
-            xm.matmul(&gm.t()?)?
-        } else {
-            gm.matmul(&xm.t()?)?
-        };
-        let sum = Tensor::ones((1, n), per_image.dtype(), per_image.device())?
-            .matmul(&per_image.reshape((n, co * c))?)?;
-        let dw = if transposed {
-            sum.reshape((c, co))?.t()?.contiguous()?
-        } else {
-            sum
-        }
-        .reshape(weight.shape())?;
+        let (dx, dw) = conv1x1_backward(x, weight, grad, x.track_op())?;
         Ok((dx, Some(dw)))
     }
+}
+
+/// The backward pass of [`Conv1x1`]: `(dx, dw)`, `dx` only when `needs_dx`.
+fn conv1x1_backward(
+    x: &Tensor,
+    weight: &Tensor,
+    grad: &Tensor,
+    needs_dx: bool,
+) -> Result<(Option<Tensor>, Tensor)> {
+    // Detached: a gradient computed from the graph's own tensors would carry a graph of its own,
+    // holding those activations for as long as the gradient lives (measured: +1 GB at 512² batch 2
+    // with checkpointing, where parameter gradients wait in a sink until the pass ends).
+    let (x, weight) = (x.detach(), weight.detach());
+    let (n, c, h, w) = x.dims4()?;
+    let co = weight.dim(0)?;
+    let gm = grad.contiguous()?.reshape((n, co, h * w))?;
+    let wm = weight.reshape((co, c))?;
+    let dx = if needs_dx {
+        let dx = wm.t()?.broadcast_left(n)?.matmul(&gm)?;
+        Some(dx.reshape((n, c, h, w))?)
+    } else {
+        None
+    };
+    // Per image G·Xᵀ, then the sum over the batch as a product with a row of ones (a GEMM, where
+    // candle's `sum(0)` over the leading dimension runs on one thread). Where the input has more
+    // channels than the output and the images are large, per image X·Gᵀ instead, and the sum
+    // transposed: the `gemm` crate is faster with the output's contiguous side the shorter one
+    // (`benches/gemm`, 224² batch 8: layer1's 256 → 64 1.6 → 0.62 ms per image, layer2's
+    // 512 → 128 0.60 → 0.41 ms; the later layers' small images gain too little for the copy).
+    let xm = x.reshape((n, c, h * w))?;
+    let transposed = c > co && h * w >= 2 * co;
+    let per_image = if transposed {
+        xm.matmul(&gm.t()?)?
+    } else {
+        gm.matmul(&xm.t()?)?
+    };
+    let sum = Tensor::ones((1, n), per_image.dtype(), per_image.device())?
+        .matmul(&per_image.reshape((n, co * c))?)?;
+    let dw = if transposed {
+        sum.reshape((c, co))?.t()?.contiguous()?
+    } else {
+        sum
+    }
+    .reshape(weight.shape())?;
+    Ok((dx, dw))
 }
 
 /// `x` `[n, c, h, w]` convolved with `weight` `[co, c, k, k]` (no bias) through im2col and a matrix
@@ -517,6 +539,24 @@ pub fn conv2d_im2col(x: &Tensor, weight: &Tensor, stride: usize, padding: usize)
     match conv_op(&x, &weight, stride, padding)? {
         ConvOp::OneByOne => x.apply_op2(&weight, Conv1x1),
         ConvOp::Im2Col(op) => x.apply_op2(&weight, op),
+    }
+}
+
+/// The backward pass of [`conv2d_im2col`] of `x` with `weight`, from the output gradient `grad`:
+/// `(dx, dw)`, `dx` only when `needs_dx`. For callers that run a block's backward pass themselves
+/// ([`super::block`]); the gradients carry no graph.
+pub(crate) fn conv2d_im2col_backward(
+    x: &Tensor,
+    weight: &Tensor,
+    stride: usize,
+    padding: usize,
+    grad: &Tensor,
+    needs_dx: bool,
+) -> Result<(Option<Tensor>, Tensor)> {
+    let (x, weight, grad) = (x.contiguous()?, weight.contiguous()?, grad.contiguous()?);
+    match conv_op(&x, &weight, stride, padding)? {
+        ConvOp::OneByOne => conv1x1_backward(&x, &weight, &grad, needs_dx),
+        ConvOp::Im2Col(op) => op.backward(&x, &weight, &grad, needs_dx),
     }
 }
 
@@ -657,6 +697,11 @@ impl Conv {
     /// The weight `[cout, cin, k, k]`.
     pub fn weight(&self) -> &Tensor {
         &self.weight
+    }
+
+    /// Stride and zero padding.
+    pub fn stride_padding(&self) -> (usize, usize) {
+        (self.stride, self.padding)
     }
 }
 

@@ -4,6 +4,7 @@
 //! values, so that a wrong file says which tensor is missing or wrong. Never sees DICOM or egui: the model
 //! takes plain pixel buffers.
 
+pub(crate) mod block;
 pub mod card;
 pub mod checkpoint;
 pub mod conv;
@@ -151,13 +152,17 @@ impl Network {
         self.body.set_checkpointing(on);
     }
 
-    /// The gradients of `loss` with respect to every variable, those of checkpointed blocks included:
+    /// Training with each block as one graph node (default) or as the per-op graph (see [`block`]).
+    pub fn set_one_node_blocks(&mut self, on: bool) {
+        self.body.set_one_node_blocks(on);
+    }
+
+    /// The gradients of `loss` with respect to every variable, those of blocks that compute their own
+    /// (checkpointed or one-node blocks) included:
     /// use this, not `loss.backward()`, for a loss computed by this network.
     pub fn backward(&self, loss: &Tensor) -> Result<candle_core::backprop::GradStore> {
         let mut grads = loss.backward()?;
-        if let Some(c) = self.body.checkpointing() {
-            c.merge(&mut grads)?;
-        }
+        self.body.param_grads().merge(&mut grads)?;
         Ok(grads)
     }
 }

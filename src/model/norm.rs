@@ -196,21 +196,148 @@ impl Norm {
                 },
             )?,
         };
-        let stats = stats.get()?;
+        self.update_running(&stats.get()?)?;
+        Ok(y)
+    }
+
+    /// Moves the running statistics towards a training batch's (PyTorch's momentum, unbiased variance).
+    fn update_running(&self, stats: &Stats) -> Result<()> {
         let c = stats.mean.len();
         let m = stats.count as f64;
         let momentum = self.stock.momentum();
         let dtype = self.running_mean.dtype();
-        let device = x.device();
-        let mean = Tensor::from_vec(stats.mean, c, device)?.to_dtype(dtype)?;
-        let unbiased = Tensor::from_vec(stats.var, c, device)?.to_dtype(dtype)? * (m / (m - 1.0));
+        let device = self.running_mean.device();
+        let mean = Tensor::from_slice(&stats.mean, c, device)?.to_dtype(dtype)?;
+        let unbiased =
+            Tensor::from_slice(&stats.var, c, device)?.to_dtype(dtype)? * (m / (m - 1.0));
         self.running_mean
             .set(&((self.running_mean.as_tensor() * (1.0 - momentum))? + (mean * momentum)?)?)?;
-        self.running_var.set(
-            &((self.running_var.as_tensor() * (1.0 - momentum))? + (unbiased? * momentum)?)?,
-        )?;
-        Ok(y)
+        self.running_var
+            .set(&((self.running_var.as_tensor() * (1.0 - momentum))? + (unbiased? * momentum)?)?)
     }
+
+    /// Scale and shift as `[2, c]` in `dtype`, detached (for ops that compute their own gradients).
+    fn gamma_beta_detached(&self, dtype: DType) -> Result<Tensor> {
+        let Some((weight, bias)) = self.stock.weight_and_bias() else {
+            candle_core::bail!("batch norm without scale and shift");
+        };
+        Tensor::stack(&[weight.detach(), bias.detach()], 0)?.to_dtype(dtype)
+    }
+
+    /// Training-mode batch norm (+ ReLU) of a contiguous `x` on the fused path, building no graph (scale
+    /// and shift detached), the running statistics updated: the output and what its backward pass needs,
+    /// for a caller that runs that pass itself ([`super::block`]).
+    pub(crate) fn train_detached(&self, x: &Tensor, relu: bool) -> Result<(Tensor, NormTrain)> {
+        let gamma_beta = self.gamma_beta_detached(x.dtype())?;
+        let slot = StatsSlot::default();
+        let op = BnTrain {
+            eps: self.stock.eps(),
+            relu,
+            stats: slot.clone(),
+        };
+        let y = x
+            .detach()
+            .apply_op3_no_bwd(&gamma_beta.get(0)?, &gamma_beta.get(1)?, &op)?;
+        let stats = slot.get()?;
+        self.update_running(&stats)?;
+        Ok((
+            y,
+            NormTrain {
+                eps: self.stock.eps(),
+                gamma_beta,
+                stats,
+            },
+        ))
+    }
+
+    /// Training-mode `relu(norm(x) + residual)` for an op that ends a block and runs its backward pass
+    /// itself ([`super::block`]): the op's forward pass calls [`BlockEnd::forward`] on its storages, then
+    /// its creator [`BlockEnd::finish`].
+    pub(crate) fn block_end(&self, dtype: DType) -> Result<BlockEnd> {
+        Ok(BlockEnd {
+            eps: self.stock.eps(),
+            gamma_beta: self.gamma_beta_detached(dtype)?,
+            slot: StatsSlot::default(),
+        })
+    }
+
+    /// The scale and shift tensors (the variables' own, for gradients keyed by them).
+    pub(crate) fn scale_and_shift(&self) -> Result<(Tensor, Tensor)> {
+        self.stock
+            .weight_and_bias()
+            .map(|(w, b)| (w.clone(), b.clone()))
+            .ok_or_else(|| candle_core::Error::Msg("batch norm without scale and shift".into()))
+    }
+}
+
+/// A training-mode batch norm that ran without a graph ([`Norm::train_detached`]): what its backward
+/// pass needs besides its input.
+#[derive(Debug)]
+pub(crate) struct NormTrain {
+    eps: f64,
+    /// `[2, c]`, detached, in the input's type.
+    gamma_beta: Tensor,
+    stats: Stats,
+}
+
+impl NormTrain {
+    /// `(dx, dscale, dshift)` from the output gradient `dy` (above the ReLU when `relu`), for the input
+    /// `x` the forward pass normalised.
+    pub(crate) fn backward(
+        &self,
+        x: &Tensor,
+        dy: &Tensor,
+        relu: bool,
+    ) -> Result<(Tensor, Tensor, Tensor)> {
+        norm_bwd(x, dy, &self.gamma_beta, &self.stats, self.eps, relu)
+    }
+}
+
+/// The training-mode `relu(norm(x) + residual)` at the end of a block, computed inside that block's op
+/// ([`Norm::block_end`]); clones share the batch statistics the forward pass leaves.
+#[derive(Debug, Clone)]
+pub(crate) struct BlockEnd {
+    eps: f64,
+    gamma_beta: Tensor,
+    slot: StatsSlot,
+}
+
+impl BlockEnd {
+    /// The output from the storages of `x` and the residual (an op's forward pass: no copy of either).
+    pub(crate) fn forward(
+        &self,
+        xs: &CpuStorage,
+        xl: &Layout,
+        rs: &CpuStorage,
+        rl: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let (params, pl) = self.gamma_beta.storage_and_layout();
+        let candle_core::Storage::Cpu(ps) = &*params else {
+            candle_core::bail!("batch norm + residual: parameters not on the CPU");
+        };
+        BnAddTrain {
+            eps: self.eps,
+            stats: self.slot.clone(),
+        }
+        .cpu_fwd(xs, xl, ps, pl, rs, rl)
+    }
+
+    /// After the forward pass: the running statistics of `norm` moved towards the batch's.
+    pub(crate) fn finish(&self, norm: &Norm) -> Result<()> {
+        norm.update_running(&self.slot.get()?)
+    }
+
+    /// `(dx, dscale, dshift)` from the gradient `dz` below the ReLU (the sum's), for the input `x` the
+    /// forward pass normalised.
+    pub(crate) fn backward(&self, x: &Tensor, dz: &Tensor) -> Result<(Tensor, Tensor, Tensor)> {
+        norm_bwd(x, dz, &self.gamma_beta, &self.slot.get()?, self.eps, false)
+    }
+}
+
+/// The ReLU's input gradient from its output `y` and output gradient `dy` (no graph).
+pub(crate) fn relu_backward(dy: &Tensor, y: &Tensor) -> Result<Tensor> {
+    dy.contiguous()?
+        .apply_op2_no_bwd(&y.contiguous()?, &ReluGrad)
 }
 
 /// Batch statistics of one forward pass (biased variance), kept for the backward pass and the running

@@ -5,11 +5,13 @@
 //! [`ResNetConfig::resnet50`] is torchvision's `resnet50`; smaller configurations (fewer blocks, narrower
 //! bottlenecks, expansion 1) exist for tests and fixtures.
 
-use candle_core::{Result, Tensor};
+use candle_core::{DType, Result, Tensor};
 use candle_nn::{Module, ModuleT, VarBuilder};
 
-use super::checkpoint::Checkpointing;
+use super::block;
+use super::checkpoint::{ParamGrads, checkpointed};
 use super::conv::Conv;
+use super::conv::{ConvPath, conv_path};
 use super::norm::Norm;
 use super::pool;
 
@@ -121,6 +123,22 @@ impl Bottleneck {
     }
 }
 
+impl Bottleneck {
+    /// Training mode as one graph node ([`block`]), its parameters' gradients left in `sink`.
+    fn forward_one_node(&self, x: &Tensor, sink: &ParamGrads) -> Result<Tensor> {
+        let parts = block::Parts {
+            conv1: &self.conv1,
+            bn1: &self.bn1,
+            conv2: &self.conv2,
+            bn2: &self.bn2,
+            conv3: &self.conv3,
+            bn3: &self.bn3,
+            downsample: self.downsample.as_ref().map(|(c, n)| (c, n)),
+        };
+        block::forward(&parts, x, sink)
+    }
+}
+
 impl ModuleT for Bottleneck {
     fn forward_t(&self, x: &Tensor, train: bool) -> Result<Tensor> {
         let y = self.bn1.forward_conv(&self.conv1, x, train, true)?;
@@ -141,7 +159,12 @@ pub struct ResNet {
     bn1: Norm,
     stages: Vec<Vec<Bottleneck>>,
     config: ResNetConfig,
-    checkpointing: Option<Checkpointing>,
+    /// Gradient checkpointing of the blocks in training.
+    checkpoint_blocks: bool,
+    /// Blocks as one graph node each in training where that applies ([`block`]); off: the per-op graph.
+    one_node_blocks: bool,
+    /// Where blocks that compute their parameters' gradients themselves leave them.
+    param_grads: ParamGrads,
 }
 
 impl ResNet {
@@ -172,19 +195,28 @@ impl ResNet {
             bn1,
             stages,
             config,
-            checkpointing: None,
+            checkpoint_blocks: false,
+            one_node_blocks: true,
+            param_grads: ParamGrads::default(),
         })
     }
 
     /// Whether training recomputes each block in the backward pass instead of keeping its intermediates
     /// (see [`super::checkpoint`]; CPU only, ignored elsewhere).
     pub fn set_checkpointing(&mut self, on: bool) {
-        self.checkpointing = on.then(Checkpointing::default);
+        self.checkpoint_blocks = on;
     }
 
-    /// The checkpointing sink, when on.
-    pub fn checkpointing(&self) -> Option<&Checkpointing> {
-        self.checkpointing.as_ref()
+    /// Whether training runs each block as one graph node with its own backward pass (on by default;
+    /// CPU, f32/f64, the im2col path; see [`block`]) or as the per-op graph: for tests that compare them.
+    pub fn set_one_node_blocks(&mut self, on: bool) {
+        self.one_node_blocks = on;
+    }
+
+    /// Parameter gradients left by blocks that compute them themselves (merge them after a backward
+    /// pass: [`super::Network::backward`]).
+    pub fn param_grads(&self) -> &ParamGrads {
+        &self.param_grads
     }
 
     /// The configuration.
@@ -196,18 +228,23 @@ impl ResNet {
     pub fn features(&self, x: &Tensor, train: bool) -> Result<Tensor> {
         let y = self.bn1.forward_conv(&self.conv1, x, train, true)?;
         let mut y = pool::max_pool_3x3_s2(&y)?;
-        let checkpointing = self
-            .checkpointing
-            .as_ref()
-            .filter(|_| train && x.device().is_cpu());
-        if let Some(c) = checkpointing {
-            c.clear();
+        let cpu_train = train && x.device().is_cpu();
+        let checkpoint = cpu_train && self.checkpoint_blocks;
+        let one_node = cpu_train
+            && self.one_node_blocks
+            && conv_path() == ConvPath::Im2Col
+            && matches!(y.dtype(), DType::F32 | DType::F64);
+        if checkpoint || one_node {
+            self.param_grads.clear();
         }
         for stage in &self.stages {
             for block in stage {
-                y = match checkpointing {
-                    Some(c) => c.block(block, &y)?,
-                    None => block.forward_t(&y, train)?,
+                y = if checkpoint {
+                    checkpointed(block, &y, &self.param_grads)?
+                } else if one_node {
+                    block.forward_one_node(&y, &self.param_grads)?
+                } else {
+                    block.forward_t(&y, train)?
                 };
             }
         }

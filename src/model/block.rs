@@ -1,0 +1,232 @@
+//! A training-mode bottleneck block as one node of candle's graph, with its backward pass written out.
+//!
+//! candle's backward pass gives every node's inputs their gradients by adding each into a buffer it first
+//! fills with zeros (`zeros_like` + `add`, two passes over an activation-sized tensor, the first on one
+//! thread), and keeps every node's output until the loss is dropped. A bottleneck block on the per-op path
+//! is about seven nodes; as one node it is one such sum (for its input), the gradients pass from op to op
+//! inside the block without that detour, and each block's intermediates are freed as soon as its backward
+//! pass has run. Same kernels as the per-op path, so the same bits: the convolutions and the first batch
+//! norms run without a graph (detached weights), the last batch norm with the shortcut and the ReLU is the
+//! node's own forward pass (writing the output, no copy), and the backward pass chains the ops' own
+//! backward functions. candle gives gradients only to an op's inputs: the parameters' go into the
+//! network's [`ParamGrads`], which [`super::Network::backward`] merges. CPU, f32/f64, the im2col path;
+//! [`super::resnet::ResNet`] takes the per-op path elsewhere and with gradient checkpointing.
+
+use std::sync::{Mutex, PoisonError};
+
+use candle_core::{CpuStorage, CustomOp3, Layout, Result, Shape, Tensor};
+
+use super::checkpoint::ParamGrads;
+use super::conv::{Conv, conv2d_im2col, conv2d_im2col_backward};
+use super::norm::{BlockEnd, Norm, NormTrain, relu_backward};
+
+/// The parts of a bottleneck block (see [`super::resnet::Bottleneck`]).
+pub(crate) struct Parts<'a> {
+    pub conv1: &'a Conv,
+    pub bn1: &'a Norm,
+    pub conv2: &'a Conv,
+    pub bn2: &'a Norm,
+    pub conv3: &'a Conv,
+    pub bn3: &'a Norm,
+    pub downsample: Option<(&'a Conv, &'a Norm)>,
+}
+
+/// A convolution followed by training-mode batch norm, run without a graph: what its backward pass needs.
+struct Stage {
+    /// The convolution's input, detached weight, stride and padding.
+    input: Tensor,
+    weight: Tensor,
+    stride_padding: (usize, usize),
+    /// The convolution's output (the batch norm's input).
+    product: Tensor,
+    norm: NormTrain,
+    /// The variables' own weight, scale and shift: the keys of their gradients.
+    keys: [Tensor; 3],
+}
+
+/// `conv` then `bn` (+ ReLU) on `x` without a graph.
+fn stage(conv: &Conv, bn: &Norm, x: &Tensor, relu: bool) -> Result<(Tensor, Stage)> {
+    let weight = conv.weight().detach();
+    let (stride, padding) = conv.stride_padding();
+    let product = conv2d_im2col(x, &weight, stride, padding)?;
+    let (y, norm) = bn.train_detached(&product, relu)?;
+    let (scale, shift) = bn.scale_and_shift()?;
+    Ok((
+        y,
+        Stage {
+            input: x.clone(),
+            weight,
+            stride_padding: (stride, padding),
+            product,
+            norm,
+            keys: [conv.weight().clone(), scale, shift],
+        },
+    ))
+}
+
+impl Stage {
+    /// From the gradient above the batch norm (above its ReLU when `relu`): the input's gradient (when
+    /// `needs_dx`), the parameters' into `sink`.
+    fn backward(
+        &self,
+        dy: &Tensor,
+        relu: bool,
+        needs_dx: bool,
+        sink: &ParamGrads,
+    ) -> Result<Option<Tensor>> {
+        let (dproduct, dscale, dshift) = self.norm.backward(&self.product, dy, relu)?;
+        let (stride, padding) = self.stride_padding;
+        let (dx, dw) = conv2d_im2col_backward(
+            &self.input,
+            &self.weight,
+            stride,
+            padding,
+            &dproduct,
+            needs_dx,
+        )?;
+        let [w, scale, shift] = &self.keys;
+        sink.push(w, dw)?;
+        push_norm(sink, scale, shift, &dscale, &dshift)?;
+        Ok(dx)
+    }
+}
+
+/// A batch norm's scale and shift gradients into `sink`, copied into storage of their own: they are
+/// views into the buffer that also holds the input's gradient, which they would otherwise keep alive
+/// until the pass ends (`Tensor::copy` clones the whole storage: measured +1.5 GB at 768² batch 2).
+fn push_norm(
+    sink: &ParamGrads,
+    scale: &Tensor,
+    shift: &Tensor,
+    dscale: &Tensor,
+    dshift: &Tensor,
+) -> Result<()> {
+    sink.push(scale, dscale.force_contiguous()?)?;
+    sink.push(shift, dshift.force_contiguous()?)
+}
+
+/// Everything the block's backward pass needs besides the node's inputs and output.
+struct Saved {
+    first: Stage,
+    second: Stage,
+    /// The third convolution (its batch norm is the node's).
+    third_input: Tensor,
+    third_weight: Tensor,
+    third_stride_padding: (usize, usize),
+    third_keys: [Tensor; 3],
+    shortcut: Option<Stage>,
+}
+
+/// The node: `(x, conv3's product, shortcut)` → `relu(bn3(product) + shortcut)`.
+struct BlockOp {
+    end: BlockEnd,
+    /// Taken by the backward pass (the intermediates are freed as it ends).
+    saved: Mutex<Option<Saved>>,
+    sink: ParamGrads,
+}
+
+/// `block(x)` in training mode as one node (see the module's documentation).
+pub(crate) fn forward(parts: &Parts, x: &Tensor, sink: &ParamGrads) -> Result<Tensor> {
+    let x = x.contiguous()?;
+    let xd = x.detach();
+    let (y1, first) = stage(parts.conv1, parts.bn1, &xd, true)?;
+    let (y2, second) = stage(parts.conv2, parts.bn2, &y1, true)?;
+    let third_weight = parts.conv3.weight().detach();
+    let (stride, padding) = parts.conv3.stride_padding();
+    let product = conv2d_im2col(&y2, &third_weight, stride, padding)?;
+    let (shortcut_out, shortcut) = match parts.downsample {
+        Some((conv, bn)) => {
+            let (s, st) = stage(conv, bn, &xd, false)?;
+            (s, Some(st))
+        }
+        None => (xd.clone(), None),
+    };
+    let (scale, shift) = parts.bn3.scale_and_shift()?;
+    let end = parts.bn3.block_end(x.dtype())?;
+    let op = BlockOp {
+        end: end.clone(),
+        saved: Mutex::new(Some(Saved {
+            first,
+            second,
+            third_input: y2,
+            third_weight,
+            third_stride_padding: (stride, padding),
+            third_keys: [parts.conv3.weight().clone(), scale, shift],
+            shortcut,
+        })),
+        sink: sink.clone(),
+    };
+    let out = x.apply_op3(&product, &shortcut_out, op)?;
+    end.finish(parts.bn3)?;
+    Ok(out)
+}
+
+impl CustomOp3 for BlockOp {
+    fn name(&self) -> &'static str {
+        "sacro-bottleneck-train"
+    }
+
+    fn cpu_fwd(
+        &self,
+        _xs: &CpuStorage,
+        _xl: &Layout,
+        ps: &CpuStorage,
+        pl: &Layout,
+        rs: &CpuStorage,
+        rl: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        self.end.forward(ps, pl, rs, rl)
+    }
+
+    fn bwd(
+        &self,
+        x: &Tensor,
+        product: &Tensor,
+        _shortcut: &Tensor,
+        res: &Tensor,
+        grad: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+        let saved = self
+            .saved
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take()
+            .ok_or_else(|| {
+                candle_core::Error::Msg("bottleneck block: a second backward pass".into())
+            })?;
+        let sink = &self.sink;
+        let needs_dx = x.track_op();
+        // Below the final ReLU: the gradient of the sum, the shortcut's and the third batch norm's.
+        let dz = relu_backward(grad, res)?;
+        let (dproduct, dscale, dshift) = self.end.backward(product, &dz)?;
+        let [w3, scale3, shift3] = &saved.third_keys;
+        let (stride, padding) = saved.third_stride_padding;
+        let (dy2, dw3) = conv2d_im2col_backward(
+            &saved.third_input,
+            &saved.third_weight,
+            stride,
+            padding,
+            &dproduct,
+            true,
+        )?;
+        sink.push(w3, dw3)?;
+        push_norm(sink, scale3, shift3, &dscale, &dshift)?;
+        let missing = || candle_core::Error::Msg("bottleneck block: no input gradient".into());
+        let dy1 = saved
+            .second
+            .backward(&dy2.ok_or_else(missing)?, true, true, sink)?;
+        let dx = saved
+            .first
+            .backward(&dy1.ok_or_else(missing)?, true, needs_dx, sink)?;
+        let dshortcut = match &saved.shortcut {
+            Some(stage) => stage.backward(&dz, false, needs_dx, sink)?,
+            None => Some(dz),
+        };
+        drop(saved);
+        let dx = match (dx, dshortcut) {
+            (Some(a), Some(b)) if needs_dx => Some((a + b)?),
+            _ => None,
+        };
+        Ok((dx, None, None))
+    }
+}
