@@ -105,7 +105,8 @@ fn main() -> ExitCode {
             batch,
             steps,
             checkpoint,
-        })) => cli::model::bench_memory(size, batch, steps, checkpoint),
+            frozen,
+        })) => cli::model::bench_memory(size, batch, steps, checkpoint, frozen),
         Some(Command::Bench(BenchCommand::Decode { files, repeat })) => {
             cli::image::bench_decode(&files, repeat)
         }

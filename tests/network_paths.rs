@@ -199,6 +199,55 @@ fn one_node_blocks_equal_the_per_op_graph_to_the_bit() {
     }
 }
 
+/// A frozen phase (fastai's: head and batch norms train) computes no gradient for the convolutions'
+/// weights where it can skip them, and the same bits as an unfrozen step for everything else.
+#[test]
+fn frozen_convolutions_get_no_gradient_and_change_nothing_else() {
+    let step = |frozen: bool| -> HashMap<String, Tensor> {
+        let varmap = VarMap::new();
+        let mut net = Network::new(
+            small_config(),
+            VarBuilder::from_varmap(&varmap, DType::F32, &Device::Cpu),
+        )
+        .expect("network");
+        net.set_frozen_convolutions(frozen);
+        sacro::model::init::seeded(&varmap, 4).expect("weights");
+        let x = seeded(&[2, 3, 47, 47], 9, DType::F32);
+        let y = Tensor::new(&[0u32, 1], &Device::Cpu).expect("labels");
+        let logits = net.forward_train(&x, 1).expect("forward");
+        let loss = candle_nn::loss::cross_entropy(&logits, &y).expect("loss");
+        let grads = net.backward(&loss).expect("backward");
+        let mut out = HashMap::from([("logits".to_string(), logits)]);
+        for (name, var) in varmap.data().lock().expect("lock").iter() {
+            if let Some(g) = grads.get(var.as_tensor()) {
+                out.insert(name.clone(), g.clone());
+            }
+        }
+        out
+    };
+    let (unfrozen, frozen) = (step(false), step(true));
+    let is_conv = |name: &str| {
+        !name.starts_with("head")
+            && name.ends_with(".weight")
+            && (name.contains("conv") || name.contains("downsample.0"))
+    };
+    let convs = unfrozen.keys().filter(|k| is_conv(k)).count();
+    assert!(convs > 20, "{convs} convolution weights");
+    for (name, t) in &unfrozen {
+        match frozen.get(name) {
+            None => assert!(is_conv(name), "{name} lost its gradient"),
+            Some(f) => {
+                assert!(!is_conv(name), "{name} has a gradient while frozen");
+                let (a, b): (Vec<f32>, Vec<f32>) = (
+                    t.flatten_all().and_then(|t| t.to_vec1()).expect("a"),
+                    f.flatten_all().and_then(|t| t.to_vec1()).expect("b"),
+                );
+                assert!(a == b, "{name} differs");
+            }
+        }
+    }
+}
+
 /// The inference network (`sacro predict`'s: the weights as plain tensors) gives the trained network's
 /// evaluation logits to the bit and the same Grad-CAM, and builds no autograd graph (which would keep
 /// every activation alive until the output is dropped). It also takes the inference-only op that

@@ -110,6 +110,9 @@ pub enum BenchCommand {
         /// `checkpoint_blocks` in a training config).
         #[arg(long)]
         checkpoint: bool,
+        /// Steps of a frozen phase (fastai's: head and batch norms train, convolution weights do not).
+        #[arg(long)]
+        frozen: bool,
     },
     /// Time open → decode → Modality LUT → 8-bit window, per file.
     Decode {

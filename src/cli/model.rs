@@ -448,6 +448,7 @@ pub fn bench_memory(
     batch: usize,
     steps: usize,
     checkpoint: bool,
+    frozen: bool,
 ) -> anyhow::Result<ExitCode> {
     use std::time::Instant;
     if !(32..=2048).contains(&size) || !(1..=256).contains(&batch) {
@@ -456,6 +457,7 @@ pub fn bench_memory(
     let device = sacro::model::Device::Cpu;
     let mut bench = sacro::train::bench::StepBench::new(batch, size, &device)?;
     bench.set_checkpointing(checkpoint);
+    bench.set_frozen(frozen);
     let mut times = Vec::new();
     for _ in 0..steps.max(1) {
         let s = Instant::now();
@@ -471,8 +473,9 @@ pub fn bench_memory(
         .context("peak memory: no VmHWM in /proc/self/status")?;
     println!("work,peak_rss_mb,step_s");
     println!(
-        "train_step_{size}_b{batch}{},{:.0},{:.3}",
+        "train_step_{size}_b{batch}{}{},{:.0},{:.3}",
         if checkpoint { "_checkpointed" } else { "" },
+        if frozen { "_frozen" } else { "" },
         kb / 1024.0,
         times.last().copied().unwrap_or_default()
     );

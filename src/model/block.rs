@@ -31,63 +31,97 @@ pub(crate) struct Parts<'a> {
     pub downsample: Option<(&'a Conv, &'a Norm)>,
 }
 
-/// A convolution followed by training-mode batch norm, run without a graph: what its backward pass needs.
-struct Stage {
-    /// The convolution's input, detached weight, stride and padding.
+/// A convolution run without a graph: what its backward pass needs.
+struct ConvSaved {
+    /// The input, the detached weight, stride and padding.
     input: Tensor,
     weight: Tensor,
     stride_padding: (usize, usize),
+    /// The variable's own weight: the key of its gradient.
+    key: Tensor,
+}
+
+/// `conv(x)` without a graph.
+fn convolve(conv: &Conv, x: &Tensor) -> Result<(Tensor, ConvSaved)> {
+    let weight = conv.weight().detach();
+    let (stride, padding) = conv.stride_padding();
+    let product = conv2d_im2col(x, &weight, stride, padding)?;
+    Ok((
+        product,
+        ConvSaved {
+            input: x.clone(),
+            weight,
+            stride_padding: (stride, padding),
+            key: conv.weight().clone(),
+        },
+    ))
+}
+
+impl ConvSaved {
+    /// From the output gradient: the input's gradient (when `needs_dx`), the weight's into `sink`
+    /// (when `needs_dw`).
+    fn backward(
+        &self,
+        dproduct: &Tensor,
+        needs_dx: bool,
+        needs_dw: bool,
+        sink: &ParamGrads,
+    ) -> Result<Option<Tensor>> {
+        let (dx, dw) = conv2d_im2col_backward(
+            &self.input,
+            &self.weight,
+            self.stride_padding,
+            dproduct,
+            needs_dx,
+            needs_dw,
+        )?;
+        if let Some(dw) = dw {
+            sink.push(&self.key, dw)?;
+        }
+        Ok(dx)
+    }
+}
+
+/// A convolution followed by training-mode batch norm, run without a graph: what its backward pass needs.
+struct Stage {
+    conv: ConvSaved,
     /// The convolution's output (the batch norm's input).
     product: Tensor,
     norm: NormTrain,
-    /// The variables' own weight, scale and shift: the keys of their gradients.
-    keys: [Tensor; 3],
+    /// The variables' own scale and shift: the keys of their gradients.
+    keys: [Tensor; 2],
 }
 
 /// `conv` then `bn` (+ ReLU) on `x` without a graph.
 fn stage(conv: &Conv, bn: &Norm, x: &Tensor, relu: bool) -> Result<(Tensor, Stage)> {
-    let weight = conv.weight().detach();
-    let (stride, padding) = conv.stride_padding();
-    let product = conv2d_im2col(x, &weight, stride, padding)?;
+    let (product, saved) = convolve(conv, x)?;
     let (y, norm) = bn.train_detached(&product, relu)?;
     let (scale, shift) = bn.scale_and_shift()?;
     Ok((
         y,
         Stage {
-            input: x.clone(),
-            weight,
-            stride_padding: (stride, padding),
+            conv: saved,
             product,
             norm,
-            keys: [conv.weight().clone(), scale, shift],
+            keys: [scale, shift],
         },
     ))
 }
 
 impl Stage {
     /// From the gradient above the batch norm (above its ReLU when `relu`): the input's gradient (when
-    /// `needs_dx`), the parameters' into `sink`.
+    /// `needs_dx`), the parameters' into `sink` (the convolution's when `needs_dw`).
     fn backward(
         &self,
         dy: &Tensor,
         relu: bool,
-        needs_dx: bool,
+        (needs_dx, needs_dw): (bool, bool),
         sink: &ParamGrads,
     ) -> Result<Option<Tensor>> {
         let (dproduct, dscale, dshift) = self.norm.backward(&self.product, dy, relu)?;
-        let (stride, padding) = self.stride_padding;
-        let (dx, dw) = conv2d_im2col_backward(
-            &self.input,
-            &self.weight,
-            stride,
-            padding,
-            &dproduct,
-            needs_dx,
-        )?;
-        let [w, scale, shift] = &self.keys;
-        sink.push(w, dw)?;
+        let [scale, shift] = &self.keys;
         push_norm(sink, scale, shift, &dscale, &dshift)?;
-        Ok(dx)
+        self.conv.backward(&dproduct, needs_dx, needs_dw, sink)
     }
 }
 
@@ -109,11 +143,9 @@ fn push_norm(
 struct Saved {
     first: Stage,
     second: Stage,
-    /// The third convolution (its batch norm is the node's).
-    third_input: Tensor,
-    third_weight: Tensor,
-    third_stride_padding: (usize, usize),
-    third_keys: [Tensor; 3],
+    /// The third convolution (its batch norm is the node's) and the keys of that norm's gradients.
+    third: ConvSaved,
+    end_keys: [Tensor; 2],
     shortcut: Option<Stage>,
 }
 
@@ -123,17 +155,23 @@ struct BlockOp {
     /// Taken by the backward pass (the intermediates are freed as it ends).
     saved: Mutex<Option<Saved>>,
     sink: ParamGrads,
+    /// Whether the convolutions' weights get gradients (not while the body is frozen).
+    weight_grads: bool,
 }
 
-/// `block(x)` in training mode as one node (see the module's documentation).
-pub(crate) fn forward(parts: &Parts, x: &Tensor, sink: &ParamGrads) -> Result<Tensor> {
+/// `block(x)` in training mode as one node (see the module's documentation); the convolutions' weights
+/// get gradients only when `weight_grads` (a frozen body's do not: their passes are skipped).
+pub(crate) fn forward(
+    parts: &Parts,
+    x: &Tensor,
+    sink: &ParamGrads,
+    weight_grads: bool,
+) -> Result<Tensor> {
     let x = x.contiguous()?;
     let xd = x.detach();
     let (y1, first) = stage(parts.conv1, parts.bn1, &xd, true)?;
     let (y2, second) = stage(parts.conv2, parts.bn2, &y1, true)?;
-    let third_weight = parts.conv3.weight().detach();
-    let (stride, padding) = parts.conv3.stride_padding();
-    let product = conv2d_im2col(&y2, &third_weight, stride, padding)?;
+    let (product, third) = convolve(parts.conv3, &y2)?;
     let (shortcut_out, shortcut) = match parts.downsample {
         Some((conv, bn)) => {
             let (s, st) = stage(conv, bn, &xd, false)?;
@@ -148,13 +186,12 @@ pub(crate) fn forward(parts: &Parts, x: &Tensor, sink: &ParamGrads) -> Result<Te
         saved: Mutex::new(Some(Saved {
             first,
             second,
-            third_input: y2,
-            third_weight,
-            third_stride_padding: (stride, padding),
-            third_keys: [parts.conv3.weight().clone(), scale, shift],
+            third,
+            end_keys: [scale, shift],
             shortcut,
         })),
         sink: sink.clone(),
+        weight_grads,
     };
     let out = x.apply_op3(&product, &shortcut_out, op)?;
     end.finish(parts.bn3)?;
@@ -199,27 +236,19 @@ impl CustomOp3 for BlockOp {
         // Below the final ReLU: the gradient of the sum, the shortcut's and the third batch norm's.
         let dz = relu_backward(grad, res)?;
         let (dproduct, dscale, dshift) = self.end.backward(product, &dz)?;
-        let [w3, scale3, shift3] = &saved.third_keys;
-        let (stride, padding) = saved.third_stride_padding;
-        let (dy2, dw3) = conv2d_im2col_backward(
-            &saved.third_input,
-            &saved.third_weight,
-            stride,
-            padding,
-            &dproduct,
-            true,
-        )?;
-        sink.push(w3, dw3)?;
+        let [scale3, shift3] = &saved.end_keys;
         push_norm(sink, scale3, shift3, &dscale, &dshift)?;
         let missing = || candle_core::Error::Msg("bottleneck block: no input gradient".into());
+        let dw = self.weight_grads;
+        let dy2 = saved.third.backward(&dproduct, true, dw, sink)?;
         let dy1 = saved
             .second
-            .backward(&dy2.ok_or_else(missing)?, true, true, sink)?;
+            .backward(&dy2.ok_or_else(missing)?, true, (true, dw), sink)?;
         let dx = saved
             .first
-            .backward(&dy1.ok_or_else(missing)?, true, needs_dx, sink)?;
+            .backward(&dy1.ok_or_else(missing)?, true, (needs_dx, dw), sink)?;
         let dshortcut = match &saved.shortcut {
-            Some(stage) => stage.backward(&dz, false, needs_dx, sink)?,
+            Some(stage) => stage.backward(&dz, false, (needs_dx, dw), sink)?,
             None => Some(dz),
         };
         drop(saved);

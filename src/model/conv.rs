@@ -391,21 +391,23 @@ impl CustomOp2 for ConvIm2Col {
         _res: &Tensor,
         grad: &Tensor,
     ) -> Result<(Option<Tensor>, Option<Tensor>)> {
-        let (dx, dw) = self.backward(x, weight, grad, x.track_op())?;
-        Ok((dx, Some(dw)))
+        let (dx, dw) = self.backward(x, weight, grad, x.track_op(), true)?;
+        Ok((dx, dw))
     }
 }
 
 impl ConvIm2Col {
-    /// `(dx, dw)` from the output gradient, `dx` only when `needs_dx` (not for the network's input);
-    /// computed from detached tensors: the gradients carry no graph.
+    /// `(dx, dw)` from the output gradient, `dx` only when `needs_dx` (not for the network's input), `dw`
+    /// only when `needs_dw` (not for frozen weights); computed from detached tensors: the gradients carry
+    /// no graph.
     fn backward(
         &self,
         x: &Tensor,
         weight: &Tensor,
         grad: &Tensor,
         needs_dx: bool,
-    ) -> Result<(Option<Tensor>, Tensor)> {
+        needs_dw: bool,
+    ) -> Result<(Option<Tensor>, Option<Tensor>)> {
         let g = self.geometry;
         let co = self.out_channels;
         let (x, weight) = (x.detach(), weight.detach());
@@ -417,9 +419,12 @@ impl ConvIm2Col {
             .transpose(0, 1)?
             .contiguous()?
             .reshape((co, n * ho * wo))?;
-        let cols = x.contiguous()?.apply_op1_no_bwd(&Im2Col(g))?;
-        let dw = product_abt(&gm, &cols)?.reshape(weight.shape())?;
-        drop(cols);
+        let dw = if needs_dw {
+            let cols = x.contiguous()?.apply_op1_no_bwd(&Im2Col(g))?;
+            Some(product_abt(&gm, &cols)?.reshape(weight.shape())?)
+        } else {
+            None
+        };
         if !needs_dx {
             return Ok((None, dw));
         }
@@ -481,18 +486,19 @@ impl CustomOp2 for Conv1x1 {
         _res: &Tensor,
         grad: &Tensor,
     ) -> Result<(Option<Tensor>, Option<Tensor>)> {
-        let (dx, dw) = conv1x1_backward(x, weight, grad, x.track_op())?;
-        Ok((dx, Some(dw)))
+        let (dx, dw) = conv1x1_backward(x, weight, grad, x.track_op(), true)?;
+        Ok((dx, dw))
     }
 }
 
-/// The backward pass of [`Conv1x1`]: `(dx, dw)`, `dx` only when `needs_dx`.
+/// The backward pass of [`Conv1x1`]: `(dx, dw)`, each only when needed.
 fn conv1x1_backward(
     x: &Tensor,
     weight: &Tensor,
     grad: &Tensor,
     needs_dx: bool,
-) -> Result<(Option<Tensor>, Tensor)> {
+    needs_dw: bool,
+) -> Result<(Option<Tensor>, Option<Tensor>)> {
     // Detached: a gradient computed from the graph's own tensors would carry a graph of its own,
     // holding those activations for as long as the gradient lives (measured: +1 GB at 512² batch 2
     // with checkpointing, where parameter gradients wait in a sink until the pass ends).
@@ -507,6 +513,9 @@ fn conv1x1_backward(
     } else {
         None
     };
+    if !needs_dw {
+        return Ok((dx, None));
+    }
     // Per image G·Xᵀ, then the sum over the batch as a product with a row of ones (a GEMM, where
     // candle's `sum(0)` over the leading dimension runs on one thread). Where the input has more
     // channels than the output and the images are large, per image X·Gᵀ instead, and the sum
@@ -528,7 +537,7 @@ fn conv1x1_backward(
         sum
     }
     .reshape(weight.shape())?;
-    Ok((dx, dw))
+    Ok((dx, Some(dw)))
 }
 
 /// `x` `[n, c, h, w]` convolved with `weight` `[co, c, k, k]` (no bias) through im2col and a matrix
@@ -543,20 +552,20 @@ pub fn conv2d_im2col(x: &Tensor, weight: &Tensor, stride: usize, padding: usize)
 }
 
 /// The backward pass of [`conv2d_im2col`] of `x` with `weight`, from the output gradient `grad`:
-/// `(dx, dw)`, `dx` only when `needs_dx`. For callers that run a block's backward pass themselves
+/// `(dx, dw)`, each only when needed. For callers that run a block's backward pass themselves
 /// ([`super::block`]); the gradients carry no graph.
 pub(crate) fn conv2d_im2col_backward(
     x: &Tensor,
     weight: &Tensor,
-    stride: usize,
-    padding: usize,
+    (stride, padding): (usize, usize),
     grad: &Tensor,
     needs_dx: bool,
-) -> Result<(Option<Tensor>, Tensor)> {
+    needs_dw: bool,
+) -> Result<(Option<Tensor>, Option<Tensor>)> {
     let (x, weight, grad) = (x.contiguous()?, weight.contiguous()?, grad.contiguous()?);
     match conv_op(&x, &weight, stride, padding)? {
-        ConvOp::OneByOne => conv1x1_backward(&x, &weight, &grad, needs_dx),
-        ConvOp::Im2Col(op) => op.backward(&x, &weight, &grad, needs_dx),
+        ConvOp::OneByOne => conv1x1_backward(&x, &weight, &grad, needs_dx, needs_dw),
+        ConvOp::Im2Col(op) => op.backward(&x, &weight, &grad, needs_dx, needs_dw),
     }
 }
 
@@ -702,6 +711,14 @@ impl Conv {
     /// Stride and zero padding.
     pub fn stride_padding(&self) -> (usize, usize) {
         (self.stride, self.padding)
+    }
+
+    /// The same convolution on its weight detached: no gradient for the weight (a frozen body).
+    pub fn detached(&self) -> Self {
+        Self {
+            weight: self.weight.detach(),
+            ..self.clone()
+        }
     }
 }
 

@@ -152,6 +152,11 @@ impl Network {
         self.body.set_checkpointing(on);
     }
 
+    /// Convolution weights frozen or not (see [`resnet::ResNet::set_frozen_convolutions`]).
+    pub fn set_frozen_convolutions(&mut self, frozen: bool) {
+        self.body.set_frozen_convolutions(frozen);
+    }
+
     /// Training with each block as one graph node (default) or as the per-op graph (see [`block`]).
     pub fn set_one_node_blocks(&mut self, on: bool) {
         self.body.set_one_node_blocks(on);

@@ -124,8 +124,14 @@ impl Bottleneck {
 }
 
 impl Bottleneck {
-    /// Training mode as one graph node ([`block`]), its parameters' gradients left in `sink`.
-    fn forward_one_node(&self, x: &Tensor, sink: &ParamGrads) -> Result<Tensor> {
+    /// Training mode as one graph node ([`block`]), its parameters' gradients left in `sink` (the
+    /// convolutions' only when `weight_grads`).
+    fn forward_one_node(
+        &self,
+        x: &Tensor,
+        sink: &ParamGrads,
+        weight_grads: bool,
+    ) -> Result<Tensor> {
         let parts = block::Parts {
             conv1: &self.conv1,
             bn1: &self.bn1,
@@ -135,7 +141,7 @@ impl Bottleneck {
             bn3: &self.bn3,
             downsample: self.downsample.as_ref().map(|(c, n)| (c, n)),
         };
-        block::forward(&parts, x, sink)
+        block::forward(&parts, x, sink, weight_grads)
     }
 }
 
@@ -165,6 +171,9 @@ pub struct ResNet {
     one_node_blocks: bool,
     /// Where blocks that compute their parameters' gradients themselves leave them.
     param_grads: ParamGrads,
+    /// Convolution weights frozen (fastai's frozen body): where the CPU path allows, no gradient is
+    /// computed for them.
+    frozen_convolutions: bool,
 }
 
 impl ResNet {
@@ -198,6 +207,7 @@ impl ResNet {
             checkpoint_blocks: false,
             one_node_blocks: true,
             param_grads: ParamGrads::default(),
+            frozen_convolutions: false,
         })
     }
 
@@ -213,6 +223,14 @@ impl ResNet {
         self.one_node_blocks = on;
     }
 
+    /// Whether the convolutions' weights are frozen (fastai's frozen phase: head and batch norms train).
+    /// Then training computes no gradient for them where it can skip it (the stem, and one-node blocks:
+    /// no weight-gradient products, no column matrices rebuilt); elsewhere they are computed and the
+    /// optimiser leaves them unused, as before.
+    pub fn set_frozen_convolutions(&mut self, frozen: bool) {
+        self.frozen_convolutions = frozen;
+    }
+
     /// Parameter gradients left by blocks that compute them themselves (merge them after a backward
     /// pass: [`super::Network::backward`]).
     pub fn param_grads(&self) -> &ParamGrads {
@@ -226,7 +244,12 @@ impl ResNet {
 
     /// Stem and the four stages: `[n, 3, h, w]` → layer4's output `[n, C, h/32, w/32]`.
     pub fn features(&self, x: &Tensor, train: bool) -> Result<Tensor> {
-        let y = self.bn1.forward_conv(&self.conv1, x, train, true)?;
+        let y = if train && self.frozen_convolutions {
+            self.bn1
+                .forward_conv(&self.conv1.detached(), x, train, true)?
+        } else {
+            self.bn1.forward_conv(&self.conv1, x, train, true)?
+        };
         let mut y = pool::max_pool_3x3_s2(&y)?;
         let cpu_train = train && x.device().is_cpu();
         let checkpoint = cpu_train && self.checkpoint_blocks;
@@ -242,7 +265,7 @@ impl ResNet {
                 y = if checkpoint {
                     checkpointed(block, &y, &self.param_grads)?
                 } else if one_node {
-                    block.forward_one_node(&y, &self.param_grads)?
+                    block.forward_one_node(&y, &self.param_grads, !self.frozen_convolutions)?
                 } else {
                     block.forward_t(&y, train)?
                 };

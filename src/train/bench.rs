@@ -3,6 +3,7 @@
 //! random inputs. PyTorch does the same in `benches/model_pytorch.py` (with its AdamW).
 
 use candle_core::{Device, Tensor};
+use candle_nn::VarMap;
 
 use super::TrainError;
 use super::optim::{Adam, AdamConfig};
@@ -14,6 +15,7 @@ pub struct StepBench {
     x: Tensor,
     y: Tensor,
     opt: Adam,
+    varmap: VarMap,
 }
 
 impl std::fmt::Debug for StepBench {
@@ -32,7 +34,19 @@ impl StepBench {
         let labels: Vec<u32> = (0..batch as u32).map(|i| i % 2).collect();
         let y = Tensor::new(labels.as_slice(), device)?;
         let opt = Adam::new(&varmap, false, AdamConfig::default());
-        Ok(Self { net, x, y, opt })
+        Ok(Self {
+            net,
+            x,
+            y,
+            opt,
+            varmap,
+        })
+    }
+
+    /// Steps of a frozen phase (head and batch norms train) or not, as the trainer sets them.
+    pub fn set_frozen(&mut self, frozen: bool) {
+        self.net.set_frozen_convolutions(frozen);
+        self.opt = Adam::new(&self.varmap, frozen, AdamConfig::default());
     }
 
     /// Gradient checkpointing of the network's blocks (see [`crate::model::checkpoint`]).

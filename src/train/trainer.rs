@@ -511,7 +511,7 @@ pub fn train(
     let ckpt = out.join(CHECKPOINT_DIR);
     std::fs::create_dir_all(&ckpt).map_err(io_err(&ckpt))?;
     let state_path = ckpt.join("state.json");
-    let learner = Learner::new(cfg, data, device)?;
+    let mut learner = Learner::new(cfg, data, device)?;
     let mut state = if resume {
         let saved = TrainConfig::load(&out.join(CONFIG_FILE))?;
         if &saved != cfg {
@@ -557,6 +557,7 @@ pub fn train(
             ..Preprocess::imagenet(phase.size)
         };
         let micro = micro_batch(cfg, phase.size, phase.batch);
+        learner.network.set_frozen_convolutions(phase.frozen);
         let mut adam = Adam::new(&learner.varmap, phase.frozen, cfg.adam);
         if state.epochs_done > 0 {
             adam.load_state(&load_tensors(&ckpt.join("optimizer.safetensors"), device)?)?;
@@ -811,7 +812,7 @@ pub fn lr_find(
     cancel: &AtomicBool,
 ) -> Result<LrFind, TrainError> {
     data.check()?;
-    let learner = Learner::new(cfg, data, device)?;
+    let mut learner = Learner::new(cfg, data, device)?;
     let saved = learner.snapshot()?;
     let phase = cfg
         .phases()
@@ -823,6 +824,7 @@ pub fn lr_find(
         ..Preprocess::imagenet(phase.size)
     };
     let micro = micro_batch(cfg, phase.size, phase.batch);
+    learner.network.set_frozen_convolutions(phase.frozen);
     let mut adam = Adam::new(&learner.varmap, phase.frozen, cfg.adam);
     let train_idx = data.indices(Split::Train);
     let (mut lrs, mut losses) = (Vec::new(), Vec::new());
