@@ -285,8 +285,8 @@ struct ConvIm2Col {
 /// and a row-major output whose rows are long ran at 71 GFLOP/s where the transposed orientation ran at
 /// 186 (`benches/gemm/results_2026-11-28.txt`, this 2-core machine, 224² batch 8). So, where k is long
 /// (≥ 2·max(m, n)) the product is computed as `b · aᵀ` when n > m (the output's contiguous side the
-/// shorter one) and its transpose copied back, and k is split into one chunk per thread whose products
-/// (each still multithreaded inside) are summed: 26 → 6.5 ms for layer1's 3×3 weight gradient, 37 → 9.2
+/// shorter one) and its transpose copied back, and k is split into two chunks computed in parallel
+/// (each still multithreaded inside) and summed: 26 → 6.5 ms for layer1's 3×3 weight gradient, 37 → 9.2
 /// ms for the stem's (PyTorch's `torch.mm` on the same operands: 8.0 and 10.1 ms).
 pub(crate) fn product_abt(a: &Tensor, b: &Tensor) -> Result<Tensor> {
     let (m, k) = a.dims2()?;
@@ -298,10 +298,9 @@ pub(crate) fn product_abt(a: &Tensor, b: &Tensor) -> Result<Tensor> {
         return a.matmul(&b.t()?);
     }
     let (a, b, transposed) = if n > m { (b, a, true) } else { (a, b, false) };
-    let parts = rayon::current_num_threads()
-        .clamp(1, 8)
-        .min(k / 1024)
-        .max(1);
+    // Two parts whatever the thread count (each product is multithreaded inside): the sums, and so the
+    // trained weights, do not depend on the machine's cores.
+    let parts = if k >= 2048 { 2 } else { 1 };
     let partial = (0..parts)
         .into_par_iter()
         .map(|i| {
@@ -319,6 +318,60 @@ pub(crate) fn product_abt(a: &Tensor, b: &Tensor) -> Result<Tensor> {
     } else {
         Ok(sum)
     }
+}
+
+/// `lhs · rhs` for one product of contiguous operands, `lhs` `[m, k]` at element `lhs_start` of its
+/// storage and `rhs` `[k, n]` at `rhs_start`, through candle's GEMM; where k is long against the output
+/// (≥ 2·max(m, n): layers 3 and 4 of a forward pass at batch 1) k is split over the threads, the chunks'
+/// products (each still multithreaded inside) summed. The `gemm` crate parallelises over tiles of the
+/// output, of which such products have few: layer3's 3×3 product at 224² ran at 173 GFLOP/s whole and
+/// 244 split, layer4's at 168 and 223 (PyTorch's `torch.mm`: 270 and 182;
+/// `benches/gemm/results_2026-11-28.txt`, `--split-forward`).
+fn product_split_k(
+    lhs: &CpuStorage,
+    lhs_start: usize,
+    rhs: &CpuStorage,
+    rhs_start: usize,
+    (m, n, k): (usize, usize, usize),
+) -> Result<CpuStorage> {
+    // Two parts whatever the thread count, as in `product_abt`.
+    let parts = if k >= 2 * m.max(n) && k >= 128 { 2 } else { 1 };
+    let chunk = |i: usize| -> Result<CpuStorage> {
+        let (k0, k1) = (i * k / parts, (i + 1) * k / parts);
+        lhs.matmul(
+            rhs,
+            (1, m, n, k1 - k0),
+            &Layout::new(Shape::from((m, k1 - k0)), vec![k, 1], lhs_start + k0),
+            &Layout::contiguous_with_offset((k1 - k0, n), rhs_start + k0 * n),
+        )
+    };
+    if parts == 1 {
+        return chunk(0);
+    }
+    let partial = (0..parts)
+        .into_par_iter()
+        .map(chunk)
+        .collect::<Result<Vec<_>>>()?;
+    let mut parts_iter = partial.into_iter();
+    let Some(first) = parts_iter.next() else {
+        candle_core::bail!("matmul: no part");
+    };
+    let rest: Vec<CpuStorage> = parts_iter.collect();
+    let sum = by_float!(first.dtype(), "matmul", T => {
+        let Some(mut acc) = T::into_vec(first) else {
+            candle_core::bail!("matmul: the product's type differs from the input's");
+        };
+        for p in &rest {
+            let Some(v) = T::slice(p) else {
+                candle_core::bail!("matmul: the product's type differs from the input's");
+            };
+            acc.par_chunks_mut(1 << 14)
+                .zip(v.par_chunks(1 << 14))
+                .for_each(|(a, b)| a.iter_mut().zip(b).for_each(|(a, &b)| *a += b));
+        }
+        T::wrap(acc)
+    });
+    Ok(sum)
 }
 
 /// `[co, n·p]` → `[n, co, p]`.
@@ -364,12 +417,7 @@ impl CustomOp2 for ConvIm2Col {
         let (w_start, _) = wl
             .contiguous_offsets()
             .ok_or_else(|| candle_core::Error::Msg("conv2d: weight must be contiguous".into()))?;
-        let y = ws.matmul(
-            &cols,
-            (1, co, n * p, g.rows()),
-            &Layout::contiguous_with_offset((co, g.rows()), w_start),
-            &Layout::contiguous((g.rows(), n * p)),
-        )?;
+        let y = product_split_k(ws, w_start, &cols, 0, (co, n * p, g.rows()))?;
         drop(cols);
         let shape = Shape::from((n, co, ho, wo));
         if n == 1 {
@@ -469,6 +517,10 @@ impl CustomOp2 for Conv1x1 {
             candle_core::bail!("conv1x1: input and weight must be contiguous");
         };
         let p = h * w;
+        if n == 1 {
+            let y = product_split_k(ws, w_start, xs, x_start, (co, p, c))?;
+            return Ok((y, Shape::from((n, co, h, w))));
+        }
         let wb = Layout::contiguous_with_offset((co, c), w_start).broadcast_as((n, co, c))?;
         let y = ws.matmul(
             xs,
@@ -789,7 +841,7 @@ mod tests {
                 let got = pool.install(|| product_abt(&a, &b)).expect("product");
                 assert_eq!(got.dims(), &[m, n]);
                 assert!(got.is_contiguous(), "{m}×{n}×{k}");
-                let err = (got - &want)
+                let err = (&got - &want)
                     .expect("sub")
                     .abs()
                     .expect("abs")
@@ -801,7 +853,50 @@ mod tests {
                     err < 1e-12 * k as f64,
                     "{m}×{n}×{k}, {threads} threads: {err}"
                 );
+                // The same bits whatever the thread count (the split does not follow the cores).
+                let bits = |t: &Tensor| -> Vec<u64> {
+                    let v: Vec<Vec<f64>> = t.to_vec2().expect("values");
+                    v.concat().iter().map(|x| x.to_bits()).collect()
+                };
+                let one = rayon::ThreadPoolBuilder::new()
+                    .num_threads(1)
+                    .build()
+                    .expect("pool")
+                    .install(|| product_abt(&a, &b))
+                    .expect("product");
+                assert!(bits(&got) == bits(&one), "{m}×{n}×{k}, {threads} threads");
             }
+        }
+    }
+
+    /// Batch-1 convolutions whose product has a long k (split in two, `product_split_k`) equal candle's
+    /// stock convolution: 1×1 (the batched op) and 3×3 (im2col), f64.
+    #[test]
+    fn long_k_forward_products_equal_the_stock_convolution() {
+        let mut rng = rand::rngs::StdRng::seed_from_u64(4);
+        let mut random = |dims: &[usize]| {
+            let v: Vec<f64> = (0..dims.iter().product::<usize>())
+                .map(|_| rng.random_range(-1.0..1.0))
+                .collect();
+            Tensor::from_vec(v, dims, &candle_core::Device::Cpu).expect("tensor")
+        };
+        // (in channels, out channels, kernel, padding, side): k = in·kernel² ≥ 128 and ≥ 2·max(out, pixels).
+        for (c, co, kk, pad, side) in [(300, 5, 1, 0, 4), (40, 6, 3, 1, 5), (200, 7, 1, 0, 3)] {
+            let x = random(&[1, c, side, side]);
+            let w = random(&[co, c, kk, kk]);
+            let ours = conv2d_im2col(&x, &w, 1, pad).expect("ours");
+            let stock = x.conv2d(&w, pad, 1, 1, 1).expect("stock");
+            let err = (ours - stock)
+                .expect("sub")
+                .abs()
+                .expect("abs")
+                .flatten_all()
+                .expect("flat")
+                .max(0)
+                .expect("max")
+                .to_scalar::<f64>()
+                .expect("scalar");
+            assert!(err < 1e-11, "{c}→{co} k{kk}: {err}");
         }
     }
 

@@ -60,6 +60,10 @@ fn leak(s: String) -> &'static str {
 
 fn main() {
     let threads = rayon::current_num_threads();
+    if std::env::args().any(|a| a == "--split-forward") {
+        split_forward_main();
+        return;
+    }
     if std::env::args().any(|a| a == "--layout") {
         layout_main();
         return;
@@ -250,5 +254,72 @@ fn layout_main() {
             "dw_1thread_{label},{m},{n},{k},{best:.6},{:.1}",
             2.0 * (m * n * k) as f64 / best / 1e9
         );
+    }
+}
+
+/// The forward products of layers 3 and 4 (k long against a small output) with k split over the
+/// threads, each chunk one single-threaded `gemm` call, summed: `--split-forward`.
+fn split_forward_main() {
+    use rayon::prelude::*;
+    for (name, m, n, k) in [
+        ("l3_3x3", 256usize, 196usize, 2304usize),
+        ("l3_1x1_in", 256, 196, 1024),
+        ("l4_3x3", 512, 49, 4608),
+        ("l4_1x1_in", 512, 49, 2048),
+        ("l2_3x3", 128, 784, 1152),
+        ("l1_3x3", 64, 3136, 576),
+    ] {
+        let a: Vec<f32> = (0..m * k).map(|i| (i % 7) as f32 * 0.1).collect();
+        let b: Vec<f32> = (0..k * n).map(|i| (i % 5) as f32 * 0.1).collect();
+        for parts in [2usize, 4] {
+            let mut best = f64::MAX;
+            for _ in 0..5 {
+                let t = Instant::now();
+                for _ in 0..20 {
+                    let partial: Vec<Vec<f32>> = (0..parts)
+                        .into_par_iter()
+                        .map(|i| {
+                            let (k0, k1) = (i * k / parts, (i + 1) * k / parts);
+                            let mut c = vec![0f32; m * n];
+                            // SAFETY: a is [m, k] and b [k, n], row-major; the chunk's views stay inside.
+                            unsafe {
+                                gemm::gemm(
+                                    m,
+                                    n,
+                                    k1 - k0,
+                                    c.as_mut_ptr(),
+                                    1,
+                                    n as isize,
+                                    false,
+                                    a[k0..].as_ptr(),
+                                    1,
+                                    k as isize,
+                                    b[k0 * n..].as_ptr(),
+                                    1,
+                                    n as isize,
+                                    0.0,
+                                    1.0,
+                                    false,
+                                    false,
+                                    false,
+                                    gemm::Parallelism::None,
+                                );
+                            }
+                            c
+                        })
+                        .collect();
+                    let mut out = partial[0].clone();
+                    for p in &partial[1..] {
+                        out.iter_mut().zip(p).for_each(|(o, v)| *o += v);
+                    }
+                    std::hint::black_box(out);
+                }
+                best = best.min(t.elapsed().as_secs_f64() / 20.0);
+            }
+            println!(
+                "{name}_split{parts},{m},{n},{k},{best:.6},{:.1}",
+                2.0 * (m * n * k) as f64 / best / 1e9
+            );
+        }
     }
 }
