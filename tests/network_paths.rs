@@ -3,8 +3,8 @@
 //! seeded weights, input, dropout and labels. The path is chosen once per process, so the test runs itself
 //! a second time with `SACRO_CONV=stock` and compares with what that child writes. And gradient
 //! checkpointing of the blocks against keeping every intermediate: the same logits, gradients and running
-//! statistics; and each block as one graph node with its own backward pass (the default) against the per-op
-//! graph: the same bits.
+//! statistics; and the blocks as one graph node with its own backward pass (the default) against the
+//! per-op graph: the same bits.
 
 use std::collections::HashMap;
 use std::process::Command;
@@ -161,9 +161,9 @@ fn checkpointed_blocks_give_the_same_gradients_and_running_statistics() {
     }
 }
 
-/// A block as one graph node (`model::block`, the default in CPU training) computes what the per-op graph
-/// computes, to the bit: logits, every gradient, running statistics, in f32 and f64, over two steps
-/// (blocks with and without a downsampling shortcut, strides 1 and 2).
+/// The blocks as one graph node (`model::block`, the default in CPU training) compute what the per-op
+/// graph computes, to the bit: logits, every gradient, running statistics, in f32 and f64, over two steps
+/// (a chain of six blocks, with and without a downsampling shortcut, strides 1 and 2).
 #[test]
 fn one_node_blocks_equal_the_per_op_graph_to_the_bit() {
     for dtype in [DType::F32, DType::F64] {

@@ -1,13 +1,15 @@
-//! A training-mode bottleneck block as one node of candle's graph, with its backward pass written out.
+//! Training-mode bottleneck blocks (the whole chain of a ResNet's body) as one node of candle's graph,
+//! with the backward pass written out.
 //!
 //! candle's backward pass gives every node's inputs their gradients by adding each into a buffer it first
 //! fills with zeros (`zeros_like` + `add`, two passes over an activation-sized tensor, the first on one
 //! thread), and keeps every node's output until the loss is dropped. A bottleneck block on the per-op path
-//! is about seven nodes; as one node it is one such sum (for its input), the gradients pass from op to op
-//! inside the block without that detour, and each block's intermediates are freed as soon as its backward
-//! pass has run. Same kernels as the per-op path, so the same bits: the convolutions and the first batch
-//! norms run without a graph (detached weights), the last batch norm with the shortcut and the ReLU is the
-//! node's own forward pass (writing the output, no copy), and the backward pass chains the ops' own
+//! is about seven nodes; the sixteen blocks as one node make one such sum (for the chain's input), the
+//! gradients pass from op to op and block to block without that detour, and each block's intermediates
+//! are freed as soon as its backward pass has run. Same kernels as the per-op path, so the same bits: the
+//! convolutions and the first batch norms run without a graph (detached weights), the last batch norm
+//! with the shortcut and the ReLU is, for the last block, the node's own forward pass (writing the output,
+//! no copy; for the inner blocks the same op without a graph), and the backward pass chains the ops' own
 //! backward functions. candle gives gradients only to an op's inputs: the parameters' go into the
 //! network's [`ParamGrads`], which [`super::Network::backward`] merges. CPU, f32/f64, the im2col path;
 //! [`super::resnet::ResNet`] takes the per-op path elsewhere and with gradient checkpointing.
@@ -139,68 +141,155 @@ fn push_norm(
     sink.push(shift, dshift.force_contiguous()?)
 }
 
-/// Everything the block's backward pass needs besides the node's inputs and output.
+/// Everything a block's backward pass needs.
 struct Saved {
     first: Stage,
     second: Stage,
-    /// The third convolution (its batch norm is the node's) and the keys of that norm's gradients.
+    /// The third convolution (its product is the last batch norm's input) and that norm.
     third: ConvSaved,
+    product: Tensor,
+    end: BlockEnd,
     end_keys: [Tensor; 2],
     shortcut: Option<Stage>,
+    /// The block's output, for the ReLU's backward pass (the node's own output for the last block).
+    output: Option<Tensor>,
 }
 
-/// The node: `(x, conv3's product, shortcut)` → `relu(bn3(product) + shortcut)`.
-struct BlockOp {
+/// The blocks' forward pass up to the last batch norm: `(product, shortcut, saved)` (no graph).
+fn block_body(parts: &Parts, x: &Tensor) -> Result<(Tensor, Tensor, Saved)> {
+    let (y1, first) = stage(parts.conv1, parts.bn1, x, true)?;
+    let (y2, second) = stage(parts.conv2, parts.bn2, &y1, true)?;
+    let (product, third) = convolve(parts.conv3, &y2)?;
+    let (shortcut_out, shortcut) = match parts.downsample {
+        Some((conv, bn)) => {
+            let (s, st) = stage(conv, bn, x, false)?;
+            (s, Some(st))
+        }
+        None => (x.clone(), None),
+    };
+    let (scale, shift) = parts.bn3.scale_and_shift()?;
+    let saved = Saved {
+        first,
+        second,
+        third,
+        product: product.clone(),
+        end: parts.bn3.block_end(x.dtype())?,
+        end_keys: [scale, shift],
+        shortcut,
+        output: None,
+    };
+    Ok((product, shortcut_out, saved))
+}
+
+impl Saved {
+    /// From the gradient of the block's output: its input's gradient (when `needs_dx`), the
+    /// parameters' into `sink` (the convolutions' when `weight_grads`).
+    fn backward(
+        self,
+        grad: &Tensor,
+        output: &Tensor,
+        needs_dx: bool,
+        weight_grads: bool,
+        sink: &ParamGrads,
+    ) -> Result<Option<Tensor>> {
+        // Below the final ReLU: the gradient of the sum, the shortcut's and the third batch norm's.
+        let dz = relu_backward(grad, output)?;
+        let (dproduct, dscale, dshift) = self.end.backward(&self.product, &dz)?;
+        let [scale3, shift3] = &self.end_keys;
+        push_norm(sink, scale3, shift3, &dscale, &dshift)?;
+        let missing = || candle_core::Error::Msg("bottleneck block: no input gradient".into());
+        let dw = weight_grads;
+        let dy2 = self.third.backward(&dproduct, true, dw, sink)?;
+        drop(dproduct);
+        let dy1 = self
+            .second
+            .backward(&dy2.ok_or_else(missing)?, true, (true, dw), sink)?;
+        let dx = self
+            .first
+            .backward(&dy1.ok_or_else(missing)?, true, (needs_dx, dw), sink)?;
+        let dshortcut = match &self.shortcut {
+            Some(stage) => stage.backward(&dz, false, (needs_dx, dw), sink)?,
+            None => Some(dz),
+        };
+        drop(self);
+        match (dx, dshortcut) {
+            (Some(a), Some(b)) if needs_dx => Ok(Some((a + b)?)),
+            _ => Ok(None),
+        }
+    }
+}
+
+/// The end of an inner block of a chain, `(x, product, shortcut)` → `relu(bn3(product) + shortcut)`,
+/// run without a graph.
+struct EndOp(BlockEnd);
+
+impl CustomOp3 for EndOp {
+    fn name(&self) -> &'static str {
+        "sacro-bottleneck-end"
+    }
+
+    fn cpu_fwd(
+        &self,
+        _xs: &CpuStorage,
+        _xl: &Layout,
+        ps: &CpuStorage,
+        pl: &Layout,
+        rs: &CpuStorage,
+        rl: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        self.0.forward(ps, pl, rs, rl)
+    }
+}
+
+/// The node: `(x, the last block's conv3 product, its shortcut)` → the last block's output.
+struct ChainOp {
     end: BlockEnd,
-    /// Taken by the backward pass (the intermediates are freed as it ends).
-    saved: Mutex<Option<Saved>>,
+    /// Taken by the backward pass (each block's intermediates are freed once its backward pass ran).
+    saved: Mutex<Option<Vec<Saved>>>,
     sink: ParamGrads,
     /// Whether the convolutions' weights get gradients (not while the body is frozen).
     weight_grads: bool,
 }
 
-/// `block(x)` in training mode as one node (see the module's documentation); the convolutions' weights
-/// get gradients only when `weight_grads` (a frozen body's do not: their passes are skipped).
+/// `blocks(x)` in training mode (the blocks applied in turn) as one node (see the module's
+/// documentation); the convolutions' weights get gradients only when `weight_grads` (a frozen body's do
+/// not: their passes are skipped).
 pub(crate) fn forward(
-    parts: &Parts,
+    blocks: &[Parts],
     x: &Tensor,
     sink: &ParamGrads,
     weight_grads: bool,
 ) -> Result<Tensor> {
-    let x = x.contiguous()?;
-    let xd = x.detach();
-    let (y1, first) = stage(parts.conv1, parts.bn1, &xd, true)?;
-    let (y2, second) = stage(parts.conv2, parts.bn2, &y1, true)?;
-    let (product, third) = convolve(parts.conv3, &y2)?;
-    let (shortcut_out, shortcut) = match parts.downsample {
-        Some((conv, bn)) => {
-            let (s, st) = stage(conv, bn, &xd, false)?;
-            (s, Some(st))
-        }
-        None => (xd.clone(), None),
+    let Some((last, inner)) = blocks.split_last() else {
+        return Ok(x.clone());
     };
-    let (scale, shift) = parts.bn3.scale_and_shift()?;
-    let end = parts.bn3.block_end(x.dtype())?;
-    let op = BlockOp {
+    let x = x.contiguous()?;
+    let mut h = x.detach();
+    let mut saved = Vec::with_capacity(blocks.len());
+    for parts in inner {
+        let (product, shortcut, mut block) = block_body(parts, &h)?;
+        h = h.apply_op3_no_bwd(&product, &shortcut, &EndOp(block.end.clone()))?;
+        block.end.finish(parts.bn3)?;
+        block.output = Some(h.clone());
+        saved.push(block);
+    }
+    let (product, shortcut, block) = block_body(last, &h)?;
+    let end = block.end.clone();
+    saved.push(block);
+    let op = ChainOp {
         end: end.clone(),
-        saved: Mutex::new(Some(Saved {
-            first,
-            second,
-            third,
-            end_keys: [scale, shift],
-            shortcut,
-        })),
+        saved: Mutex::new(Some(saved)),
         sink: sink.clone(),
         weight_grads,
     };
-    let out = x.apply_op3(&product, &shortcut_out, op)?;
-    end.finish(parts.bn3)?;
+    let out = x.apply_op3(&product, &shortcut, op)?;
+    end.finish(last.bn3)?;
     Ok(out)
 }
 
-impl CustomOp3 for BlockOp {
+impl CustomOp3 for ChainOp {
     fn name(&self) -> &'static str {
-        "sacro-bottleneck-train"
+        "sacro-bottlenecks-train"
     }
 
     fn cpu_fwd(
@@ -218,44 +307,35 @@ impl CustomOp3 for BlockOp {
     fn bwd(
         &self,
         x: &Tensor,
-        product: &Tensor,
+        _product: &Tensor,
         _shortcut: &Tensor,
         res: &Tensor,
         grad: &Tensor,
     ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
-        let saved = self
+        let mut saved = self
             .saved
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .take()
             .ok_or_else(|| {
-                candle_core::Error::Msg("bottleneck block: a second backward pass".into())
+                candle_core::Error::Msg("bottleneck blocks: a second backward pass".into())
             })?;
-        let sink = &self.sink;
-        let needs_dx = x.track_op();
-        // Below the final ReLU: the gradient of the sum, the shortcut's and the third batch norm's.
-        let dz = relu_backward(grad, res)?;
-        let (dproduct, dscale, dshift) = self.end.backward(product, &dz)?;
-        let [scale3, shift3] = &saved.end_keys;
-        push_norm(sink, scale3, shift3, &dscale, &dshift)?;
-        let missing = || candle_core::Error::Msg("bottleneck block: no input gradient".into());
-        let dw = self.weight_grads;
-        let dy2 = saved.third.backward(&dproduct, true, dw, sink)?;
-        let dy1 = saved
-            .second
-            .backward(&dy2.ok_or_else(missing)?, true, (true, dw), sink)?;
-        let dx = saved
-            .first
-            .backward(&dy1.ok_or_else(missing)?, true, (needs_dx, dw), sink)?;
-        let dshortcut = match &saved.shortcut {
-            Some(stage) => stage.backward(&dz, false, (needs_dx, dw), sink)?,
-            None => Some(dz),
-        };
-        drop(saved);
-        let dx = match (dx, dshortcut) {
-            (Some(a), Some(b)) if needs_dx => Some((a + b)?),
-            _ => None,
-        };
-        Ok((dx, None, None))
+        let mut grad = grad.clone();
+        let mut output = res.clone();
+        while let Some(block) = saved.pop() {
+            let first = saved.is_empty();
+            let needs_dx = !first || x.track_op();
+            let dx = block.backward(&grad, &output, needs_dx, self.weight_grads, &self.sink)?;
+            let Some(dx) = dx else {
+                return Ok((None, None, None));
+            };
+            if let Some(previous) = saved.last() {
+                output = previous.output.clone().ok_or_else(|| {
+                    candle_core::Error::Msg("bottleneck blocks: an inner output is missing".into())
+                })?;
+            }
+            grad = dx;
+        }
+        Ok((Some(grad), None, None))
     }
 }

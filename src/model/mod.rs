@@ -157,7 +157,7 @@ impl Network {
         self.body.set_frozen_convolutions(frozen);
     }
 
-    /// Training with each block as one graph node (default) or as the per-op graph (see [`block`]).
+    /// Training with the blocks as one graph node (default) or as the per-op graph (see [`block`]).
     pub fn set_one_node_blocks(&mut self, on: bool) {
         self.body.set_one_node_blocks(on);
     }

@@ -124,15 +124,9 @@ impl Bottleneck {
 }
 
 impl Bottleneck {
-    /// Training mode as one graph node ([`block`]), its parameters' gradients left in `sink` (the
-    /// convolutions' only when `weight_grads`).
-    fn forward_one_node(
-        &self,
-        x: &Tensor,
-        sink: &ParamGrads,
-        weight_grads: bool,
-    ) -> Result<Tensor> {
-        let parts = block::Parts {
+    /// The parts, for [`block`]'s one-node chain.
+    fn parts(&self) -> block::Parts<'_> {
+        block::Parts {
             conv1: &self.conv1,
             bn1: &self.bn1,
             conv2: &self.conv2,
@@ -140,8 +134,7 @@ impl Bottleneck {
             conv3: &self.conv3,
             bn3: &self.bn3,
             downsample: self.downsample.as_ref().map(|(c, n)| (c, n)),
-        };
-        block::forward(&parts, x, sink, weight_grads)
+        }
     }
 }
 
@@ -167,7 +160,7 @@ pub struct ResNet {
     config: ResNetConfig,
     /// Gradient checkpointing of the blocks in training.
     checkpoint_blocks: bool,
-    /// Blocks as one graph node each in training where that applies ([`block`]); off: the per-op graph.
+    /// The blocks as one graph node in training where that applies ([`block`]); off: the per-op graph.
     one_node_blocks: bool,
     /// Where blocks that compute their parameters' gradients themselves leave them.
     param_grads: ParamGrads,
@@ -217,7 +210,7 @@ impl ResNet {
         self.checkpoint_blocks = on;
     }
 
-    /// Whether training runs each block as one graph node with its own backward pass (on by default;
+    /// Whether training runs the blocks as one graph node with its own backward pass (on by default;
     /// CPU, f32/f64, the im2col path; see [`block`]) or as the per-op graph: for tests that compare them.
     pub fn set_one_node_blocks(&mut self, on: bool) {
         self.one_node_blocks = on;
@@ -260,12 +253,19 @@ impl ResNet {
         if checkpoint || one_node {
             self.param_grads.clear();
         }
+        if one_node && !checkpoint {
+            let parts: Vec<block::Parts> = self
+                .stages
+                .iter()
+                .flatten()
+                .map(Bottleneck::parts)
+                .collect();
+            return block::forward(&parts, &y, &self.param_grads, !self.frozen_convolutions);
+        }
         for stage in &self.stages {
             for block in stage {
                 y = if checkpoint {
                     checkpointed(block, &y, &self.param_grads)?
-                } else if one_node {
-                    block.forward_one_node(&y, &self.param_grads, !self.frozen_convolutions)?
                 } else {
                     block.forward_t(&y, train)?
                 };

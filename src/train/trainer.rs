@@ -152,11 +152,12 @@ pub struct LrFind {
 
 /// Bytes of training memory per input pixel per sample of Sacro's ResNet-50 on the CPU, over a fixed
 /// [`TRAIN_BASE_BYTES`] (weights, gradients, Adam's moments, the program), used to choose a micro-batch
-/// that fits. Measured with `sacro bench memory` (peak resident set, 2026-11-28): 3.0 GB at 768² batch 2
-/// and 1.3 GB at 224² batch 8, i.e. 1,700–2,000 bytes per pixel; rounded up.
-const TRAIN_BYTES_PER_PIXEL: f64 = 2_400.0;
+/// that fits. Measured with `sacro bench memory` (peak resident set, 2026-11-28, the blocks as one graph
+/// node): 2.39 GB at 768² batch 2 and 1.12 GB at 224² batch 8, i.e. 1,300–1,520 bytes per pixel; rounded
+/// up. (Before the blocks became one node: 3.0 and 1.3 GB, up to 2,000 bytes per pixel.)
+const TRAIN_BYTES_PER_PIXEL: f64 = 1_800.0;
 /// The same with the blocks checkpointed (`checkpoint_blocks`): 2.4 GB at 768² batch 2, 1.2 GB at 224²
-/// batch 8, i.e. 1,400–1,550 bytes per pixel; rounded up.
+/// batch 8, i.e. 1,400–1,550 bytes per pixel; rounded up (no longer less than without).
 const TRAIN_BYTES_PER_PIXEL_CHECKPOINTED: f64 = 1_800.0;
 /// Memory a training process needs whatever the batch.
 const TRAIN_BASE_BYTES: f64 = 0.6e9;
