@@ -102,7 +102,7 @@ fn whole_network_logits_and_gradients_equal_on_both_paths() {
 }
 
 /// Two training steps' logits, gradients (through `Network::backward`) and the running statistics after
-/// both, with the blocks checkpointed or not, as one graph node each or not, in `dtype`.
+/// both, with the blocks checkpointed or not, as one graph node or not, in `dtype`.
 fn two_steps(checkpoint: bool, one_node: bool, dtype: DType) -> HashMap<String, Tensor> {
     let varmap = VarMap::new();
     let mut net = Network::new(

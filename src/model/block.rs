@@ -243,7 +243,8 @@ impl CustomOp3 for EndOp {
 
 /// The node: `(x, the last block's conv3 product, its shortcut)` → the last block's output.
 struct ChainOp {
-    end: BlockEnd,
+    /// The last block's end.
+    end: EndOp,
     /// Taken by the backward pass (each block's intermediates are freed once its backward pass ran).
     saved: Mutex<Option<Vec<Saved>>>,
     sink: ParamGrads,
@@ -277,7 +278,7 @@ pub(crate) fn forward(
     let end = block.end.clone();
     saved.push(block);
     let op = ChainOp {
-        end: end.clone(),
+        end: EndOp(end.clone()),
         saved: Mutex::new(Some(saved)),
         sink: sink.clone(),
         weight_grads,
@@ -294,14 +295,14 @@ impl CustomOp3 for ChainOp {
 
     fn cpu_fwd(
         &self,
-        _xs: &CpuStorage,
-        _xl: &Layout,
+        xs: &CpuStorage,
+        xl: &Layout,
         ps: &CpuStorage,
         pl: &Layout,
         rs: &CpuStorage,
         rl: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
-        self.end.forward(ps, pl, rs, rl)
+        self.end.cpu_fwd(xs, xl, ps, pl, rs, rl)
     }
 
     fn bwd(
