@@ -31,29 +31,64 @@ fn small_config() -> NetworkConfig {
     }
 }
 
-/// Logits (`logits`) and every parameter's gradient (`grad.NAME`) of a small bottleneck ResNet with
-/// fastai's head, training mode, cross-entropy on fixed labels, computed in `dtype`.
-fn logits_and_gradients(dtype: DType) -> HashMap<String, Tensor> {
+/// The small network in `dtype`, set up by `configure`, its weights seeded with `seed`.
+fn small_network(
+    dtype: DType,
+    seed: u64,
+    configure: impl FnOnce(&mut Network),
+) -> (Network, VarMap) {
     let varmap = VarMap::new();
-    let net = Network::new(
+    let mut net = Network::new(
         small_config(),
         VarBuilder::from_varmap(&varmap, dtype, &Device::Cpu),
     )
     .expect("network");
-    sacro::model::init::seeded(&varmap, 7).expect("weights");
+    configure(&mut net);
+    sacro::model::init::seeded(&varmap, seed).expect("weights");
+    (net, varmap)
+}
+
+/// One training-mode pass (dropout seeded with `seed`), cross-entropy on `labels`, backward through
+/// `Network::backward`: the logits and every variable's gradient by name.
+fn train_step(
+    net: &Network,
+    varmap: &VarMap,
+    x: &Tensor,
+    labels: &[u32],
+    seed: u64,
+) -> (Tensor, Vec<(String, Tensor)>) {
+    let y = Tensor::new(labels, &Device::Cpu).expect("labels");
+    let logits = net.forward_train(x, seed).expect("forward");
+    let loss = candle_nn::loss::cross_entropy(&logits, &y).expect("loss");
+    let grads = net.backward(&loss).expect("backward");
+    let named = varmap
+        .data()
+        .lock()
+        .expect("lock")
+        .iter()
+        .filter_map(|(name, var)| {
+            grads
+                .get(var.as_tensor())
+                .map(|g| (name.clone(), g.clone()))
+        })
+        .collect();
+    (logits, named)
+}
+
+/// Logits (`logits`) and every parameter's gradient (`grad.NAME`) of a small bottleneck ResNet with
+/// fastai's head, training mode, cross-entropy on fixed labels, computed in `dtype`.
+fn logits_and_gradients(dtype: DType) -> HashMap<String, Tensor> {
+    let (net, varmap) = small_network(dtype, 7, |_| {});
     // Square: candle's stock backward fails where height and width leave different remainders under a
     // stride (see tests/conv.rs).
     let x = seeded(&[3, 3, 65, 65], 11, dtype);
-    let y = Tensor::new(&[1u32, 0, 1], &Device::Cpu).expect("labels");
-    let logits = net.forward_train(&x, 5).expect("forward");
-    let loss = candle_nn::loss::cross_entropy(&logits, &y).expect("loss");
-    let grads = net.backward(&loss).expect("backward");
+    let (logits, grads) = train_step(&net, &varmap, &x, &[1, 0, 1], 5);
     let mut out = HashMap::from([("logits".to_string(), logits)]);
-    for (name, var) in varmap.data().lock().expect("lock").iter() {
-        if let Some(g) = grads.get(var.as_tensor()) {
-            out.insert(format!("grad.{name}"), g.clone());
-        }
-    }
+    out.extend(
+        grads
+            .into_iter()
+            .map(|(name, g)| (format!("grad.{name}"), g)),
+    );
     out.into_iter()
         .map(|(k, v)| (format!("{dtype:?}.{k}"), v))
         .collect()
@@ -104,34 +139,24 @@ fn whole_network_logits_and_gradients_equal_on_both_paths() {
 /// Two training steps' logits, gradients (through `Network::backward`) and the running statistics after
 /// both, with the blocks checkpointed or not, as one graph node or not, in `dtype`.
 fn two_steps(checkpoint: bool, one_node: bool, dtype: DType) -> HashMap<String, Tensor> {
-    let varmap = VarMap::new();
-    let mut net = Network::new(
-        small_config(),
-        VarBuilder::from_varmap(&varmap, dtype, &Device::Cpu),
-    )
-    .expect("network");
-    net.set_checkpointing(checkpoint);
-    net.set_one_node_blocks(one_node);
-    sacro::model::init::seeded(&varmap, 3).expect("weights");
-    let y = Tensor::new(&[1u32, 0], &Device::Cpu).expect("labels");
+    let (net, varmap) = small_network(dtype, 3, |net| {
+        net.set_checkpointing(checkpoint);
+        net.set_one_node_blocks(one_node);
+    });
     let mut out = HashMap::new();
     for step in 0..2u64 {
         let x = seeded(&[2, 3, 47, 47], 20 + step, dtype);
-        let logits = net.forward_train(&x, step).expect("forward");
-        let loss = candle_nn::loss::cross_entropy(&logits, &y).expect("loss");
-        let grads = net.backward(&loss).expect("backward");
+        let (logits, grads) = train_step(&net, &varmap, &x, &[1, 0], step);
         out.insert(format!("logits{step}"), logits);
-        for (name, var) in varmap.data().lock().expect("lock").iter() {
-            if let Some(g) = grads.get(var.as_tensor()) {
-                // Sacro's kernels return gradients without a graph of their own: one would hold the
-                // activations it was computed from for as long as the gradient lives (candle's stock
-                // backward rules, used by the head, do not guarantee this).
-                assert!(
-                    name.starts_with("head") || !g.track_op(),
-                    "the gradient of {name} carries a graph (checkpointing {checkpoint})"
-                );
-                out.insert(format!("grad{step}.{name}"), g.clone());
-            }
+        for (name, g) in grads {
+            // Sacro's kernels return gradients without a graph of their own: one would hold the
+            // activations it was computed from for as long as the gradient lives (candle's stock
+            // backward rules, used by the head, do not guarantee this).
+            assert!(
+                name.starts_with("head") || !g.track_op(),
+                "the gradient of {name} carries a graph (checkpointing {checkpoint})"
+            );
+            out.insert(format!("grad{step}.{name}"), g);
         }
     }
     for (name, var) in varmap.data().lock().expect("lock").iter() {
@@ -204,25 +229,11 @@ fn one_node_blocks_equal_the_per_op_graph_to_the_bit() {
 #[test]
 fn frozen_convolutions_get_no_gradient_and_change_nothing_else() {
     let step = |frozen: bool| -> HashMap<String, Tensor> {
-        let varmap = VarMap::new();
-        let mut net = Network::new(
-            small_config(),
-            VarBuilder::from_varmap(&varmap, DType::F32, &Device::Cpu),
-        )
-        .expect("network");
-        net.set_frozen_convolutions(frozen);
-        sacro::model::init::seeded(&varmap, 4).expect("weights");
+        let (net, varmap) = small_network(DType::F32, 4, |net| net.set_frozen_convolutions(frozen));
         let x = seeded(&[2, 3, 47, 47], 9, DType::F32);
-        let y = Tensor::new(&[0u32, 1], &Device::Cpu).expect("labels");
-        let logits = net.forward_train(&x, 1).expect("forward");
-        let loss = candle_nn::loss::cross_entropy(&logits, &y).expect("loss");
-        let grads = net.backward(&loss).expect("backward");
+        let (logits, grads) = train_step(&net, &varmap, &x, &[0, 1], 1);
         let mut out = HashMap::from([("logits".to_string(), logits)]);
-        for (name, var) in varmap.data().lock().expect("lock").iter() {
-            if let Some(g) = grads.get(var.as_tensor()) {
-                out.insert(name.clone(), g.clone());
-            }
-        }
+        out.extend(grads);
         out
     };
     let (unfrozen, frozen) = (step(false), step(true));

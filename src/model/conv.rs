@@ -298,21 +298,18 @@ pub(crate) fn product_abt(a: &Tensor, b: &Tensor) -> Result<Tensor> {
         return a.matmul(&b.t()?);
     }
     let (a, b, transposed) = if n > m { (b, a, true) } else { (a, b, false) };
-    // Two parts whatever the thread count (each product is multithreaded inside): the sums, and so the
+    // Two halves whatever the thread count (each product is multithreaded inside): the sums, and so the
     // trained weights, do not depend on the machine's cores.
-    let parts = if k >= 2048 { 2 } else { 1 };
-    let partial = (0..parts)
-        .into_par_iter()
-        .map(|i| {
-            let (k0, k1) = (i * k / parts, (i + 1) * k / parts);
-            a.narrow(1, k0, k1 - k0)?
-                .matmul(&b.narrow(1, k0, k1 - k0)?.t()?)
-        })
-        .collect::<Result<Vec<_>>>()?;
-    let mut sum = partial[0].clone();
-    for p in &partial[1..] {
-        sum = (sum + p)?;
-    }
+    let half = |k0: usize, k1: usize| -> Result<Tensor> {
+        a.narrow(1, k0, k1 - k0)?
+            .matmul(&b.narrow(1, k0, k1 - k0)?.t()?)
+    };
+    let sum = if k >= 2048 {
+        let (lo, hi) = rayon::join(|| half(0, k / 2), || half(k / 2, k));
+        (lo? + hi?)?
+    } else {
+        half(0, k)?
+    };
     if transposed {
         sum.t()?.contiguous()
     } else {
@@ -322,8 +319,8 @@ pub(crate) fn product_abt(a: &Tensor, b: &Tensor) -> Result<Tensor> {
 
 /// `lhs · rhs` for one product of contiguous operands, `lhs` `[m, k]` at element `lhs_start` of its
 /// storage and `rhs` `[k, n]` at `rhs_start`, through candle's GEMM; where k is long against the output
-/// (≥ 2·max(m, n): layers 3 and 4 of a forward pass at batch 1) k is split over the threads, the chunks'
-/// products (each still multithreaded inside) summed. The `gemm` crate parallelises over tiles of the
+/// (≥ 2·max(m, n): layers 3 and 4 of a forward pass at batch 1) k is split in two halves computed in
+/// parallel (each still multithreaded inside) and summed. The `gemm` crate parallelises over tiles of the
 /// output, of which such products have few: layer3's 3×3 product at 224² ran at 173 GFLOP/s whole and
 /// 244 split, layer4's at 168 and 223 (PyTorch's `torch.mm`: 270 and 182;
 /// `benches/gemm/results_2026-11-28.txt`, `--split-forward`).
@@ -334,10 +331,7 @@ fn product_split_k(
     rhs_start: usize,
     (m, n, k): (usize, usize, usize),
 ) -> Result<CpuStorage> {
-    // Two parts whatever the thread count, as in `product_abt`.
-    let parts = if k >= 2 * m.max(n) && k >= 128 { 2 } else { 1 };
-    let chunk = |i: usize| -> Result<CpuStorage> {
-        let (k0, k1) = (i * k / parts, (i + 1) * k / parts);
+    let chunk = |k0: usize, k1: usize| -> Result<CpuStorage> {
         lhs.matmul(
             rhs,
             (1, m, n, k1 - k0),
@@ -345,30 +339,19 @@ fn product_split_k(
             &Layout::contiguous_with_offset((k1 - k0, n), rhs_start + k0 * n),
         )
     };
-    if parts == 1 {
-        return chunk(0);
+    // Two halves whatever the thread count, as in `product_abt`.
+    if k < 2 * m.max(n) || k < 128 {
+        return chunk(0, k);
     }
-    let partial = (0..parts)
-        .into_par_iter()
-        .map(chunk)
-        .collect::<Result<Vec<_>>>()?;
-    let mut parts_iter = partial.into_iter();
-    let Some(first) = parts_iter.next() else {
-        candle_core::bail!("matmul: no part");
-    };
-    let rest: Vec<CpuStorage> = parts_iter.collect();
-    let sum = by_float!(first.dtype(), "matmul", T => {
-        let Some(mut acc) = T::into_vec(first) else {
+    let (lo, hi) = rayon::join(|| chunk(0, k / 2), || chunk(k / 2, k));
+    let (lo, hi) = (lo?, hi?);
+    let sum = by_float!(lo.dtype(), "matmul", T => {
+        let (Some(mut acc), Some(v)) = (T::into_vec(lo), T::slice(&hi)) else {
             candle_core::bail!("matmul: the product's type differs from the input's");
         };
-        for p in &rest {
-            let Some(v) = T::slice(p) else {
-                candle_core::bail!("matmul: the product's type differs from the input's");
-            };
-            acc.par_chunks_mut(1 << 14)
-                .zip(v.par_chunks(1 << 14))
-                .for_each(|(a, b)| a.iter_mut().zip(b).for_each(|(a, &b)| *a += b));
-        }
+        acc.par_chunks_mut(1 << 14)
+            .zip(v.par_chunks(1 << 14))
+            .for_each(|(a, b)| a.iter_mut().zip(b).for_each(|(a, &b)| *a += b));
         T::wrap(acc)
     });
     Ok(sum)
@@ -439,8 +422,7 @@ impl CustomOp2 for ConvIm2Col {
         _res: &Tensor,
         grad: &Tensor,
     ) -> Result<(Option<Tensor>, Option<Tensor>)> {
-        let (dx, dw) = self.backward(x, weight, grad, x.track_op(), true)?;
-        Ok((dx, dw))
+        self.backward(x, weight, grad, x.track_op(), true)
     }
 }
 
@@ -538,8 +520,7 @@ impl CustomOp2 for Conv1x1 {
         _res: &Tensor,
         grad: &Tensor,
     ) -> Result<(Option<Tensor>, Option<Tensor>)> {
-        let (dx, dw) = conv1x1_backward(x, weight, grad, x.track_op(), true)?;
-        Ok((dx, dw))
+        conv1x1_backward(x, weight, grad, x.track_op(), true)
     }
 }
 

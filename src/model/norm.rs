@@ -235,9 +235,7 @@ impl Norm {
             relu,
             stats: slot.clone(),
         };
-        let y = x
-            .detach()
-            .apply_op3_no_bwd(&gamma_beta.get(0)?, &gamma_beta.get(1)?, &op)?;
+        let y = x.apply_op3_no_bwd(&gamma_beta.get(0)?, &gamma_beta.get(1)?, &op)?;
         let stats = slot.get()?;
         self.update_running(&stats)?;
         Ok((

@@ -58,117 +58,182 @@ fn leak(s: String) -> &'static str {
     Box::leak(s.into_boxed_str())
 }
 
+/// An operand as stored: its elements and (column stride, row stride).
+#[derive(Clone, Copy)]
+struct Operand<'a> {
+    data: &'a [f32],
+    cs: isize,
+    rs: isize,
+}
+
+/// `dst = lhs · rhs` for an m × n × k product through `gemm::gemm`, as candle calls it; `dst` has the
+/// strides `dst_strides` (column, row). Every operand must hold the product's elements at its strides.
+fn product(
+    (m, n, k): (usize, usize, usize),
+    dst: &mut [f32],
+    (dst_cs, dst_rs): (isize, isize),
+    lhs: Operand,
+    rhs: Operand,
+    parallelism: gemm::Parallelism,
+) {
+    let reach = |o: &Operand, rows: usize, cols: usize| {
+        (rows.max(1) - 1) as isize * o.rs + (cols.max(1) - 1) as isize * o.cs
+    };
+    assert!(
+        reach(&lhs, m, k) < lhs.data.len() as isize && reach(&rhs, k, n) < rhs.data.len() as isize
+    );
+    assert!(((m - 1) as isize * dst_rs + (n - 1) as isize * dst_cs) < dst.len() as isize);
+    // SAFETY: checked just above, every element the product reads or writes lies inside its slice.
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            dst.as_mut_ptr(),
+            dst_cs,
+            dst_rs,
+            false,
+            lhs.data.as_ptr(),
+            lhs.cs,
+            lhs.rs,
+            rhs.data.as_ptr(),
+            rhs.cs,
+            rhs.rs,
+            0.0,
+            1.0,
+            false,
+            false,
+            false,
+            parallelism,
+        );
+    }
+}
+
+/// The best of five rounds of `reps` calls of `f`: seconds per call.
+fn best_seconds(reps: usize, mut f: impl FnMut()) -> f64 {
+    let mut best = f64::MAX;
+    for _ in 0..5 {
+        let t = Instant::now();
+        for _ in 0..reps {
+            f();
+        }
+        best = best.min(t.elapsed().as_secs_f64() / reps as f64);
+    }
+    best
+}
+
+/// The CSV line of one measurement.
+fn report(name: &str, (m, n, k): (usize, usize, usize), seconds: f64) {
+    println!(
+        "{name},{m},{n},{k},{seconds:.6},{:.1}",
+        2.0 * (m * n * k) as f64 / seconds / 1e9
+    );
+}
+
+/// Operands of an m × n × k product filled with small repeating values.
+fn operands(m: usize, n: usize, k: usize) -> (Vec<f32>, Vec<f32>) {
+    (
+        (0..m * k).map(|i| (i % 7) as f32 * 0.1).collect(),
+        (0..k * n).map(|i| (i % 5) as f32 * 0.1).collect(),
+    )
+}
+
 fn main() {
-    let threads = rayon::current_num_threads();
     if std::env::args().any(|a| a == "--split-forward") {
         split_forward_main();
-        return;
-    }
-    if std::env::args().any(|a| a == "--layout") {
-        layout_main();
         return;
     }
     if std::env::args().any(|a| a == "--split") {
         split_main();
         return;
     }
+    let threads = rayon::current_num_threads();
+    let parallelism = if threads > 1 {
+        gemm::Parallelism::Rayon(threads)
+    } else {
+        gemm::Parallelism::None
+    };
     println!("name,m,n,k,seconds,gflops");
     for (name, m, n, k, ta, tb) in shapes() {
-        let a: Vec<f32> = (0..m * k).map(|i| (i % 7) as f32 * 0.1).collect();
-        let b: Vec<f32> = (0..k * n).map(|i| (i % 5) as f32 * 0.1).collect();
+        let (a, b) = operands(m, n, k);
         let mut c = vec![0f32; m * n];
-        // (column stride, row stride) of each operand as stored.
-        let (a_cs, a_rs) = if ta { (m as isize, 1) } else { (1, k as isize) };
-        let (b_cs, b_rs) = if tb { (k as isize, 1) } else { (1, n as isize) };
-        let reps = (2e9 / (2.0 * (m * n * k) as f64)).clamp(3.0, 200.0) as usize;
-        for (orient, dst_cs, dst_rs) in [("", 1isize, n as isize), ("_dstT", m as isize, 1)] {
-            let mut best = f64::MAX;
-            for _ in 0..5 {
-                let t = Instant::now();
-                for _ in 0..reps {
-                    // SAFETY: the buffers are m·k, k·n and m·n long and the strides stay inside them.
-                    unsafe {
-                        gemm::gemm(
-                            m,
-                            n,
-                            k,
-                            c.as_mut_ptr(),
-                            dst_cs,
-                            dst_rs,
-                            false,
-                            a.as_ptr(),
-                            a_cs,
-                            a_rs,
-                            b.as_ptr(),
-                            b_cs,
-                            b_rs,
-                            0.0,
-                            1.0,
-                            false,
-                            false,
-                            false,
-                            if threads > 1 {
-                                gemm::Parallelism::Rayon(threads)
-                            } else {
-                                gemm::Parallelism::None
-                            },
-                        );
-                    }
-                }
-                best = best.min(t.elapsed().as_secs_f64() / reps as f64);
+        let lhs = if ta {
+            Operand {
+                data: &a,
+                cs: m as isize,
+                rs: 1,
             }
-            println!(
-                "{name}{orient},{m},{n},{k},{best:.6},{:.1}",
-                2.0 * (m * n * k) as f64 / best / 1e9
-            );
+        } else {
+            Operand {
+                data: &a,
+                cs: 1,
+                rs: k as isize,
+            }
+        };
+        let rhs = if tb {
+            Operand {
+                data: &b,
+                cs: k as isize,
+                rs: 1,
+            }
+        } else {
+            Operand {
+                data: &b,
+                cs: 1,
+                rs: n as isize,
+            }
+        };
+        let reps = (2e9 / (2.0 * (m * n * k) as f64)).clamp(3.0, 200.0) as usize;
+        for (orient, dst_strides) in [("", (1isize, n as isize)), ("_dstT", (m as isize, 1))] {
+            let best = best_seconds(reps, || {
+                product((m, n, k), &mut c, dst_strides, lhs, rhs, parallelism)
+            });
+            report(&format!("{name}{orient}"), (m, n, k), best);
         }
     }
 }
 
-/// The weight-gradient product with its long k split into `parts` chunks computed in parallel (each a
-/// `gemm` call with the given parallelism into its own buffer), then summed: what an op can do with
-/// candle's safe matmul on strided views.
+/// `lhs · rhs` with k split into `parts` chunks computed in parallel (each a `gemm` call with the given
+/// parallelism into its own buffer, the output transposed when `dst_t`), then summed: what an op can do
+/// with candle's safe matmul on strided views. `lhs` is stored [m, k]; `rhs` [n, k] when `rhs_t` (a
+/// weight gradient's colsᵀ), else [k, n] (a forward product's columns).
 fn split_k(
-    m: usize,
-    n: usize,
-    k: usize,
-    a: &[f32],
-    b: &[f32],
+    (m, n, k): (usize, usize, usize),
+    (a, b): (&[f32], &[f32]),
+    (rhs_t, dst_t): (bool, bool),
     parts: usize,
     inner: gemm::Parallelism,
-    dst_t: bool,
 ) -> Vec<f32> {
     use rayon::prelude::*;
-    let chunk = k.div_ceil(parts);
     let partial: Vec<Vec<f32>> = (0..parts)
         .into_par_iter()
         .map(|i| {
-            let (k0, k1) = (i * chunk, ((i + 1) * chunk).min(k));
+            let (k0, k1) = (i * k / parts, (i + 1) * k / parts);
             let mut c = vec![0f32; m * n];
-            // SAFETY: a is [m, k] row-major, b stored [n, k] (transposed operand); the views stay inside.
-            unsafe {
-                gemm::gemm(
-                    m,
-                    n,
-                    k1 - k0,
-                    c.as_mut_ptr(),
-                    if dst_t { m as isize } else { 1 },
-                    if dst_t { 1 } else { n as isize },
-                    false,
-                    a[k0..].as_ptr(),
-                    1,
-                    k as isize,
-                    b[k0..].as_ptr(),
-                    k as isize,
-                    1,
-                    0.0,
-                    1.0,
-                    false,
-                    false,
-                    false,
-                    inner,
-                );
-            }
+            let dst_strides = if dst_t {
+                (m as isize, 1)
+            } else {
+                (1, n as isize)
+            };
+            let lhs = Operand {
+                data: &a[k0..],
+                cs: 1,
+                rs: k as isize,
+            };
+            let rhs = if rhs_t {
+                Operand {
+                    data: &b[k0..],
+                    cs: k as isize,
+                    rs: 1,
+                }
+            } else {
+                Operand {
+                    data: &b[k0 * n..],
+                    cs: 1,
+                    rs: n as isize,
+                }
+            };
+            product((m, n, k1 - k0), &mut c, dst_strides, lhs, rhs, inner);
             c
         })
         .collect();
@@ -179,14 +244,14 @@ fn split_k(
     out
 }
 
+/// The weight gradients' long-k products split over the threads, both output orientations: `--split`.
 fn split_main() {
     for (name, m, n, k) in [
         ("bwd_l1_3x3_dw", 64usize, 576usize, 8 * 3136usize),
         ("bwd_stem7x7_dw", 64, 147, 8 * 12544),
         ("bwd_l2_3x3_dw", 128, 1152, 8 * 784),
     ] {
-        let a: Vec<f32> = (0..m * k).map(|i| (i % 7) as f32 * 0.1).collect();
-        let b: Vec<f32> = (0..k * n).map(|i| (i % 5) as f32 * 0.1).collect();
+        let (a, b) = operands(m, n, k);
         for (label, parts, inner, dst_t) in [
             ("split2_none", 2, gemm::Parallelism::None, false),
             ("split2_rayon", 2, gemm::Parallelism::Rayon(2), false),
@@ -194,73 +259,17 @@ fn split_main() {
             ("split2_rayon_dstT", 2, gemm::Parallelism::Rayon(2), true),
             ("split4_rayon_dstT", 4, gemm::Parallelism::Rayon(2), true),
         ] {
-            let mut best = f64::MAX;
-            for _ in 0..5 {
-                let t = Instant::now();
-                for _ in 0..10 {
-                    std::hint::black_box(split_k(m, n, k, &a, &b, parts, inner, dst_t));
-                }
-                best = best.min(t.elapsed().as_secs_f64() / 10.0);
-            }
-            println!(
-                "{name}_{label},{m},{n},{k},{best:.6},{:.1}",
-                2.0 * (m * n * k) as f64 / best / 1e9
-            );
+            let best = best_seconds(10, || {
+                std::hint::black_box(split_k((m, n, k), (&a, &b), (true, dst_t), parts, inner));
+            });
+            report(&format!("{name}_{label}"), (m, n, k), best);
         }
-    }
-}
-
-fn layout_main() {
-    let (m, n, k) = (64usize, 576usize, 8 * 3136usize);
-    let a: Vec<f32> = (0..m * k).map(|i| (i % 7) as f32 * 0.1).collect();
-    let b: Vec<f32> = (0..k * n).map(|i| (i % 5) as f32 * 0.1).collect();
-    let mut c = vec![0f32; m * n];
-    for (label, dst_cs, dst_rs) in [
-        ("dst_rowmajor", 1isize, n as isize),
-        ("dst_colmajor", m as isize, 1),
-    ] {
-        let mut best = f64::MAX;
-        for _ in 0..3 {
-            let t = Instant::now();
-            for _ in 0..5 {
-                // SAFETY: as in split_k; dst m·n either way.
-                unsafe {
-                    gemm::gemm(
-                        m,
-                        n,
-                        k,
-                        c.as_mut_ptr(),
-                        dst_cs,
-                        dst_rs,
-                        false,
-                        a.as_ptr(),
-                        1,
-                        k as isize,
-                        b.as_ptr(),
-                        k as isize,
-                        1,
-                        0.0,
-                        1.0,
-                        false,
-                        false,
-                        false,
-                        gemm::Parallelism::None,
-                    );
-                }
-            }
-            best = best.min(t.elapsed().as_secs_f64() / 5.0);
-        }
-        println!(
-            "dw_1thread_{label},{m},{n},{k},{best:.6},{:.1}",
-            2.0 * (m * n * k) as f64 / best / 1e9
-        );
     }
 }
 
 /// The forward products of layers 3 and 4 (k long against a small output) with k split over the
 /// threads, each chunk one single-threaded `gemm` call, summed: `--split-forward`.
 fn split_forward_main() {
-    use rayon::prelude::*;
     for (name, m, n, k) in [
         ("l3_3x3", 256usize, 196usize, 2304usize),
         ("l3_1x1_in", 256, 196, 1024),
@@ -269,57 +278,18 @@ fn split_forward_main() {
         ("l2_3x3", 128, 784, 1152),
         ("l1_3x3", 64, 3136, 576),
     ] {
-        let a: Vec<f32> = (0..m * k).map(|i| (i % 7) as f32 * 0.1).collect();
-        let b: Vec<f32> = (0..k * n).map(|i| (i % 5) as f32 * 0.1).collect();
+        let (a, b) = operands(m, n, k);
         for parts in [2usize, 4] {
-            let mut best = f64::MAX;
-            for _ in 0..5 {
-                let t = Instant::now();
-                for _ in 0..20 {
-                    let partial: Vec<Vec<f32>> = (0..parts)
-                        .into_par_iter()
-                        .map(|i| {
-                            let (k0, k1) = (i * k / parts, (i + 1) * k / parts);
-                            let mut c = vec![0f32; m * n];
-                            // SAFETY: a is [m, k] and b [k, n], row-major; the chunk's views stay inside.
-                            unsafe {
-                                gemm::gemm(
-                                    m,
-                                    n,
-                                    k1 - k0,
-                                    c.as_mut_ptr(),
-                                    1,
-                                    n as isize,
-                                    false,
-                                    a[k0..].as_ptr(),
-                                    1,
-                                    k as isize,
-                                    b[k0 * n..].as_ptr(),
-                                    1,
-                                    n as isize,
-                                    0.0,
-                                    1.0,
-                                    false,
-                                    false,
-                                    false,
-                                    gemm::Parallelism::None,
-                                );
-                            }
-                            c
-                        })
-                        .collect();
-                    let mut out = partial[0].clone();
-                    for p in &partial[1..] {
-                        out.iter_mut().zip(p).for_each(|(o, v)| *o += v);
-                    }
-                    std::hint::black_box(out);
-                }
-                best = best.min(t.elapsed().as_secs_f64() / 20.0);
-            }
-            println!(
-                "{name}_split{parts},{m},{n},{k},{best:.6},{:.1}",
-                2.0 * (m * n * k) as f64 / best / 1e9
-            );
+            let best = best_seconds(20, || {
+                std::hint::black_box(split_k(
+                    (m, n, k),
+                    (&a, &b),
+                    (false, false),
+                    parts,
+                    gemm::Parallelism::None,
+                ));
+            });
+            report(&format!("{name}_split{parts}"), (m, n, k), best);
         }
     }
 }
