@@ -16,7 +16,7 @@ echo "# $(date -u +%F) $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xar
 # settings it was steady.)
 settle() { sleep "${SETTLE_S:-15}"; }
 sacro_csv=$(RAYON_NUM_THREADS=$threads ./target/release/sacro bench model --repeat "$repeat")
-tunables=glibc.malloc.mmap_threshold=33554432:glibc.malloc.trim_threshold=68719476736:glibc.malloc.top_pad=1073741824
+tunables=glibc.malloc.mmap_threshold=33554432:glibc.malloc.trim_threshold=68719476736:glibc.malloc.top_pad=1073741824:glibc.malloc.arena_max=1
 settle
 plain_csv=$(GLIBC_TUNABLES= RAYON_NUM_THREADS=$threads ./target/release/sacro bench model --repeat "$repeat")
 settle

@@ -70,8 +70,10 @@ fn main() -> ExitCode {
     init_logging(cli.verbose);
     if std::env::var_os("GLIBC_TUNABLES").is_some_and(|v| v == MALLOC_TUNABLES) {
         tracing::info!(
-            "allocator: glibc keeps freed memory for reuse (GLIBC_TUNABLES={MALLOC_TUNABLES})"
+            "allocator: glibc keeps freed memory for reuse in one arena (GLIBC_TUNABLES={MALLOC_TUNABLES})"
         );
+        // Safe with one arena only (see the function).
+        sacro::model::set_passes_on_pool(true);
     }
     let result = match cli.command {
         None => {
@@ -137,14 +139,16 @@ impl Command {
 
 /// The glibc tunables [`keep_freed_memory`] starts the process with.
 const MALLOC_TUNABLES: &str = "glibc.malloc.mmap_threshold=33554432:\
-glibc.malloc.trim_threshold=68719476736:glibc.malloc.top_pad=1073741824";
+glibc.malloc.trim_threshold=68719476736:glibc.malloc.top_pad=1073741824:glibc.malloc.arena_max=1";
 
 /// glibc's allocator gives freed memory back to the kernel eagerly (the top of its heap beyond a
 /// threshold, and every block it mapped on its own), so the next tensor of that size faults in and zeroes
 /// fresh pages: measured, a fifth of a CPU training step. These tunables keep freed memory for reuse
 /// (mapping on its own only above 32 MB, glibc's maximum; the heap never trimmed, grown 1 GB at a time:
 /// address space, not resident memory), which made a training step 16 % faster at the cost of keeping
-/// the peak resident until the process ends. glibc reads tunables only when a program starts, so the
+/// the peak resident until the process ends. One arena for all threads (`arena_max=1`): the others do
+/// not keep freed blocks as the main one does, and with one the model's passes can run on the thread
+/// pool (`sacro::model::set_passes_on_pool`, turned on with these settings). glibc reads tunables only when a program starts, so the
 /// process starts itself again with them; a `GLIBC_TUNABLES` already set (even empty) is left as it is,
 /// and so are the desktop application (a long-lived process should give memory back) and other C
 /// libraries (musl: nothing done).

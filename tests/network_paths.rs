@@ -207,20 +207,47 @@ fn one_node_blocks_equal_the_per_op_graph_to_the_bit() {
                 > 60
         );
         for (name, t) in &per_op {
-            let bits = |t: &Tensor| -> Vec<u64> {
-                let flat = t
-                    .flatten_all()
-                    .expect("flat")
-                    .to_dtype(DType::F64)
-                    .expect("f64");
-                flat.to_vec1::<f64>()
-                    .expect("values")
-                    .iter()
-                    .map(|v| v.to_bits())
-                    .collect()
-            };
             assert!(bits(t) == bits(&one_node[name]), "{dtype:?} {name} differs");
         }
+    }
+}
+
+/// The values of `t` as bit patterns (of f64; exact for f32 too).
+fn bits(t: &Tensor) -> Vec<u64> {
+    let flat = t
+        .flatten_all()
+        .expect("flat")
+        .to_dtype(DType::F64)
+        .expect("f64");
+    flat.to_vec1::<f64>()
+        .expect("values")
+        .iter()
+        .map(|v| v.to_bits())
+        .collect()
+}
+
+/// Forward and backward passes run on rayon's pool (`set_passes_on_pool`, on in `sacro`'s model
+/// commands) compute the same bits as from the calling thread: logits, gradients, running statistics.
+#[test]
+fn passes_on_the_thread_pool_give_the_same_bits() {
+    let caller = two_steps(false, true, DType::F32);
+    sacro::model::set_passes_on_pool(true);
+    let pool = two_steps(false, true, DType::F32);
+    sacro::model::set_passes_on_pool(false);
+    assert_eq!(
+        caller.keys().collect::<std::collections::BTreeSet<_>>(),
+        pool.keys().collect(),
+        "the same tensors have gradients"
+    );
+    assert!(
+        caller
+            .keys()
+            .filter(|k| k.starts_with("grad1.layer"))
+            .count()
+            > 60
+    );
+    for (name, t) in &caller {
+        assert!(bits(t) == bits(&pool[name]), "{name} differs");
     }
 }
 

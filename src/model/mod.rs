@@ -24,6 +24,7 @@ use candle_core::{DType, Result};
 pub use candle_core::{Device, Tensor};
 use candle_nn::{VarBuilder, VarMap};
 
+pub use cpu::set_passes_on_pool;
 pub use head::{Head, HeadKind};
 pub use resnet::{ResNet, ResNetConfig};
 
@@ -129,7 +130,7 @@ impl Network {
 
     /// Layer4's output for a batch `[n, 3, h, w]`.
     pub fn features(&self, x: &Tensor, train: bool) -> Result<Tensor> {
-        self.body.features(x, train)
+        cpu::on_pool(x.device(), || self.body.features(x, train))
     }
 
     /// Logits from layer4's output.
@@ -166,9 +167,11 @@ impl Network {
     /// (checkpointed or one-node blocks) included:
     /// use this, not `loss.backward()`, for a loss computed by this network.
     pub fn backward(&self, loss: &Tensor) -> Result<candle_core::backprop::GradStore> {
-        let mut grads = loss.backward()?;
-        self.body.param_grads().merge(&mut grads)?;
-        Ok(grads)
+        cpu::on_pool(loss.device(), || {
+            let mut grads = loss.backward()?;
+            self.body.param_grads().merge(&mut grads)?;
+            Ok(grads)
+        })
     }
 }
 
