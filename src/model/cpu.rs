@@ -23,6 +23,8 @@ pub(crate) trait Float:
 {
     /// The values when `s` holds this type.
     fn slice(s: &CpuStorage) -> Option<&[Self]>;
+    /// The values, writable, when `s` holds this type.
+    fn slice_mut(s: &mut CpuStorage) -> Option<&mut [Self]>;
     /// Candle storage owning `v`.
     fn wrap(v: Vec<Self>) -> CpuStorage;
     /// The values `s` owns, when it holds this type.
@@ -39,6 +41,12 @@ macro_rules! float {
     ($t:ty, $variant:ident) => {
         impl Float for $t {
             fn slice(s: &CpuStorage) -> Option<&[Self]> {
+                match s {
+                    CpuStorage::$variant(v) => Some(v),
+                    _ => None,
+                }
+            }
+            fn slice_mut(s: &mut CpuStorage) -> Option<&mut [Self]> {
                 match s {
                     CpuStorage::$variant(v) => Some(v),
                     _ => None,
@@ -121,6 +129,20 @@ pub(crate) fn contiguous<'a, T: Float>(
         .ok_or_else(|| candle_core::Error::Msg(format!("{what} must be contiguous")))?;
     T::slice(s)
         .and_then(|v| v.get(start..end))
+        .ok_or_else(|| candle_core::Error::Msg(format!("{what} must be f32 or f64 like the input")))
+}
+
+/// The values of a contiguous layout of `s` as `T`, writable (an in-place op's destination).
+pub(crate) fn contiguous_mut<'a, T: Float>(
+    s: &'a mut CpuStorage,
+    l: &Layout,
+    what: &str,
+) -> Result<&'a mut [T]> {
+    let (start, end) = l
+        .contiguous_offsets()
+        .ok_or_else(|| candle_core::Error::Msg(format!("{what} must be contiguous")))?;
+    T::slice_mut(s)
+        .and_then(|v| v.get_mut(start..end))
         .ok_or_else(|| candle_core::Error::Msg(format!("{what} must be f32 or f64 like the input")))
 }
 

@@ -5,8 +5,8 @@
 //!
 //! The arithmetic is candle-nn's `AdamW` step (a test checks that they agree); it is written here because
 //! candle's optimiser keeps its moments private (no resume) and has one learning rate and one weight decay
-//! for all its variables. On the CPU a parameter's step is two parallel passes (new moments; new weights)
-//! instead of candle's fourteen tensor operations, several of them on one thread; elsewhere (GPUs) it is
+//! for all its variables. On the CPU a parameter's step is two parallel passes (moments; weights, both
+//! updated in place) instead of candle's fourteen tensor operations, several of them on one thread; elsewhere (GPUs) it is
 //! those tensor operations. Both do the same floating-point operations in the same order (a test checks
 //! that they agree to the bit).
 
@@ -14,11 +14,11 @@ use std::collections::HashMap;
 
 use candle_core::backend::BackendStorage;
 use candle_core::backprop::GradStore;
-use candle_core::{CpuStorage, CustomOp2, Layout, Result, Shape, Tensor, Var};
+use candle_core::{CpuStorage, CustomOp1, InplaceOp2, Layout, Result, Shape, Tensor, Var};
 use candle_nn::VarMap;
 use rayon::prelude::*;
 
-use crate::model::cpu::{Float, by_float, contiguous, simd, zeros};
+use crate::model::cpu::{Float, by_float, contiguous, contiguous_mut, simd, zeros};
 
 use super::groups::{self, Group};
 
@@ -153,9 +153,7 @@ impl Adam {
                     theta.dtype(),
                     candle_core::DType::F32 | candle_core::DType::F64
                 );
-            let (next, moments) = update(theta, &g, p.moments.as_ref(), &c, fused)?;
-            p.var.set(&next)?;
-            p.moments = Some(moments);
+            update(&p.var, &g, &mut p.moments, &c, fused)?;
         }
         Ok(())
     }
@@ -238,36 +236,34 @@ struct StepConstants {
     weight_decay: f64,
 }
 
-/// One parameter's step: the new weights and moments (`[2, numel]`) from the weights `theta`, the gradient
-/// `g` and the moments (none before the first step). `fused`: the two CPU passes; otherwise candle tensor
-/// operations (any device), kept as the reference the passes are tested against.
+/// One parameter's step: the weights of `var` and the moments (`[2, numel]`; none before the first step)
+/// updated from the gradient `g`. `fused`: two CPU passes that update the moments and then the weights in
+/// place (no new buffers); otherwise candle tensor operations (any device), kept as the reference the
+/// passes are tested against.
 fn update(
-    theta: &Tensor,
+    var: &Var,
     g: &Tensor,
-    moments: Option<&Tensor>,
+    moments: &mut Option<Tensor>,
     c: &StepConstants,
     fused: bool,
-) -> Result<(Tensor, Tensor)> {
+) -> Result<()> {
+    let theta = var.as_tensor();
     if fused {
         let g = g.contiguous()?;
-        let moments = match moments {
-            Some(state) => g.apply_op2_no_bwd(
-                state,
-                &Moments {
-                    c: *c,
-                    first: false,
-                },
-            )?,
-            None => g.apply_op2_no_bwd(&g, &Moments { c: *c, first: true })?,
+        let state = match moments.take() {
+            Some(state) => {
+                state.inplace_op2(&g, &Moments { c: *c })?;
+                state
+            }
+            None => g.apply_op1_no_bwd(&FirstMoments { c: *c })?,
         };
-        let next = theta
-            .contiguous()?
-            .apply_op2_no_bwd(&moments, &Weights { c: *c })?;
-        return Ok((next, moments));
+        theta.inplace_op2(&state, &Weights { c: *c })?;
+        *moments = Some(state);
+        return Ok(());
     }
     let (b1, b2) = (c.beta1, c.beta2);
     let shape = theta.shape();
-    let (m, v) = match moments {
+    let (m, v) = match moments.as_ref() {
         Some(state) => (
             ((state.get(0)?.reshape(shape)? * b1)? + (g * (1.0 - b1))?)?,
             ((state.get(1)?.reshape(shape)? * b2)? + (g.sqr()? * (1.0 - b2))?)?,
@@ -276,62 +272,41 @@ fn update(
     };
     let decayed = (theta * (1.0 - c.lr * c.weight_decay))?;
     let step = ((&m * c.scale_m)? / ((&v * c.scale_v)?.sqrt()? + c.eps)?)?;
-    let next = (decayed - (step * c.lr)?)?;
-    let moments = Tensor::stack(&[m.flatten_all()?, v.flatten_all()?], 0)?;
-    Ok((next, moments))
+    var.set(&(decayed - (step * c.lr)?)?)?;
+    *moments = Some(Tensor::stack(&[m.flatten_all()?, v.flatten_all()?], 0)?);
+    Ok(())
 }
 
 /// Elements per parallel task of the two passes.
 const CHUNK: usize = 1 << 14;
 
-/// `(g, moments)` → the new moments `[2, numel]`: `m·β1 + g·(1 − β1)`, `v·β2 + g²·(1 − β2)` (on the
-/// first step the old moments are zero and the second input is ignored).
+/// The gradient `g` → the first moments `[2, numel]`: `g·(1 − β1)`, `g²·(1 − β2)` (the moments before the
+/// first step are zero).
 #[derive(Debug, Clone, Copy)]
-struct Moments {
+struct FirstMoments {
     c: StepConstants,
-    first: bool,
 }
 
-impl CustomOp2 for Moments {
+impl CustomOp1 for FirstMoments {
     fn name(&self) -> &'static str {
-        "sacro-adam-moments"
+        "sacro-adam-first-moments"
     }
 
-    fn cpu_fwd(
-        &self,
-        gs: &CpuStorage,
-        gl: &Layout,
-        ss: &CpuStorage,
-        sl: &Layout,
-    ) -> Result<(CpuStorage, Shape)> {
-        fn run<T: Float>(g: &[T], old: Option<&[T]>, c: &StepConstants) -> Vec<T> {
+    fn cpu_fwd(&self, gs: &CpuStorage, gl: &Layout) -> Result<(CpuStorage, Shape)> {
+        fn run<T: Float>(g: &[T], c: &StepConstants) -> Vec<T> {
             let n = g.len();
-            let (b1, b2) = (T::from_f64(c.beta1), T::from_f64(c.beta2));
             let (a1, a2) = (T::from_f64(1.0 - c.beta1), T::from_f64(1.0 - c.beta2));
             let mut out = zeros::<T>(2 * n);
             let (m, v) = out.split_at_mut(n);
             m.par_chunks_mut(CHUNK)
                 .zip(v.par_chunks_mut(CHUNK))
-                .enumerate()
-                .for_each(|(i, (m, v))| {
-                    let chunk = i * CHUNK..i * CHUNK + m.len();
-                    let g = &g[chunk.clone()];
+                .zip(g.par_chunks(CHUNK))
+                .for_each(|((m, v), g)| {
                     simd(
                         #[inline(always)]
-                        || match old {
-                            Some(o) => {
-                                let (om, ov) =
-                                    (&o[chunk.clone()], &o[n + chunk.start..n + chunk.end]);
-                                for ((((m, v), &g), &om), &ov) in
-                                    m.iter_mut().zip(v.iter_mut()).zip(g).zip(om).zip(ov)
-                                {
-                                    (*m, *v) = (om * b1 + g * a1, ov * b2 + g * g * a2);
-                                }
-                            }
-                            None => {
-                                for ((m, v), &g) in m.iter_mut().zip(v.iter_mut()).zip(g) {
-                                    (*m, *v) = (g * a1, g * g * a2);
-                                }
+                        || {
+                            for ((m, v), &g) in m.iter_mut().zip(v.iter_mut()).zip(g) {
+                                (*m, *v) = (g * a1, g * g * a2);
                             }
                         },
                     );
@@ -340,71 +315,107 @@ impl CustomOp2 for Moments {
         }
         let n = gl.shape().elem_count();
         let out = by_float!(gs.dtype(), "adam", T => {
-            let g = contiguous::<T>(gs, gl, "adam: gradient")?;
-            let old = if self.first {
-                None
-            } else {
-                let s = contiguous::<T>(ss, sl, "adam: moments")?;
-                if s.len() != 2 * n {
-                    candle_core::bail!("adam: moments {:?} for a gradient {:?}", sl.shape(), gl.shape());
-                }
-                Some(s)
-            };
-            T::wrap(run(g, old, &self.c))
+            T::wrap(run(contiguous::<T>(gs, gl, "adam: gradient")?, &self.c))
         });
         Ok((out, Shape::from((2, n))))
     }
 }
 
-/// `(θ, new moments)` → `θ·(1 − lr·wd) − lr·(m·sₘ) / (√(v·sᵥ) + ε)`.
+/// In place on the moments `[2, numel]`, with the gradient: `m ← m·β1 + g·(1 − β1)`,
+/// `v ← v·β2 + g²·(1 − β2)`.
+#[derive(Debug, Clone, Copy)]
+struct Moments {
+    c: StepConstants,
+}
+
+impl InplaceOp2 for Moments {
+    fn name(&self) -> &'static str {
+        "sacro-adam-moments"
+    }
+
+    fn cpu_fwd(
+        &self,
+        ss: &mut CpuStorage,
+        sl: &Layout,
+        gs: &CpuStorage,
+        gl: &Layout,
+    ) -> Result<()> {
+        fn run<T: Float>(mv: &mut [T], g: &[T], c: &StepConstants) {
+            let (b1, b2) = (T::from_f64(c.beta1), T::from_f64(c.beta2));
+            let (a1, a2) = (T::from_f64(1.0 - c.beta1), T::from_f64(1.0 - c.beta2));
+            let (m, v) = mv.split_at_mut(g.len());
+            m.par_chunks_mut(CHUNK)
+                .zip(v.par_chunks_mut(CHUNK))
+                .zip(g.par_chunks(CHUNK))
+                .for_each(|((m, v), g)| {
+                    simd(
+                        #[inline(always)]
+                        || {
+                            for ((m, v), &g) in m.iter_mut().zip(v.iter_mut()).zip(g) {
+                                (*m, *v) = (*m * b1 + g * a1, *v * b2 + g * g * a2);
+                            }
+                        },
+                    );
+                });
+        }
+        by_float!(ss.dtype(), "adam", T => {
+            let g = contiguous::<T>(gs, gl, "adam: gradient")?;
+            let mv = contiguous_mut::<T>(ss, sl, "adam: moments")?;
+            if mv.len() != 2 * g.len() {
+                candle_core::bail!("adam: moments {:?} for a gradient {:?}", sl.shape(), gl.shape());
+            }
+            run(mv, g, &self.c);
+        });
+        Ok(())
+    }
+}
+
+/// In place on the weights θ, with the new moments: `θ ← θ·(1 − lr·wd) − lr·(m·sₘ) / (√(v·sᵥ) + ε)`.
 #[derive(Debug, Clone, Copy)]
 struct Weights {
     c: StepConstants,
 }
 
-impl CustomOp2 for Weights {
+impl InplaceOp2 for Weights {
     fn name(&self) -> &'static str {
         "sacro-adam-weights"
     }
 
     fn cpu_fwd(
         &self,
-        ts: &CpuStorage,
+        ts: &mut CpuStorage,
         tl: &Layout,
         ms: &CpuStorage,
         ml: &Layout,
-    ) -> Result<(CpuStorage, Shape)> {
-        fn run<T: Float>(theta: &[T], mv: &[T], c: &StepConstants) -> Vec<T> {
-            let n = theta.len();
-            let (m, v) = mv.split_at(n);
+    ) -> Result<()> {
+        fn run<T: Float>(theta: &mut [T], mv: &[T], c: &StepConstants) {
+            let (m, v) = mv.split_at(theta.len());
             let keep = T::from_f64(1.0 - c.lr * c.weight_decay);
             let (sm, sv) = (T::from_f64(c.scale_m), T::from_f64(c.scale_v));
             let (eps, lr) = (T::from_f64(c.eps), T::from_f64(c.lr));
-            let mut out = zeros::<T>(n);
-            out.par_chunks_mut(CHUNK).enumerate().for_each(|(i, out)| {
-                let chunk = i * CHUNK..i * CHUNK + out.len();
-                let (theta, m, v) = (&theta[chunk.clone()], &m[chunk.clone()], &v[chunk]);
-                simd(
-                    #[inline(always)]
-                    || {
-                        for (((o, &t), &m), &v) in out.iter_mut().zip(theta).zip(m).zip(v) {
-                            *o = t * keep - (m * sm) / ((v * sv).sqrt() + eps) * lr;
-                        }
-                    },
-                );
-            });
-            out
+            theta
+                .par_chunks_mut(CHUNK)
+                .zip(m.par_chunks(CHUNK).zip(v.par_chunks(CHUNK)))
+                .for_each(|(theta, (m, v))| {
+                    simd(
+                        #[inline(always)]
+                        || {
+                            for ((t, &m), &v) in theta.iter_mut().zip(m).zip(v) {
+                                *t = *t * keep - (m * sm) / ((v * sv).sqrt() + eps) * lr;
+                            }
+                        },
+                    );
+                });
         }
-        let n = tl.shape().elem_count();
-        let out = by_float!(ts.dtype(), "adam", T => {
-            let theta = contiguous::<T>(ts, tl, "adam: weights")?;
+        by_float!(ts.dtype(), "adam", T => {
             let mv = contiguous::<T>(ms, ml, "adam: moments")?;
-            if mv.len() != 2 * n {
+            let theta = contiguous_mut::<T>(ts, tl, "adam: weights")?;
+            if mv.len() != 2 * theta.len() {
                 candle_core::bail!("adam: moments {:?} for weights {:?}", ml.shape(), tl.shape());
             }
-            T::wrap(run(theta, mv, &self.c))
+            run(theta, mv, &self.c);
         });
-        Ok((out, tl.shape().clone()))
+        Ok(())
     }
 }
 
@@ -486,17 +497,15 @@ mod tests {
         for dtype in [DType::F32, DType::F64] {
             for weight_decay in [0.0, 0.01] {
                 let n = 3 * CHUNK + 123;
-                let mut theta = [
-                    Tensor::randn(0f32, 1.0, n, &dev)
-                        .unwrap()
-                        .to_dtype(dtype)
-                        .unwrap(),
-                    Tensor::randn(0f32, 1.0, n, &dev)
-                        .unwrap()
-                        .to_dtype(dtype)
-                        .unwrap(),
+                let start = Tensor::randn(0f32, 1.0, n, &dev)
+                    .unwrap()
+                    .to_dtype(dtype)
+                    .unwrap();
+                // Two variables with their own storage (the fused passes write in place).
+                let theta = [
+                    Var::from_tensor(&start).unwrap(),
+                    Var::from_tensor(&start).unwrap(),
                 ];
-                theta[1] = theta[0].clone();
                 let mut moments: [Option<Tensor>; 2] = [None, None];
                 for t in 1..=4 {
                     let g = Tensor::randn(0f32, 0.1, n, &dev)
@@ -514,10 +523,7 @@ mod tests {
                         weight_decay,
                     };
                     for (i, fused) in [true, false].into_iter().enumerate() {
-                        let (next, m) =
-                            update(&theta[i], &g, moments[i].as_ref(), &c, fused).unwrap();
-                        theta[i] = next;
-                        moments[i] = Some(m);
+                        update(&theta[i], &g, &mut moments[i], &c, fused).unwrap();
                     }
                     let bits = |t: &Tensor| -> Vec<u64> {
                         let v = t.flatten_all().unwrap().to_dtype(DType::F64).unwrap();
