@@ -20,7 +20,7 @@ use candle_core::{CpuStorage, CustomOp1, CustomOp2, CustomOp3, Layout, Result, S
 use candle_nn::{Module, VarBuilder};
 use rayon::prelude::*;
 
-use super::cpu::{Float, by_float, contiguous, simd, zeros};
+use super::cpu::{Float, by_float, contiguous, keep_buffer, simd, take_buffer, zeros};
 
 /// Which implementation the process uses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -125,7 +125,9 @@ fn im2col<T: Float>(x: &[T], n: usize, g: &Geometry) -> Vec<T> {
     let (h, w, k) = (g.height, g.width, g.k);
     let plane = ho * wo;
     let stride_row = n * plane;
-    let mut out = zeros::<T>(g.rows() * stride_row);
+    // Every value is written below, the padding's zeros too: the buffer's old values do not matter.
+    let mut out = take_buffer::<T>(g.rows() * stride_row);
+    let zero = T::default();
     // One task per input channel: its k·k rows of the column matrix, every image side by side.
     out.par_chunks_mut(k * k * stride_row)
         .enumerate()
@@ -141,14 +143,18 @@ fn im2col<T: Float>(x: &[T], n: usize, g: &Geometry) -> Vec<T> {
                                 let start = (ky * k + kx) * stride_row + img * plane;
                                 let row = &mut rows[start..start + plane];
                                 let Some((lo, hi, first)) = run(kx, g, w, wo) else {
+                                    row.fill(zero);
                                     continue;
                                 };
-                                for oy in 0..ho {
+                                for (oy, out_line) in row.chunks_exact_mut(wo).enumerate() {
                                     let Some(iy) = source(oy, ky, g, h) else {
+                                        out_line.fill(zero);
                                         continue;
                                     };
+                                    out_line[..lo].fill(zero);
+                                    out_line[hi..].fill(zero);
                                     let line = &src[iy * w..(iy + 1) * w];
-                                    let dst = &mut row[oy * wo + lo..oy * wo + hi];
+                                    let dst = &mut out_line[lo..hi];
                                     if g.stride == 1 {
                                         dst.copy_from_slice(&line[first..first + (hi - lo)]);
                                     } else {
@@ -265,6 +271,15 @@ impl CustomOp1 for Col2Im {
 
     fn bwd(&self, _arg: &Tensor, _res: &Tensor, grad: &Tensor) -> Result<Option<Tensor>> {
         Ok(Some(grad.contiguous()?.apply_op1(Im2Col(self.geometry))?))
+    }
+}
+
+/// Gives a buffer this module owns and no longer needs to [`keep_buffer`] (f32 and f64).
+fn keep_storage(s: CpuStorage) {
+    match s {
+        CpuStorage::F32(v) => keep_buffer(v),
+        CpuStorage::F64(v) => keep_buffer(v),
+        _ => {}
     }
 }
 
@@ -401,7 +416,7 @@ impl CustomOp2 for ConvIm2Col {
             .contiguous_offsets()
             .ok_or_else(|| candle_core::Error::Msg("conv2d: weight must be contiguous".into()))?;
         let y = product_split_k(ws, w_start, &cols, 0, (co, n * p, g.rows()))?;
-        drop(cols);
+        keep_storage(cols);
         let shape = Shape::from((n, co, ho, wo));
         if n == 1 {
             return Ok((y, shape));
@@ -412,6 +427,7 @@ impl CustomOp2 for ConvIm2Col {
             };
             T::wrap(batch_major(v, n, co, p))
         });
+        keep_storage(y);
         Ok((out, shape))
     }
 
@@ -906,6 +922,39 @@ mod tests {
                 (bits(&cols), bits(&back))
             });
             assert!(fast == base, "k{k} s{stride} p{padding}");
+        }
+    }
+
+    /// The column matrix is written whole, padding included, into a reused buffer holding old values
+    /// (here NaN): the same bits as into a zeroed one. Geometries with padding, stride 2, and an image
+    /// narrower than the kernel's reach (whole kernel columns in the padding).
+    #[test]
+    fn im2col_overwrites_a_reused_buffer() {
+        for (k, stride, padding, height, width) in [
+            (3, 1, 1, 9, 11),
+            (3, 2, 1, 9, 11),
+            (7, 2, 3, 8, 2),
+            (1, 2, 0, 5, 7),
+        ] {
+            let g = Geometry {
+                channels: 3,
+                height,
+                width,
+                k,
+                stride,
+                padding,
+            };
+            let n = 2;
+            let x: Vec<f32> = (0..n * 3 * height * width)
+                .map(|i| (i as f32 * 0.37).sin() + 2.0)
+                .collect();
+            crate::model::cpu::release_buffers();
+            let fresh = im2col(&x, n, &g);
+            keep_buffer(vec![f32::NAN; 2 * fresh.len()]);
+            let reused = im2col(&x, n, &g);
+            let bits = |v: &[f32]| v.iter().map(|f| f.to_bits()).collect::<Vec<_>>();
+            assert!(fresh.iter().all(|v| !v.is_nan()));
+            assert!(bits(&fresh) == bits(&reused), "k{k} s{stride} p{padding}");
         }
     }
 }

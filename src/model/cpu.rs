@@ -35,6 +35,8 @@ pub(crate) trait Float:
     fn from_f64(v: f64) -> Self;
     /// The square root (correctly rounded, as IEEE 754 requires).
     fn sqrt(self) -> Self;
+    /// The spare buffer of this type (see [`take_buffer`]).
+    fn spare() -> &'static std::sync::Mutex<Vec<Self>>;
 }
 
 macro_rules! float {
@@ -73,6 +75,10 @@ macro_rules! float {
             #[inline(always)]
             fn sqrt(self) -> Self {
                 <$t>::sqrt(self)
+            }
+            fn spare() -> &'static std::sync::Mutex<Vec<Self>> {
+                static SPARE: std::sync::Mutex<Vec<$t>> = std::sync::Mutex::new(Vec::new());
+                &SPARE
             }
         }
     };
@@ -162,13 +168,57 @@ pub fn set_passes_on_pool(on: bool) {
     PASSES_ON_POOL.store(on, Ordering::Relaxed);
 }
 
-/// `f`, on a thread of rayon's pool when the device is the CPU and [`set_passes_on_pool`] is on.
+/// `f` (a pass of the network), on a thread of rayon's pool when the device is the CPU and
+/// [`set_passes_on_pool`] is on.
+/// The spare buffers ([`take_buffer`]) are freed when the pass ends.
 pub(crate) fn on_pool<R: Send>(device: &candle_core::Device, f: impl FnOnce() -> R + Send) -> R {
-    if device.is_cpu() && PASSES_ON_POOL.load(Ordering::Relaxed) {
+    let out = if device.is_cpu() && PASSES_ON_POOL.load(Ordering::Relaxed) {
         rayon::scope(|_| f())
     } else {
         f()
+    };
+    release_buffers();
+    out
+}
+
+/// A buffer of `n` values for a kernel that writes every one of them: the spare buffer a kernel gave back
+/// ([`keep_buffer`]) when it is large enough, its old values left in it (no pass over memory to zero it,
+/// and, for a buffer of more than 32 MB, which the allocator maps afresh each time, no page faults),
+/// otherwise [`zeros`]. The column matrices of the convolutions and the products they are copied out of
+/// are such buffers, one after the other, as large as the layer's activations or nine times as large.
+pub(crate) fn take_buffer<T: Float>(n: usize) -> Vec<T> {
+    let mut v = std::mem::take(&mut *lock_spare::<T>());
+    if v.capacity() < n {
+        return zeros(n);
     }
+    if v.len() >= n {
+        v.truncate(n);
+    } else {
+        v.resize(n, T::default());
+    }
+    v
+}
+
+/// Keeps `v` as the spare buffer for [`take_buffer`] when it is larger than the one kept (which is then
+/// freed); one buffer per float type, freed by [`release_buffers`] at the end of each pass.
+pub(crate) fn keep_buffer<T: Float>(v: Vec<T>) {
+    let mut spare = lock_spare::<T>();
+    if v.capacity() > spare.capacity() {
+        *spare = v;
+    }
+}
+
+/// Frees the spare buffers.
+pub(crate) fn release_buffers() {
+    drop(std::mem::take(&mut *lock_spare::<f32>()));
+    drop(std::mem::take(&mut *lock_spare::<f64>()));
+}
+
+fn lock_spare<T: Float>() -> std::sync::MutexGuard<'static, Vec<T>> {
+    // A panic while the lock was held leaves nothing half-done: any buffer is a valid spare.
+    T::spare()
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 /// `n` zeros written by the thread pool: a kernel's output buffer, zeroed (and, when fresh from the
