@@ -12,7 +12,7 @@ use candle_core::{CpuStorage, CustomOp1, CustomOp2, D, DType, Layout, Result, Sh
 use rayon::prelude::*;
 
 use super::conv::{ConvPath, conv_path};
-use super::cpu::{Float, by_float, contiguous, zeros};
+use super::cpu::{Float, by_float, contiguous, simd, zeros};
 
 /// 3×3 max pool, stride 2, padding 1 (torchvision's stem pool), differentiable. Padding never wins a
 /// maximum.
@@ -83,6 +83,14 @@ fn pooled(side: usize) -> usize {
     (side + 2 - 3) / 2 + 1
 }
 
+/// Whether `later`, met after `best` in a window's row-major order, takes its place: when greater, or a NaN
+/// where `best` is none (PyTorch's rule: the first maximum, a NaN winning).
+#[inline(always)]
+#[allow(clippy::eq_op)] // x != x: NaN
+fn replaces<T: Float>(best: T, later: T) -> bool {
+    later > best || (later != later && best == best)
+}
+
 /// Index in `plane` (`h × w`) of the first maximum of output `(oi, oj)`'s window, in row-major order; a
 /// NaN wins (PyTorch's rule).
 #[inline]
@@ -92,13 +100,72 @@ fn argmax<T: Float>(plane: &[T], h: usize, w: usize, oi: usize, oj: usize) -> us
     let mut best = rows.start * w + cols.start;
     for i in rows {
         for j in cols.clone() {
-            let v = plane[i * w + j];
-            if v > plane[best] || (v.to_f64().is_nan() && !plane[best].to_f64().is_nan()) {
+            if replaces(plane[best], plane[i * w + j]) {
                 best = i * w + j;
             }
         }
     }
     best
+}
+
+/// `best`, or `later` where it [`replaces`] it.
+#[inline(always)]
+fn pick<T: Float>(best: T, later: T) -> T {
+    if replaces(best, later) { later } else { best }
+}
+
+/// The pooled plane `out` (`oh × ow`) of `plane` (`h × w`): the value at [`argmax`] of each window,
+/// computed row by row: each input row's maxima over the windows' three columns ([`row_maxima`]), then
+/// those of the window's rows combined in order. The first maximum of the earliest row that holds one is
+/// the window's first in row-major order, so the values are those of `argmax` to the bit (the sign of a
+/// zero, a NaN's payload); without its per-pixel branches, which the processor mispredicts.
+fn pool_plane<T: Float>(plane: &[T], h: usize, w: usize, out: &mut [T], ow: usize) {
+    let mut even = vec![T::default(); w.div_ceil(2)];
+    let mut odd = vec![T::default(); w / 2];
+    let mut maxima = vec![T::default(); ow];
+    for (oi, orow) in out.chunks_exact_mut(ow).enumerate() {
+        for (k, r) in ((2 * oi).saturating_sub(1)..(2 * oi + 2).min(h)).enumerate() {
+            let line = &plane[r * w..(r + 1) * w];
+            for (j, e) in even.iter_mut().enumerate() {
+                *e = line[2 * j];
+            }
+            for (j, o) in odd.iter_mut().enumerate() {
+                *o = line[2 * j + 1];
+            }
+            row_maxima(&even, &odd, &mut maxima);
+            if k == 0 {
+                orow.copy_from_slice(&maxima);
+            } else {
+                for (o, &m) in orow.iter_mut().zip(&maxima) {
+                    *o = pick(*o, m);
+                }
+            }
+        }
+    }
+}
+
+/// For one input row split into its even and odd columns, each output column's window maximum: window
+/// `j` holds columns 2j − 1, 2j, 2j + 1, i.e. `odd[j − 1]`, `even[j]`, `odd[j]` where they exist
+/// (`maxima.len() == even.len()`).
+fn row_maxima<T: Float>(even: &[T], odd: &[T], maxima: &mut [T]) {
+    let ow = maxima.len();
+    maxima[0] = match odd.first() {
+        Some(&o) => pick(even[0], o),
+        None => even[0],
+    };
+    if let Some(middle) = maxima.get_mut(1..odd.len()) {
+        for ((m, (&a, &b)), &c) in middle
+            .iter_mut()
+            .zip(odd.iter().zip(&even[1..]))
+            .zip(&odd[1..])
+        {
+            *m = pick(pick(a, b), c);
+        }
+    }
+    // An odd width: the last window has no column right of its centre.
+    if even.len() > odd.len() && ow >= 2 {
+        maxima[ow - 1] = pick(odd[ow - 2], even[ow - 1]);
+    }
 }
 
 /// `(n, c, h, w)` of a 4-D layout, checked to have at least one pixel.
@@ -123,11 +190,10 @@ impl CustomOp1 for MaxPool3x3S2 {
             let mut y = zeros::<T>(n * c * oh * ow);
             y.par_chunks_mut(oh * ow).enumerate().for_each(|(p, out)| {
                 let plane = &x[p * h * w..(p + 1) * h * w];
-                for oi in 0..oh {
-                    for oj in 0..ow {
-                        out[oi * ow + oj] = plane[argmax(plane, h, w, oi, oj)];
-                    }
-                }
+                simd(
+                    #[inline(always)]
+                    || pool_plane(plane, h, w, out, ow),
+                );
             });
             T::wrap(y)
         });
@@ -239,6 +305,49 @@ mod tests {
         let g = y.sum_all().unwrap().backward().unwrap();
         let g: Vec<f32> = g.get(&x).unwrap().flatten_all().unwrap().to_vec1().unwrap();
         assert_eq!(g, [1.0, 0.0, 0.0, 0.0]);
+    }
+
+    /// The row-by-row forward pass gives the value at `argmax` of every window (the previous forward
+    /// pass, and the backward pass's rule) to the bit, on planes full of ties, signed zeros and NaNs, for
+    /// odd and even sides down to one pixel.
+    #[test]
+    fn rows_then_columns_equal_the_first_maximum_to_the_bit() {
+        let values = [-0.0f32, 0.0, 1.0, -1.0, f32::NAN, -f32::NAN, 1.0, 0.0];
+        let mut seed = 7u64;
+        for (h, w) in [
+            (1, 1),
+            (1, 2),
+            (2, 1),
+            (3, 3),
+            (7, 6),
+            (8, 9),
+            (6, 7),
+            (2, 5),
+        ] {
+            for _ in 0..20 {
+                let plane: Vec<f32> = (0..h * w)
+                    .map(|_| {
+                        seed = seed
+                            .wrapping_mul(6364136223846793005)
+                            .wrapping_add(1442695040888963407);
+                        values[(seed >> 33) as usize % values.len()]
+                    })
+                    .collect();
+                let (oh, ow) = (pooled(h), pooled(w));
+                let mut out = vec![0f32; oh * ow];
+                pool_plane(&plane, h, w, &mut out, ow);
+                for oi in 0..oh {
+                    for oj in 0..ow {
+                        let want = plane[argmax(&plane, h, w, oi, oj)];
+                        assert_eq!(
+                            out[oi * ow + oj].to_bits(),
+                            want.to_bits(),
+                            "{h}×{w} ({oi}, {oj}) of {plane:?}"
+                        );
+                    }
+                }
+            }
+        }
     }
 
     #[test]
