@@ -280,6 +280,23 @@ fn update(
 /// Elements per parallel task of the two passes.
 const CHUNK: usize = 1 << 14;
 
+/// One parallel pass over the moments `m`, `v` and the gradient `g`: `(m, v) ← f(m, v, g)` per element.
+fn moments_pass<T: Float>(m: &mut [T], v: &mut [T], g: &[T], f: impl Fn(T, T, T) -> (T, T) + Sync) {
+    m.par_chunks_mut(CHUNK)
+        .zip(v.par_chunks_mut(CHUNK))
+        .zip(g.par_chunks(CHUNK))
+        .for_each(|((m, v), g)| {
+            simd(
+                #[inline(always)]
+                || {
+                    for ((m, v), &g) in m.iter_mut().zip(v.iter_mut()).zip(g) {
+                        (*m, *v) = f(*m, *v, g);
+                    }
+                },
+            );
+        });
+}
+
 /// The gradient `g` → the first moments `[2, numel]`: `g·(1 − β1)`, `g²·(1 − β2)` (the moments before the
 /// first step are zero).
 #[derive(Debug, Clone, Copy)]
@@ -298,19 +315,7 @@ impl CustomOp1 for FirstMoments {
             let (a1, a2) = (T::from_f64(1.0 - c.beta1), T::from_f64(1.0 - c.beta2));
             let mut out = zeros::<T>(2 * n);
             let (m, v) = out.split_at_mut(n);
-            m.par_chunks_mut(CHUNK)
-                .zip(v.par_chunks_mut(CHUNK))
-                .zip(g.par_chunks(CHUNK))
-                .for_each(|((m, v), g)| {
-                    simd(
-                        #[inline(always)]
-                        || {
-                            for ((m, v), &g) in m.iter_mut().zip(v.iter_mut()).zip(g) {
-                                (*m, *v) = (g * a1, g * g * a2);
-                            }
-                        },
-                    );
-                });
+            moments_pass(m, v, g, |_, _, g| (g * a1, g * g * a2));
             out
         }
         let n = gl.shape().elem_count();
@@ -344,19 +349,7 @@ impl InplaceOp2 for Moments {
             let (b1, b2) = (T::from_f64(c.beta1), T::from_f64(c.beta2));
             let (a1, a2) = (T::from_f64(1.0 - c.beta1), T::from_f64(1.0 - c.beta2));
             let (m, v) = mv.split_at_mut(g.len());
-            m.par_chunks_mut(CHUNK)
-                .zip(v.par_chunks_mut(CHUNK))
-                .zip(g.par_chunks(CHUNK))
-                .for_each(|((m, v), g)| {
-                    simd(
-                        #[inline(always)]
-                        || {
-                            for ((m, v), &g) in m.iter_mut().zip(v.iter_mut()).zip(g) {
-                                (*m, *v) = (*m * b1 + g * a1, *v * b2 + g * g * a2);
-                            }
-                        },
-                    );
-                });
+            moments_pass(m, v, g, |m, v, g| (m * b1 + g * a1, v * b2 + g * g * a2));
         }
         by_float!(ss.dtype(), "adam", T => {
             let g = contiguous::<T>(gs, gl, "adam: gradient")?;
