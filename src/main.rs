@@ -148,8 +148,8 @@ glibc.malloc.trim_threshold=68719476736:glibc.malloc.top_pad=1073741824:glibc.ma
 /// address space, not resident memory), which made a training step 16 % faster at the cost of keeping
 /// the peak resident until the process ends. One arena for all threads (`arena_max=1`): the others do
 /// not keep freed blocks as the main one does, and with one the model's passes can run on the thread
-/// pool (`sacro::model::set_passes_on_pool`, turned on with these settings). glibc reads tunables only when a program starts, so the
-/// process starts itself again with them; a `GLIBC_TUNABLES` already set (even empty) is left as it is,
+/// pool (`sacro::model::set_passes_on_pool`, turned on with these settings). glibc reads tunables only
+/// when a program starts, so the process starts itself again with them; a `GLIBC_TUNABLES` already set (even empty) is left as it is,
 /// and so are the desktop application (a long-lived process should give memory back) and other C
 /// libraries (musl: nothing done).
 fn keep_freed_memory() {

@@ -194,21 +194,20 @@ fn one_node_blocks_equal_the_per_op_graph_to_the_bit() {
     for dtype in [DType::F32, DType::F64] {
         let per_op = two_steps(false, false, dtype);
         let one_node = two_steps(false, true, dtype);
-        assert_eq!(
-            per_op.keys().collect::<std::collections::BTreeSet<_>>(),
-            one_node.keys().collect(),
-            "the same tensors have gradients"
-        );
-        assert!(
-            per_op
-                .keys()
-                .filter(|k| k.starts_with("grad1.layer"))
-                .count()
-                > 60
-        );
-        for (name, t) in &per_op {
-            assert!(bits(t) == bits(&one_node[name]), "{dtype:?} {name} differs");
-        }
+        assert_same_bits(&per_op, &one_node, &format!("{dtype:?}"));
+    }
+}
+
+/// `two_steps` results with the same tensors (every block's parameters among them) to the bit.
+fn assert_same_bits(want: &HashMap<String, Tensor>, got: &HashMap<String, Tensor>, what: &str) {
+    assert_eq!(
+        want.keys().collect::<std::collections::BTreeSet<_>>(),
+        got.keys().collect(),
+        "the same tensors have gradients"
+    );
+    assert!(want.keys().filter(|k| k.starts_with("grad1.layer")).count() > 60);
+    for (name, t) in want {
+        assert!(bits(t) == bits(&got[name]), "{what} {name} differs");
     }
 }
 
@@ -234,21 +233,7 @@ fn passes_on_the_thread_pool_give_the_same_bits() {
     sacro::model::set_passes_on_pool(true);
     let pool = two_steps(false, true, DType::F32);
     sacro::model::set_passes_on_pool(false);
-    assert_eq!(
-        caller.keys().collect::<std::collections::BTreeSet<_>>(),
-        pool.keys().collect(),
-        "the same tensors have gradients"
-    );
-    assert!(
-        caller
-            .keys()
-            .filter(|k| k.starts_with("grad1.layer"))
-            .count()
-            > 60
-    );
-    for (name, t) in &caller {
-        assert!(bits(t) == bits(&pool[name]), "{name} differs");
-    }
+    assert_same_bits(&caller, &pool, "on the pool:");
 }
 
 /// A frozen phase (fastai's: head and batch norms train) computes no gradient for the convolutions'

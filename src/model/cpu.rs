@@ -130,12 +130,10 @@ pub(crate) fn contiguous<'a, T: Float>(
     l: &Layout,
     what: &str,
 ) -> Result<&'a [T]> {
-    let (start, end) = l
-        .contiguous_offsets()
-        .ok_or_else(|| candle_core::Error::Msg(format!("{what} must be contiguous")))?;
+    let range = contiguous_range(l, what)?;
     T::slice(s)
-        .and_then(|v| v.get(start..end))
-        .ok_or_else(|| candle_core::Error::Msg(format!("{what} must be f32 or f64 like the input")))
+        .and_then(|v| v.get(range))
+        .ok_or_else(|| not_the_input_type(what))
 }
 
 /// The values of a contiguous layout of `s` as `T`, writable (an in-place op's destination).
@@ -144,12 +142,22 @@ pub(crate) fn contiguous_mut<'a, T: Float>(
     l: &Layout,
     what: &str,
 ) -> Result<&'a mut [T]> {
+    let range = contiguous_range(l, what)?;
+    T::slice_mut(s)
+        .and_then(|v| v.get_mut(range))
+        .ok_or_else(|| not_the_input_type(what))
+}
+
+/// The storage range of a contiguous layout; `what` names the operand in the error.
+fn contiguous_range(l: &Layout, what: &str) -> Result<std::ops::Range<usize>> {
     let (start, end) = l
         .contiguous_offsets()
         .ok_or_else(|| candle_core::Error::Msg(format!("{what} must be contiguous")))?;
-    T::slice_mut(s)
-        .and_then(|v| v.get_mut(start..end))
-        .ok_or_else(|| candle_core::Error::Msg(format!("{what} must be f32 or f64 like the input")))
+    Ok(start..end)
+}
+
+fn not_the_input_type(what: &str) -> candle_core::Error {
+    candle_core::Error::Msg(format!("{what} must be f32 or f64 like the input"))
 }
 
 /// Whether [`on_pool`] runs passes on the thread pool (off by default; see [`set_passes_on_pool`]).
@@ -169,8 +177,7 @@ pub fn set_passes_on_pool(on: bool) {
 }
 
 /// `f` (a pass of the network), on a thread of rayon's pool when the device is the CPU and
-/// [`set_passes_on_pool`] is on.
-/// The spare buffers ([`take_buffer`]) are freed when the pass ends.
+/// [`set_passes_on_pool`] is on; the spare buffers ([`take_buffer`]) are freed when the pass ends.
 pub(crate) fn on_pool<R: Send>(device: &candle_core::Device, f: impl FnOnce() -> R + Send) -> R {
     let out = if device.is_cpu() && PASSES_ON_POOL.load(Ordering::Relaxed) {
         rayon::scope(|_| f())
@@ -184,8 +191,8 @@ pub(crate) fn on_pool<R: Send>(device: &candle_core::Device, f: impl FnOnce() ->
 /// A buffer of `n` values for a kernel that writes every one of them: the spare buffer a kernel gave back
 /// ([`keep_buffer`]) when it is large enough, its old values left in it (no pass over memory to zero it,
 /// and, for a buffer of more than 32 MB, which the allocator maps afresh each time, no page faults),
-/// otherwise [`zeros`]. The column matrices of the convolutions and the products they are copied out of
-/// are such buffers, one after the other, as large as the layer's activations or nine times as large.
+/// otherwise [`zeros`]. The convolutions' column matrices are such buffers (up to nine times a layer's
+/// input); a convolution gives back its column matrix and the product it copied into batch-major order.
 pub(crate) fn take_buffer<T: Float>(n: usize) -> Vec<T> {
     let mut v = std::mem::take(&mut *lock_spare::<T>());
     if v.capacity() < n {

@@ -312,8 +312,9 @@ mod tests {
     /// odd and even sides down to one pixel.
     #[test]
     fn rows_then_columns_equal_the_first_maximum_to_the_bit() {
+        use rand::{Rng, SeedableRng};
         let values = [-0.0f32, 0.0, 1.0, -1.0, f32::NAN, -f32::NAN, 1.0, 0.0];
-        let mut seed = 7u64;
+        let mut rng = rand::rngs::StdRng::seed_from_u64(7);
         for (h, w) in [
             (1, 1),
             (1, 2),
@@ -326,12 +327,7 @@ mod tests {
         ] {
             for _ in 0..20 {
                 let plane: Vec<f32> = (0..h * w)
-                    .map(|_| {
-                        seed = seed
-                            .wrapping_mul(6364136223846793005)
-                            .wrapping_add(1442695040888963407);
-                        values[(seed >> 33) as usize % values.len()]
-                    })
+                    .map(|_| values[rng.random_range(0..values.len())])
                     .collect();
                 let (oh, ow) = (pooled(h), pooled(w));
                 let mut out = vec![0f32; oh * ow];

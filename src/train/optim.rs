@@ -6,8 +6,8 @@
 //! The arithmetic is candle-nn's `AdamW` step (a test checks that they agree); it is written here because
 //! candle's optimiser keeps its moments private (no resume) and has one learning rate and one weight decay
 //! for all its variables. On the CPU a parameter's step is two parallel passes (moments; weights, both
-//! updated in place) instead of candle's fourteen tensor operations, several of them on one thread; elsewhere (GPUs) it is
-//! those tensor operations. Both do the same floating-point operations in the same order (a test checks
+//! updated in place) instead of candle's fourteen tensor operations, several of them on one thread;
+//! elsewhere (GPUs) it is those tensor operations. Both do the same floating-point operations in the same order (a test checks
 //! that they agree to the bit).
 
 use std::collections::HashMap;
@@ -165,7 +165,9 @@ impl Adam {
         }
     }
 
-    /// The state as named tensors (`m.NAME`, `v.NAME`, and `step` as a one-element tensor).
+    /// The state as named tensors (`m.NAME`, `v.NAME`, and `step` as a one-element tensor). The moments
+    /// are views of the optimiser's own, which the next CPU step updates in place: save (or copy) them
+    /// before stepping again.
     pub fn state(&self) -> Result<HashMap<String, Tensor>> {
         let mut out = HashMap::new();
         for p in &self.params {

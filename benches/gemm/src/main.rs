@@ -66,6 +66,19 @@ struct Operand<'a> {
     rs: isize,
 }
 
+impl<'a> Operand<'a> {
+    /// A matrix stored row-major with rows `ld` apart, or (`transposed`) stored as its transpose: its
+    /// columns `ld` apart.
+    fn new(data: &'a [f32], ld: usize, transposed: bool) -> Self {
+        let (cs, rs) = if transposed {
+            (ld as isize, 1)
+        } else {
+            (1, ld as isize)
+        };
+        Self { data, cs, rs }
+    }
+}
+
 /// `dst = lhs · rhs` for an m × n × k product through `gemm::gemm`, as candle calls it; `dst` has the
 /// strides `dst_strides` (column, row). Every operand must hold the product's elements at its strides.
 fn product(
@@ -157,32 +170,8 @@ fn main() {
     for (name, m, n, k, ta, tb) in shapes() {
         let (a, b) = operands(m, n, k);
         let mut c = vec![0f32; m * n];
-        let lhs = if ta {
-            Operand {
-                data: &a,
-                cs: m as isize,
-                rs: 1,
-            }
-        } else {
-            Operand {
-                data: &a,
-                cs: 1,
-                rs: k as isize,
-            }
-        };
-        let rhs = if tb {
-            Operand {
-                data: &b,
-                cs: k as isize,
-                rs: 1,
-            }
-        } else {
-            Operand {
-                data: &b,
-                cs: 1,
-                rs: n as isize,
-            }
-        };
+        let lhs = Operand::new(&a, if ta { m } else { k }, ta);
+        let rhs = Operand::new(&b, if tb { k } else { n }, tb);
         let reps = (2e9 / (2.0 * (m * n * k) as f64)).clamp(3.0, 200.0) as usize;
         for (orient, dst_strides) in [("", (1isize, n as isize)), ("_dstT", (m as isize, 1))] {
             let best = best_seconds(reps, || {
@@ -215,23 +204,11 @@ fn split_k(
             } else {
                 (1, n as isize)
             };
-            let lhs = Operand {
-                data: &a[k0..],
-                cs: 1,
-                rs: k as isize,
-            };
+            let lhs = Operand::new(&a[k0..], k, false);
             let rhs = if rhs_t {
-                Operand {
-                    data: &b[k0..],
-                    cs: k as isize,
-                    rs: 1,
-                }
+                Operand::new(&b[k0..], k, true)
             } else {
-                Operand {
-                    data: &b[k0 * n..],
-                    cs: 1,
-                    rs: n as isize,
-                }
+                Operand::new(&b[k0 * n..], n, false)
             };
             product((m, n, k1 - k0), &mut c, dst_strides, lhs, rhs, inner);
             c
