@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # One prepared run on a lent GPU machine (no Rust, no internet there): Sacro's CUDA build, carried in as
-# .dev/sacro.xz (built on the development machine, see packaging/cuda/README.md), against PyTorch on the
+# .dev/sacro.xz (built on the development machine, by packaging/cuda/build.sh), against PyTorch on the
 # same GPU; then the demo model's training run on synthetic phantoms.
 #
 #   benches/gpu.sh smoke   # libraries, bench at repeat 1, a 2-epoch training run on 12 tiny phantoms
-#   benches/gpu.sh full    # bench (repeat 5) vs PyTorch, then the demo-model training runs
+#   benches/gpu.sh full    # bench (repeat 5; both convolution paths) vs PyTorch, then the demo model's run
 #
 # The device tool sends the working tree, at most 64 MiB: with the demo model's 51 MB of weights in it, move
 # models/demo-phantom/weights.safetensors out of the tree for the call (and back after).
@@ -18,10 +18,12 @@ mkdir -p "$OUT"
 exec > >(tee -a "$OUT/log.txt") 2>&1
 start=$(date +%s)
 budget=${BUDGET_S:-480}
+# GPU_SH_DEVICE=cpu and a carried binary (SACRO_XZ) dry-run the script on a development machine.
+dev=${GPU_SH_DEVICE:-cuda}
 log() { echo "[$(($(date +%s) - start)) s] $*"; }
 
 # The binary and the CUDA libraries it links (PyTorch's wheels hold them; the driver gives libcuda).
-python3 -c "import lzma, shutil; shutil.copyfileobj(lzma.open('.dev/sacro.xz'), open('/tmp/sacro', 'wb'))" || exit 1
+python3 -c "import lzma, shutil; shutil.copyfileobj(lzma.open('${SACRO_XZ:-.dev/sacro.xz}'), open('/tmp/sacro', 'wb'))" || exit 1
 chmod +x /tmp/sacro
 sacro=/tmp/sacro
 libs=$(python3 -c "
@@ -37,7 +39,7 @@ if ldd "$sacro" | grep 'not found'; then log "missing libraries"; exit 1; fi
 export RAYON_NUM_THREADS=$(nproc)
 
 if [ "$mode" = smoke ]; then
-  $sacro bench model --device cuda --repeat 1 --train-batch 8 || exit 1
+  $sacro bench model --device $dev --repeat 1 --train-batch 8 || exit 1
   $sacro phantom --n 12 --size 128 --seed 1 --out /tmp/phs >/dev/null || exit 1
   cat >/tmp/smoke.toml <<'EOF'
 seed = 1
@@ -59,72 +61,87 @@ EOF
   exit 0
 fi
 
-# Phantoms on the CPUs while the GPU is benchmarked.
-($sacro phantom --n 700 --size 512 --seed 2028 --out /tmp/ph >/tmp/phantom.log 2>&1; echo $? >/tmp/phantom.rc) &
+# Phantoms on the CPUs while the GPU is benchmarked: the training set and, from another seed, unseen ones.
+n=${PHANTOMS:-1200}
+($sacro phantom --n "$n" --size 512 --seed 2028 --out /tmp/ph >/tmp/phantom.log 2>&1; echo $? >/tmp/phantom.rc) &
 phantoms=$!
+($sacro phantom --n 300 --size 512 --seed 2029 --out /tmp/unseen >/dev/null 2>&1) &
+unseen=$!
 
+# Training steps through both convolution paths on the GPU (the default there: candle's conv2d and its
+# conv_transpose2d backward; SACRO_CONV=tensor: tensor operations with a GEMM backward,
+# src/model/conv_tensor.rs); the faster one that works trains the model.
 if [ -z "${SKIP_BENCH:-}" ]; then
   log "sacro bench (CUDA, f32)"
-  timeout 150 $sacro bench model --device cuda --repeat 5 --train-batch 8,32 | tee /tmp/bench_sacro.csv
+  timeout 150 $sacro bench model --device $dev --repeat 5 --train-batch 8,32 | tee /tmp/bench_sacro.csv
+  log "sacro bench (CUDA, f32; SACRO_CONV=tensor)"
+  SACRO_CONV=tensor timeout 60 $sacro bench model --device $dev --repeat 5 --train-batch 8,32 --only train_step |
+    tee /tmp/bench_sacro_tensor.csv
   log "pytorch bench (CUDA, f32, no TF32)"
-  DEVICE=cuda timeout 90 python3 benches/model_pytorch.py 5 8,32 | tee /tmp/bench_torch.csv
+  DEVICE=$dev timeout 90 python3 benches/model_pytorch.py 5 8,32 | tee /tmp/bench_torch.csv
 else
   echo "train_step_224_b32,$SKIP_BENCH" >/tmp/bench_sacro.csv
 fi
-wait $phantoms  # (a bare `wait` would also wait for the `tee` of this script's output, forever)
+step() { awk -F, '$1 == "train_step_224_b32" { print $2 }' "$1" 2>/dev/null; }
+t32=$(step /tmp/bench_sacro.csv)
+t32_tensor=$(step /tmp/bench_sacro_tensor.csv)
+if [ -n "$t32_tensor" ] && { [ -z "$t32" ] || python3 -c "import sys; sys.exit(not $t32_tensor < $t32)"; }; then
+  export SACRO_CONV=tensor
+  t32=$t32_tensor
+fi
+log "training path: ${SACRO_CONV:-default}, step b32 ${t32:-?} s"
+wait $phantoms $unseen # (a bare `wait` would also wait for the `tee` of this script's output, forever)
 log "phantoms: rc $(cat /tmp/phantom.rc); $(tail -1 /tmp/phantom.log)"
 
-# The demo model: the study's schedule at 224 px (one frozen epoch, then unfrozen) without MixUp and, when
-# the GPU is fast enough for two runs side by side to get 14 epochs or more each, with MixUp too; epochs
-# chosen from the measured step time so that the runs end inside the budget.
-t32=$(awk -F, '$1 == "train_step_224_b32" { print $2 }' /tmp/bench_sacro.csv)
-left=$((budget - ($(date +%s) - start) - 20))
-read -r one two < <(python3 -c "
+# The demo model: the study's schedule at 224 px (one frozen epoch, then unfrozen), MixUp off, unfrozen
+# epochs chosen from the measured step time so that the run ends inside the budget (an epoch: its steps,
+# augmentation on the CPUs overlapping, and a validation pass; 60 s kept for evaluation and packing).
+left=$((budget - ($(date +%s) - start) - 60))
+epochs=$(python3 -c "
 t32 = float('${t32:-0}' or 0) or 1.0
-epoch = (600 / 32) * t32 * 1.25 + 4  # augmentation, validation, checkpoints
-print(max(2, min(80, int($left / epoch) - 1)), max(2, min(80, int($left / (1.8 * epoch)) - 1)))")
-if [ "$two" -ge 14 ]; then runs="plain mixup"; epochs=$two; else runs="plain"; epochs=$one; fi
-log "train step b32 ${t32} s; ${left} s left; runs: $runs, ${epochs} unfrozen epochs each"
-for run in $runs; do
-  alpha=0.4
-  [ "$run" = plain ] && alpha=0.0
-  cat >/tmp/$run.toml <<EOF
+epoch = ($n * 5 / 6 / 32) * t32 * 1.2 + 2.5
+print(max(2, min(200, int($left / epoch) - 1)))")
+log "${left} s left; ${epochs} unfrozen epochs"
+cat >/tmp/plain.toml <<TOML
 seed = 2028
-valid_pct = 0.143
+valid_pct = 0.1667
 lr_frozen = 4e-3
 lr_unfrozen = [2e-3, 4e-3]
-mixup_alpha = $alpha
+mixup_alpha = 0.0
 max_micro_batch = 32
 [[stages]]
 size = 224
 batch = 32
 frozen_epochs = 1
 unfrozen_epochs = $epochs
-EOF
-  (timeout $((left + 30)) $sacro train --data /tmp/ph/truth.csv --config /tmp/$run.toml --out /tmp/run-$run \
-    >/tmp/train-$run.log 2>&1; echo $? >/tmp/train-$run.rc) &
-  pids="${pids:-} $!"
-done
-wait $pids
-for run in $runs; do
-  log "run $run: rc $(cat /tmp/train-$run.rc); $(grep -a 'model written' /tmp/train-$run.log | tail -1)"
-  tail -c 600 /tmp/run-$run/metrics.csv 2>/dev/null
-done
+TOML
+timeout $((left + 20)) $sacro train --data /tmp/ph/truth.csv --config /tmp/plain.toml --out /tmp/run-plain \
+  >/tmp/train-plain.log 2>&1
+log "run: rc $?; $(grep -a 'model written' /tmp/train-plain.log | tail -1)"
+tail -c 1500 /tmp/run-plain/metrics.csv 2>/dev/null
 
-# Bring back the better run's model (f16 weights, split under the 16 MiB file limit) and everything small.
-best=$(for run in $runs; do
-  a=$(grep -ao 'validation AUC [0-9.]*' /tmp/train-$run.log | tail -1 | awk '{print $3}')
-  [ -n "$a" ] && [ -f /tmp/run-$run/model/model.json ] && echo "$a $run"
-done | sort -rn | head -1 | awk '{print $2}')
-if [ -n "$best" ]; then
-  $sacro model half /tmp/run-$best/model --out /tmp/demo-phantom && log "best: $best" &&
+# The model on the 300 unseen phantoms (seed 2029), AUC by scikit-learn; then the f16 copy back in parts
+# under the 16 MiB file limit, and everything small.
+if [ -f /tmp/run-plain/model/model.json ]; then
+  $sacro model half /tmp/run-plain/model --out /tmp/demo-phantom &&
     tar -C /tmp -cf - demo-phantom | split -b 15M - "$OUT/demo.tar.part-"
+  $sacro predict --model /tmp/demo-phantom --batch 32 --out /tmp/unseen-pred.csv /tmp/unseen >/dev/null &&
+    python3 - <<'PY'
+import csv, os
+from sklearn.metrics import roc_auc_score
+truth = {r["file"]: int(r["definite"]) for r in csv.DictReader(open("/tmp/unseen/truth.csv"))}
+rows = [(truth[os.path.basename(r["file"])], float(r["probability"]), os.path.basename(r["file"]))
+        for r in csv.DictReader(open("/tmp/unseen-pred.csv"))]
+for k in (60, len(rows)):
+    rows.sort(key=lambda r: r[2])
+    y = [a for a, _, _ in rows[:k]]
+    print(f"unseen phantoms (seed 2029): first {k}, AUC {roc_auc_score(y, [b for _, b, _ in rows[:k]]):.4f}, "
+          f"prevalence {sum(y) / len(y):.3f}")
+PY
 fi
-mkdir -p /tmp/small
-cp /tmp/bench_*.csv /tmp/*.toml /tmp/train-*.log /tmp/phantom.log /tmp/small/ 2>/dev/null
-for run in $runs; do
-  mkdir -p /tmp/small/$run
-  find /tmp/run-$run -maxdepth 1 -type f ! -name '*.safetensors' -exec cp {} /tmp/small/$run/ \; 2>/dev/null
-done
+mkdir -p /tmp/small/plain
+cp /tmp/bench_*.csv /tmp/*.toml /tmp/train-*.log /tmp/phantom.log /tmp/unseen-pred.csv /tmp/small/ 2>/dev/null
+find /tmp/run-plain -maxdepth 1 -type f ! -name '*.safetensors' -exec cp {} /tmp/small/plain/ \; 2>/dev/null
+cp /tmp/run-plain/model/*.json /tmp/run-plain/model/*.csv /tmp/small/plain/ 2>/dev/null
 tar -C /tmp -czf "$OUT/runs.tgz" small
 log "done"

@@ -1,7 +1,8 @@
 //! The whole network on Sacro's CPU kernels (im2col convolutions, fused batch norm) against candle's stock
-//! operations (`SACRO_CONV=stock`): training-mode logits and the gradient of every parameter for the same
+//! operations (`SACRO_CONV=stock`) and against the GPU's training path run on the CPU (`SACRO_CONV=tensor`:
+//! convolutions as tensor operations with a GEMM backward, candle's batch norm): training-mode logits and the gradient of every parameter for the same
 //! seeded weights, input, dropout and labels. The path is chosen once per process, so the test runs itself
-//! a second time with `SACRO_CONV=stock` and compares with what that child writes. And gradient
+//! again with `SACRO_CONV` set and compares with what each child writes. And gradient
 //! checkpointing of the blocks against keeping every intermediate: the same logits, gradients and running
 //! statistics; and the blocks as one graph node with its own backward pass (the default) against the
 //! per-op graph: the same bits.
@@ -103,37 +104,46 @@ fn whole_network_logits_and_gradients_equal_on_both_paths() {
         return;
     }
     assert_eq!(conv_path(), ConvPath::Im2Col, "run without SACRO_CONV");
-    let tmp = tempfile::tempdir().expect("tmp");
-    let file = tmp.path().join("stock.safetensors");
-    let o = Command::new(std::env::current_exe().expect("exe"))
-        .args([
-            "--exact",
+    // candle's stock operations, and the GPU's training path (convolutions as tensor operations with a
+    // GEMM backward, candle's batch norm and pooling) run on the CPU.
+    for other in ["stock", "tensor"] {
+        let theirs = child_results(
             "whole_network_logits_and_gradients_equal_on_both_paths",
-        ])
-        .env("SACRO_CONV", "stock")
+            other,
+        );
+        assert_eq!(ours.len(), theirs.len(), "{other}");
+        // Every convolution, batch norm and head parameter has a gradient.
+        assert!(ours.len() > 120, "{} tensors", ours.len());
+        // In f64 the paths compute the same function up to rounding; in f32, summation order (the GEMM
+        // kernels' blocking — AVX-512 or AVX2 — and the fused batch norm's f64 sums) leaves differences
+        // of up to about 2e-3 of a tensor's largest gradient (measured: 1.8e-3 in a downsample weight).
+        for (name, g) in &ours {
+            let (tolerance, what) = match (name.starts_with("F64"), name.ends_with("logits")) {
+                (true, _) => (1e-9, "f64"),
+                (false, true) => (1e-4, "f32 logits"),
+                (false, false) => (5e-3, "f32 gradients"),
+            };
+            let e = max_rel(g, &theirs[name]);
+            assert!(
+                e < tolerance,
+                "{other}: {name} differs by {e:e} ({what}: {tolerance:e})"
+            );
+        }
+    }
+}
+
+/// What this test binary's `test` writes when run again with `SACRO_CONV=path`.
+fn child_results(test: &str, path: &str) -> HashMap<String, Tensor> {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let file = tmp.path().join("child.safetensors");
+    let o = Command::new(std::env::current_exe().expect("exe"))
+        .args(["--exact", test])
+        .env("SACRO_CONV", path)
         .env(CHILD_OUT, &file)
         .output()
         .expect("child");
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stdout));
-    let stock = candle_core::safetensors::load(&file, &Device::Cpu).expect("stock results");
-    assert_eq!(ours.len(), stock.len());
-    // Every convolution, batch norm and head parameter has a gradient.
-    assert!(ours.len() > 120, "{} tensors", ours.len());
-    // In f64 the two paths compute the same function up to rounding; in f32, summation order (the GEMM
-    // kernels' blocking — AVX-512 or AVX2 — and the fused batch norm's f64 sums) leaves differences of up
-    // to about 2e-3 of a tensor's largest gradient (measured: 1.8e-3 in a downsample weight).
-    for (name, g) in &ours {
-        let (tolerance, what) = match (name.starts_with("F64"), name.ends_with("logits")) {
-            (true, _) => (1e-9, "f64"),
-            (false, true) => (1e-4, "f32 logits"),
-            (false, false) => (5e-3, "f32 gradients"),
-        };
-        let e = max_rel(g, &stock[name]);
-        assert!(
-            e < tolerance,
-            "{name} differs by {e:e} ({what}: {tolerance:e})"
-        );
-    }
+    candle_core::safetensors::load(&file, &Device::Cpu).expect("child results")
 }
 
 /// Two training steps' logits, gradients (through `Network::backward`) and the running statistics after

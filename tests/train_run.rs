@@ -312,3 +312,74 @@ fn a_given_split_with_a_test_set() {
         }
     }
 }
+
+/// `sacro train` interrupted by Ctrl-C (SIGINT) after its first epoch stops before the next batch with
+/// status 130 and says how to resume; `--resume` then finishes the run and writes the model.
+#[test]
+fn ctrl_c_stops_the_command_line_run_and_resume_finishes_it() {
+    use std::io::{BufRead, BufReader};
+    use std::process::{Command, Stdio};
+    let tmp = tempfile::tempdir().unwrap();
+    let csv = phantoms(tmp.path(), 20);
+    // Enough epochs that the run is still going when the signal arrives.
+    let config = tmp.path().join("tiny.toml");
+    std::fs::write(
+        &config,
+        TINY.replace("unfrozen_epochs = 2", "unfrozen_epochs = 30"),
+    )
+    .unwrap();
+    let out = tmp.path().join("run");
+    let train = |resume: bool| {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_sacro"));
+        c.arg("train")
+            .arg("--data")
+            .arg(&csv)
+            .arg("--config")
+            .arg(&config)
+            .arg("--out")
+            .arg(&out);
+        if resume {
+            c.arg("--resume");
+        }
+        c
+    };
+    let mut child = train(false)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("sacro train");
+    let mut stderr = BufReader::new(child.stderr.take().expect("stderr"));
+    let mut seen = String::new();
+    loop {
+        let mut line = String::new();
+        let n = stderr.read_line(&mut line).expect("stderr");
+        assert!(n > 0, "the run ended before its first epoch: {seen}");
+        seen.push_str(&line);
+        if line.trim_start().starts_with("epoch   1:") {
+            break;
+        }
+    }
+    let kill = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(kill.success());
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut stderr, &mut rest).expect("stderr");
+    let status = child.wait().expect("wait");
+    assert_eq!(status.code(), Some(130), "{seen}{rest}");
+    assert!(
+        rest.contains("cancelled") && rest.contains("--resume"),
+        "{rest}"
+    );
+    assert!(!out.join("model").join("weights.safetensors").exists());
+    let o = train(true).output().expect("resume");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let err = String::from_utf8_lossy(&o.stderr);
+    // The frozen phase's epoch was checkpointed: the run goes on with the unfrozen phase.
+    assert!(
+        err.contains("resuming at phase 2") && !err.contains("phase 1/2"),
+        "{err}"
+    );
+    assert!(out.join("model").join("weights.safetensors").exists());
+}

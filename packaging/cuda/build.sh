@@ -22,7 +22,7 @@ python3 -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 \
 for w in "$work"/wheels/*.whl; do unzip -q -o "$w" -d "$work/root"; done
 cuda=$work/root/nvidia/cu13
 # Link-time stub of the driver library: every cu* function cudarc declares.
-cudarc=$(cargo metadata --format-version 1 --locked |
+cudarc=$(cargo metadata --format-version 1 --locked --features cuda |
   python3 -c "import json, sys; print(next(p['manifest_path'] for p in json.load(sys.stdin)['packages'] if p['name'] == 'cudarc'))")
 grep -h -A1 'extern "C" {' "$(dirname "$cudarc")/src/driver/sys/mod.rs" | grep -oP '^\s*fn \K(cu\w+)' | sort -u |
   sed 's/.*/int &(void) { return 999; }/' >"$work/libcuda_stub.c"

@@ -3,6 +3,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 
 use anyhow::{Context, bail};
@@ -132,19 +133,63 @@ fn config_of(args: &DataArgs, resume_dir: Option<&Path>) -> anyhow::Result<Train
     Ok(cfg)
 }
 
-fn load_data(args: &DataArgs, cfg: &TrainConfig) -> anyhow::Result<Dataset> {
+/// A flag that the first Ctrl-C (SIGINT) or SIGTERM sets: the run stops before its next batch (or film,
+/// while decoding) and says how to resume. A second Ctrl-C exits at once (status 130).
+fn cancel_on_signals() -> anyhow::Result<Arc<AtomicBool>> {
+    use signal_hook::consts::{SIGINT, SIGTERM};
+    let cancel = Arc::new(AtomicBool::new(false));
+    // The shutdown first: it acts only when the flag is already set, i.e. on the second signal.
+    signal_hook::flag::register_conditional_shutdown(SIGINT, 130, Arc::clone(&cancel))
+        .context("installing the Ctrl-C handler")?;
+    for signal in [SIGINT, SIGTERM] {
+        signal_hook::flag::register(signal, Arc::clone(&cancel))
+            .context("installing the Ctrl-C handler")?;
+    }
+    Ok(cancel)
+}
+
+/// `result`, or the exit status 130 and what to do next where the user cancelled.
+fn unless_cancelled<T>(
+    result: Result<T, sacro::train::TrainError>,
+    resume: Option<&Path>,
+) -> anyhow::Result<Result<T, ExitCode>> {
+    match result {
+        Ok(v) => Ok(Ok(v)),
+        Err(sacro::train::TrainError::Cancelled) => {
+            match resume {
+                Some(out) => eprintln!(
+                    "cancelled: the last completed epoch is checkpointed in {}; the same command with \
+                     --resume continues from it",
+                    out.display()
+                ),
+                None => eprintln!("cancelled"),
+            }
+            Ok(Err(ExitCode::from(130)))
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+fn load_data(
+    args: &DataArgs,
+    cfg: &TrainConfig,
+    cancel: &AtomicBool,
+) -> anyhow::Result<Result<Dataset, ExitCode>> {
     let bar = bar(0, "decoding");
-    let cancel = AtomicBool::new(false);
-    let (ds, notes) = data::open(
+    let opened = data::open(
         &args.data,
         cfg,
         &|done, total| {
             bar.set_length(total as u64);
             bar.set_position(done as u64);
         },
-        &cancel,
-    )?;
+        cancel,
+    );
     bar.finish_and_clear();
+    let (ds, notes) = match unless_cancelled(opened, None)? {
+        Ok(opened) => opened,
+        Err(code) => return Ok(Err(code)),
+    };
     for n in notes {
         eprintln!("{n}");
     }
@@ -156,7 +201,7 @@ fn load_data(args: &DataArgs, cfg: &TrainConfig) -> anyhow::Result<Dataset> {
         count(data::Split::Valid),
         count(data::Split::Test)
     );
-    Ok(ds)
+    Ok(Ok(ds))
 }
 
 fn bar(len: u64, msg: &'static str) -> ProgressBar {
@@ -172,7 +217,11 @@ fn bar(len: u64, msg: &'static str) -> ProgressBar {
 /// Runs `sacro train`.
 pub fn train(args: TrainArgs) -> anyhow::Result<ExitCode> {
     let cfg = config_of(&args.data, args.resume.then_some(args.out.as_path()))?;
-    let data = load_data(&args.data, &cfg)?;
+    let cancel = cancel_on_signals()?;
+    let data = match load_data(&args.data, &cfg, &cancel)? {
+        Ok(data) => data,
+        Err(code) => return Ok(code),
+    };
     if let Some(png) = &args.preview {
         let size = cfg.stages.first().map_or(224, |s| s.size).min(256);
         let grid = trainer::augmented_grid(&cfg, &data, size, (4, 4), cfg.seed);
@@ -198,7 +247,6 @@ pub fn train(args: TrainArgs) -> anyhow::Result<ExitCode> {
     let device = default_device();
     eprintln!("training on {device:?}");
     let mut epoch_bar: Option<ProgressBar> = None;
-    let cancel = AtomicBool::new(false);
     let mut on_event = |e: Event| match e {
         Event::PhaseStarted {
             phase,
@@ -247,7 +295,7 @@ pub fn train(args: TrainArgs) -> anyhow::Result<ExitCode> {
         Event::Message(m) => eprintln!("{m}"),
         Event::Loading { .. } | Event::LrStep { .. } => {}
     };
-    let summary = sacro::train::train(
+    let trained = sacro::train::train(
         &cfg,
         &data,
         &args.out,
@@ -255,10 +303,14 @@ pub fn train(args: TrainArgs) -> anyhow::Result<ExitCode> {
         &device,
         &mut on_event,
         &cancel,
-    )?;
+    );
     if let Some(b) = epoch_bar {
         b.finish_and_clear();
     }
+    let summary = match unless_cancelled(trained, Some(&args.out))? {
+        Ok(summary) => summary,
+        Err(code) => return Ok(code),
+    };
     println!(
         "model: {}\nvalidation AUC {:.4}{}",
         summary.model_dir.display(),
@@ -283,11 +335,14 @@ pub fn lr_find(args: LrFindArgs) -> anyhow::Result<ExitCode> {
         bail!("--start must be > 0 and below --end, with at least 10 --iterations");
     }
     let cfg = config_of(&args.data, None)?;
-    let data = load_data(&args.data, &cfg)?;
+    let cancel = cancel_on_signals()?;
+    let data = match load_data(&args.data, &cfg, &cancel)? {
+        Ok(data) => data,
+        Err(code) => return Ok(code),
+    };
     let device = default_device();
     let bar = bar(args.iterations as u64, "lr_find");
-    let cancel = AtomicBool::new(false);
-    let result = sacro::train::lr_find(
+    let found = sacro::train::lr_find(
         &cfg,
         &data,
         &device,
@@ -304,8 +359,12 @@ pub fn lr_find(args: LrFindArgs) -> anyhow::Result<ExitCode> {
             }
         },
         &cancel,
-    )?;
+    );
     bar.finish_and_clear();
+    let result = match unless_cancelled(found, None)? {
+        Ok(result) => result,
+        Err(code) => return Ok(code),
+    };
     let csv = args.out.with_extension("csv");
     let png = args.out.with_extension("png");
     trainer::write_lr_find(&result, &csv, &png)?;

@@ -12,6 +12,14 @@
 //!   skip the input gradient where nothing needs it (the stem's input) and return gradients without a
 //!   graph of their own.
 //! - **stock**: candle's `conv2d` forward and backward, kept to test equivalence and measure regressions.
+//!
+//! - **tensor** (`SACRO_CONV=tensor`, any device): training through [`super::conv_tensor::conv2d_gemm`],
+//!   tensor operations whose backward pass is matrix multiplies (cuBLAS on a GPU) where candle's runs a
+//!   direct `conv_transpose2d` kernel; inference, batch norm and max pool as candle's. Written for GPUs;
+//!   on the CPU it is what the tests check the GPU's training path with.
+//!
+//! Devices other than the CPU take candle's operations on the default path: the tensor path's speed on
+//! a GPU is measured by `benches/gpu.sh` before it becomes their default.
 
 use std::sync::OnceLock;
 
@@ -29,13 +37,17 @@ pub enum ConvPath {
     Im2Col,
     /// candle's stock `conv2d`.
     Stock,
+    /// Tensor operations with a GEMM backward ([`super::conv_tensor`]) in training, candle's `conv2d`
+    /// otherwise.
+    Tensor,
 }
 
-/// The path chosen by `SACRO_CONV` (`stock` or `im2col`; im2col when unset).
+/// The path chosen by `SACRO_CONV` (`im2col`, `stock` or `tensor`; im2col when unset).
 pub fn conv_path() -> ConvPath {
     static PATH: OnceLock<ConvPath> = OnceLock::new();
     *PATH.get_or_init(|| match std::env::var("SACRO_CONV").as_deref() {
         Ok("stock") => ConvPath::Stock,
+        Ok("tensor") => ConvPath::Tensor,
         _ => ConvPath::Im2Col,
     })
 }
@@ -798,6 +810,11 @@ impl Module for Conv {
         match (conv_path(), x.device()) {
             (ConvPath::Im2Col, candle_core::Device::Cpu) => {
                 conv2d_im2col(x, &self.weight, self.stride, self.padding)
+            }
+            // Matrix multiplies in the backward pass, not candle's direct `conv_transpose2d` kernel;
+            // without a graph candle's forward is as fast and keeps nothing.
+            (ConvPath::Tensor, _) if x.track_op() || self.weight.track_op() => {
+                super::conv_tensor::conv2d_gemm(x, &self.weight, self.stride, self.padding)
             }
             _ => x.conv2d(&self.weight, self.padding, self.stride, 1, 1),
         }

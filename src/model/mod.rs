@@ -8,6 +8,7 @@ pub(crate) mod block;
 pub mod card;
 pub mod checkpoint;
 pub mod conv;
+pub mod conv_tensor;
 pub(crate) mod cpu;
 pub mod gradcam;
 pub mod head;
