@@ -157,10 +157,14 @@ fn unless_cancelled<T>(
         Ok(v) => Ok(Ok(v)),
         Err(sacro::train::TrainError::Cancelled) => {
             match resume {
-                Some(out) => eprintln!(
+                Some(out) if trainer::resumable(out) => eprintln!(
                     "cancelled: the last completed epoch is checkpointed in {}; the same command with \
                      --resume continues from it",
                     out.display()
+                ),
+                Some(_) => eprintln!(
+                    "cancelled before the first epoch ended: nothing was checkpointed; the same \
+                     command without --resume starts again"
                 ),
                 None => eprintln!("cancelled"),
             }

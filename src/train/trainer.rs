@@ -476,6 +476,11 @@ fn build(cfg: &TrainConfig, device: &Device) -> Result<(Network, VarMap), TrainE
 const METRICS_FILE: &str = "metrics.csv";
 const CONFIG_FILE: &str = "train.toml";
 const CHECKPOINT_DIR: &str = "checkpoint";
+
+/// Whether `out` holds a run that `--resume` can continue (an epoch of it was checkpointed).
+pub fn resumable(out: &Path) -> bool {
+    out.join(CHECKPOINT_DIR).join("state.json").is_file()
+}
 /// Folder of the trained model inside the output folder.
 pub const MODEL_DIR: &str = "model";
 
