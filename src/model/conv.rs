@@ -900,16 +900,7 @@ mod tests {
             let w = random(&[co, c, kk, kk]);
             let ours = conv2d_im2col(&x, &w, 1, pad).expect("ours");
             let stock = x.conv2d(&w, pad, 1, 1, 1).expect("stock");
-            let err = (ours - stock)
-                .expect("sub")
-                .abs()
-                .expect("abs")
-                .flatten_all()
-                .expect("flat")
-                .max(0)
-                .expect("max")
-                .to_scalar::<f64>()
-                .expect("scalar");
+            let err = crate::model::cpu::tests::max_abs_diff(&ours, &stock);
             assert!(err < 1e-11, "{c}→{co} k{kk}: {err}");
         }
     }

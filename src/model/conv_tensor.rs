@@ -83,6 +83,7 @@ fn pad_or_crop(t: &Tensor, dim: usize, before: usize, len: usize) -> Result<Tens
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::cpu::tests::max_abs_diff;
     use candle_core::{DType, Device, Var};
     use rand::{Rng, SeedableRng};
 
@@ -91,19 +92,6 @@ mod tests {
             .map(|_| rng.random_range(-1.0..1.0))
             .collect();
         Var::from_tensor(&Tensor::from_vec(v, shape, &Device::Cpu).expect("tensor")).expect("var")
-    }
-
-    fn max_abs_diff(a: &Tensor, b: &Tensor) -> f64 {
-        (a - b)
-            .expect("sub")
-            .abs()
-            .expect("abs")
-            .flatten_all()
-            .expect("flat")
-            .max(0)
-            .expect("max")
-            .to_scalar::<f64>()
-            .expect("scalar")
     }
 
     /// The output equals candle's `conv2d`, the input and weight gradients those of Sacro's CPU
@@ -169,17 +157,7 @@ mod tests {
         let weight = Tensor::ones((4, 3, 3, 3), DType::F32, &Device::Cpu).expect("w");
         let y = conv2d_gemm(&x, &weight, 1, 1).expect("gemm");
         let reference = x.conv2d(&weight, 1, 1, 1, 1).expect("conv2d");
-        let d = (y - reference)
-            .expect("sub")
-            .abs()
-            .expect("abs")
-            .flatten_all()
-            .expect("flat")
-            .max(0)
-            .expect("max")
-            .to_scalar::<f32>()
-            .expect("scalar");
-        assert!(d < 1e-5);
+        assert!(max_abs_diff(&y, &reference) < 1e-5);
         let wrong = Tensor::ones((4, 2, 3, 3), DType::F32, &Device::Cpu).expect("w");
         let err = conv2d_gemm(&x, &wrong, 1, 1).expect_err("mismatch");
         assert!(err.to_string().contains("does not fit"), "{err}");

@@ -248,6 +248,17 @@ pub(crate) fn zeros<T: Float>(n: usize) -> Vec<T> {
 pub(crate) mod tests {
     use std::sync::atomic::{AtomicBool, Ordering};
 
+    /// The largest absolute difference between two tensors of the same shape, in f64.
+    pub(crate) fn max_abs_diff(a: &candle_core::Tensor, b: &candle_core::Tensor) -> f64 {
+        (a - b)
+            .and_then(|d| d.abs())
+            .and_then(|d| d.to_dtype(candle_core::DType::F64))
+            .and_then(|d| d.flatten_all())
+            .and_then(|d| d.max(0))
+            .and_then(|d| d.to_scalar::<f64>())
+            .expect("difference")
+    }
+
     /// Set while [`on_both_paths`] runs its baseline pass (other tests running meanwhile only run slower).
     pub(crate) static SCALAR: AtomicBool = AtomicBool::new(false);
 
