@@ -126,18 +126,7 @@ if [ -f /tmp/run-plain/model/model.json ]; then
   $sacro model half /tmp/run-plain/model --out /tmp/demo-phantom &&
     tar -C /tmp -cf - demo-phantom | split -b 15M - "$OUT/demo.tar.part-"
   $sacro predict --model /tmp/demo-phantom --batch 32 --out /tmp/unseen-pred.csv /tmp/unseen >/dev/null &&
-    python3 - <<'PY'
-import csv, os
-from sklearn.metrics import roc_auc_score
-truth = {r["file"]: int(r["definite"]) for r in csv.DictReader(open("/tmp/unseen/truth.csv"))}
-rows = [(truth[os.path.basename(r["file"])], float(r["probability"]), os.path.basename(r["file"]))
-        for r in csv.DictReader(open("/tmp/unseen-pred.csv"))]
-for k in (60, len(rows)):
-    rows.sort(key=lambda r: r[2])
-    y = [a for a, _, _ in rows[:k]]
-    print(f"unseen phantoms (seed 2029): first {k}, AUC {roc_auc_score(y, [b for _, b, _ in rows[:k]]):.4f}, "
-          f"prevalence {sum(y) / len(y):.3f}")
-PY
+    python3 models/demo-phantom/phantom_auc.py /tmp/unseen/truth.csv /tmp/unseen-pred.csv 60
 fi
 mkdir -p /tmp/small/plain
 cp /tmp/bench_*.csv /tmp/*.toml /tmp/train-*.log /tmp/phantom.log /tmp/unseen-pred.csv /tmp/small/ 2>/dev/null

@@ -1,8 +1,9 @@
 //! The whole network on Sacro's CPU kernels (im2col convolutions, fused batch norm) against candle's stock
-//! operations (`SACRO_CONV=stock`) and against the GPU's training path run on the CPU (`SACRO_CONV=tensor`:
-//! convolutions as tensor operations with a GEMM backward, candle's batch norm): training-mode logits and the gradient of every parameter for the same
-//! seeded weights, input, dropout and labels. The path is chosen once per process, so the test runs itself
-//! again with `SACRO_CONV` set and compares with what each child writes. And gradient
+//! operations (`SACRO_CONV=stock`) and against the GPU's training path run on the CPU
+//! (`SACRO_CONV=tensor`: convolutions as tensor operations with a GEMM backward, candle's batch norm):
+//! training-mode logits and the gradient of every parameter for the same seeded weights, input, dropout
+//! and labels. The path is chosen once per process, so the test runs itself again with `SACRO_CONV` set
+//! and compares with what each child writes. And gradient
 //! checkpointing of the blocks against keeping every intermediate: the same logits, gradients and running
 //! statistics; and the blocks as one graph node with its own backward pass (the default) against the
 //! per-op graph: the same bits.
@@ -96,7 +97,7 @@ fn logits_and_gradients(dtype: DType) -> HashMap<String, Tensor> {
 }
 
 #[test]
-fn whole_network_logits_and_gradients_equal_on_both_paths() {
+fn whole_network_logits_and_gradients_equal_on_every_path() {
     let mut ours = logits_and_gradients(DType::F32);
     ours.extend(logits_and_gradients(DType::F64));
     if let Ok(path) = std::env::var(CHILD_OUT) {
@@ -108,7 +109,7 @@ fn whole_network_logits_and_gradients_equal_on_both_paths() {
     // GEMM backward, candle's batch norm and pooling) run on the CPU.
     for other in ["stock", "tensor"] {
         let theirs = child_results(
-            "whole_network_logits_and_gradients_equal_on_both_paths",
+            "whole_network_logits_and_gradients_equal_on_every_path",
             other,
         );
         assert_eq!(ours.len(), theirs.len(), "{other}");

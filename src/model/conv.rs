@@ -1,6 +1,6 @@
 //! The one place where the network's convolutions are made.
 //!
-//! Two paths, chosen once per process (`SACRO_CONV=stock` selects candle's own, and candle's batch norm in
+//! Three paths, chosen once per process (`SACRO_CONV=stock` selects candle's own, and candle's batch norm in
 //! `norm.rs`):
 //! - **im2col** (default, CPU): one custom op per convolution: `im2col` (multithreaded over channels),
 //!   one matrix multiply for the whole batch through candle's CPU GEMM (the `gemm` crate), and a parallel
@@ -12,7 +12,6 @@
 //!   skip the input gradient where nothing needs it (the stem's input) and return gradients without a
 //!   graph of their own.
 //! - **stock**: candle's `conv2d` forward and backward, kept to test equivalence and measure regressions.
-//!
 //! - **tensor** (`SACRO_CONV=tensor`, any device): training through [`super::conv_tensor::conv2d_gemm`],
 //!   tensor operations whose backward pass is matrix multiplies (cuBLAS on a GPU) where candle's runs a
 //!   direct `conv_transpose2d` kernel; inference, batch norm and max pool as candle's. Written for GPUs;

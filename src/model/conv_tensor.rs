@@ -5,7 +5,8 @@
 //! per input element. Written here as operations candle already differentiates — zero padding, strided
 //! views, one concatenation into a column matrix, one matrix multiply — the backward pass is two more
 //! matrix multiplies (cuBLAS on a GPU) and memory-bound copies. Nothing here is device-specific: the CPU
-//! tests check it against candle's `conv2d` and its gradients, and on a GPU it runs on candle's kernels.
+//! tests check its output against candle's `conv2d` and its gradients against Sacro's CPU convolution op,
+//! and on a GPU it runs on candle's kernels.
 //!
 //! Layout: the input as `[c, n, h', w']` (channels first, so the column matrix `[k²·c, n·ho·wo]` is
 //! one concatenation of `k²` strided views with no further copy), the weight reordered to

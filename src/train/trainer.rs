@@ -477,10 +477,16 @@ const METRICS_FILE: &str = "metrics.csv";
 const CONFIG_FILE: &str = "train.toml";
 const CHECKPOINT_DIR: &str = "checkpoint";
 
+/// The run state the checkpoint of a run in `out` keeps (phase, epochs done, best AUC).
+fn state_path(out: &Path) -> PathBuf {
+    out.join(CHECKPOINT_DIR).join("state.json")
+}
+
 /// Whether `out` holds a run that `--resume` can continue (an epoch of it was checkpointed).
 pub fn resumable(out: &Path) -> bool {
-    out.join(CHECKPOINT_DIR).join("state.json").is_file()
+    state_path(out).is_file()
 }
+
 /// Folder of the trained model inside the output folder.
 pub const MODEL_DIR: &str = "model";
 
@@ -516,7 +522,7 @@ pub fn train(
     data.check()?;
     let ckpt = out.join(CHECKPOINT_DIR);
     std::fs::create_dir_all(&ckpt).map_err(io_err(&ckpt))?;
-    let state_path = ckpt.join("state.json");
+    let state_path = state_path(out);
     let mut learner = Learner::new(cfg, data, device)?;
     let mut state = if resume {
         let saved = TrainConfig::load(&out.join(CONFIG_FILE))?;
