@@ -93,24 +93,31 @@ pub fn choose(labels: &[bool], scores: &[f64], rule: CutoffRule) -> Result<f64, 
     chosen.ok_or_else(|| StatsError::Undefined(format!("no threshold satisfies {rule:?}")))
 }
 
-/// The three cut-offs chosen on one set.
+/// The three cut-offs chosen on one set, always in order: the sensitivity-favouring one is never above
+/// the balanced one and the specificity-favouring one never below it. A good model's Youden point can
+/// already have more than the target specificity (or sensitivity); the target's own threshold would then
+/// lie on the other side of it and call more (fewer) cases positive than the balanced cut-off, so the
+/// balanced cut-off is taken instead: it meets the target too, with the better other rate.
 pub fn choose_all(
     labels: &[bool],
     scores: &[f64],
     targets: Targets,
 ) -> Result<Cutoffs, StatsError> {
+    let balanced = choose(labels, scores, CutoffRule::Youden)?;
+    let sensitive = choose(
+        labels,
+        scores,
+        CutoffRule::MinSensitivity(targets.sensitivity),
+    )?;
+    let specific = choose(
+        labels,
+        scores,
+        CutoffRule::MinSpecificity(targets.specificity),
+    )?;
     Ok(Cutoffs {
-        sensitive: choose(
-            labels,
-            scores,
-            CutoffRule::MinSensitivity(targets.sensitivity),
-        )?,
-        balanced: choose(labels, scores, CutoffRule::Youden)?,
-        specific: choose(
-            labels,
-            scores,
-            CutoffRule::MinSpecificity(targets.specificity),
-        )?,
+        sensitive: sensitive.min(balanced),
+        balanced,
+        specific: specific.max(balanced),
     })
 }
 
@@ -193,6 +200,47 @@ mod tests {
         let all_neg_top = [false, true];
         let c = choose(&all_neg_top, &[0.9, 0.1], CutoffRule::MinSpecificity(1.0)).unwrap();
         assert!(c > 0.9);
+    }
+
+    /// A well-separated set whose Youden point has specificity 1 (and sensitivity below the target), and
+    /// its mirror whose Youden point has sensitivity 1: the one-sided cut-offs stay on their side of the
+    /// balanced one and still meet their targets (the order was broken on a trained phantom model's
+    /// validation set: sensitive 0.207, balanced 0.787, specific 0.643).
+    #[test]
+    fn one_sided_cut_offs_never_cross_the_balanced_one() {
+        // 20 negatives at 0.00..0.19; positives: 18 at 0.80..0.97, 2 low at 0.05 and 0.10.
+        let mut y = vec![false; 20];
+        let mut s: Vec<f64> = (0..20).map(|i| f64::from(i) / 100.0).collect();
+        y.extend([true; 20]);
+        s.extend((0..18).map(|i| 0.8 + f64::from(i) / 100.0));
+        s.extend([0.05, 0.10]);
+        let t = Targets::default();
+        let c = choose_all(&y, &s, t).unwrap();
+        assert_eq!(c.balanced, 0.8); // sensitivity 0.90, specificity 1
+        assert!(choose(&y, &s, CutoffRule::MinSpecificity(0.95)).unwrap() < c.balanced);
+        assert_eq!(c.specific, c.balanced);
+        assert_eq!(c.sensitive, 0.1); // 19 of 20 positives
+        let rate = |cut: f64, class: bool| {
+            let n = y.iter().filter(|&&l| l == class).count() as f64;
+            let hit = y
+                .iter()
+                .zip(&s)
+                .filter(|&(&l, &p)| l == class && (p >= cut) == class)
+                .count() as f64;
+            hit / n
+        };
+        assert!(rate(c.specific, false) >= t.specificity);
+        assert!(rate(c.sensitive, true) >= t.sensitivity);
+        // The mirror image: scores 1 − s and labels flipped; the Youden point has sensitivity 1.
+        let y2: Vec<bool> = y.iter().map(|l| !l).collect();
+        let s2: Vec<f64> = s.iter().map(|p| 1.0 - p).collect();
+        let c2 = choose_all(&y2, &s2, t).unwrap();
+        assert!(choose(&y2, &s2, CutoffRule::MinSensitivity(0.95)).unwrap() > c2.balanced);
+        assert_eq!(c2.sensitive, c2.balanced);
+        assert!(
+            c2.sensitive <= c2.balanced && c2.balanced <= c2.specific,
+            "{c2:?}"
+        );
     }
 
     #[test]
