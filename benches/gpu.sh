@@ -93,9 +93,11 @@ log "training path: ${SACRO_CONV:-default}, step b32 ${t32:-?} s"
 wait $phantoms $unseen # (a bare `wait` would also wait for the `tee` of this script's output, forever)
 log "phantoms: rc $(cat /tmp/phantom.rc); $(tail -1 /tmp/phantom.log)"
 
-# The demo model: the study's schedule at 224 px (one frozen epoch, then unfrozen), MixUp off, unfrozen
-# epochs chosen from the measured step time so that the run ends inside the budget (an epoch: its steps,
-# augmentation on the CPUs overlapping, and a validation pass; 60 s kept for evaluation and packing).
+# The demo model: the study's schedule at 224 px as the CPU run that made the current demo model ran it
+# (benches/phantom_cpu224_2026-12-04/cpu224.toml: no frozen phase from random weights, slice(1e-3, 2e-3),
+# MixUp off), its epochs chosen from the measured step time so that the run ends inside the budget (an
+# epoch: its steps, augmentation on the CPUs overlapping, and a validation pass; 60 s kept for evaluation
+# and packing).
 left=$((budget - ($(date +%s) - start) - 60))
 epochs=$(python3 -c "
 t32 = float('${t32:-0}' or 0) or 1.0
@@ -105,14 +107,13 @@ log "${left} s left; ${epochs} unfrozen epochs"
 cat >/tmp/plain.toml <<TOML
 seed = 2028
 valid_pct = 0.1667
-lr_frozen = 4e-3
-lr_unfrozen = [2e-3, 4e-3]
+lr_unfrozen = [1e-3, 2e-3]
 mixup_alpha = 0.0
 max_micro_batch = 32
 [[stages]]
 size = 224
 batch = 32
-frozen_epochs = 1
+frozen_epochs = 0
 unfrozen_epochs = $epochs
 TOML
 timeout $((left + 20)) $sacro train --data /tmp/ph/truth.csv --config /tmp/plain.toml --out /tmp/run-plain \

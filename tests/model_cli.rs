@@ -154,6 +154,16 @@ fn a_half_precision_copy_predicts_as_the_original_within_f16_rounding() {
             .expect("weights")
             .len() as f64
     };
+    // Both folders' weights readable as their cards are (not the safetensors writer's owner-only mode).
+    for d in [&dir, &half] {
+        let perm = |f: &str| std::fs::metadata(d.join(f)).expect("file").permissions();
+        assert_eq!(
+            perm(card::WEIGHTS_FILE),
+            perm(card::CARD_FILE),
+            "{}",
+            d.display()
+        );
+    }
     let ratio = size(&half) / size(&dir);
     assert!((0.45..0.56).contains(&ratio), "size ratio {ratio}");
     let (full, small) = (

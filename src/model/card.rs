@@ -57,14 +57,28 @@ pub fn save(dir: &Path, card: &ModelCard, varmap: &VarMap) -> Result<ModelCard, 
     Ok(card)
 }
 
-/// Writes `card` as `dir`'s `model.json`.
+/// Writes `card` as `dir`'s `model.json`, and gives the folder's weights the card's permissions: the
+/// safetensors writer creates its file through a private temporary file (owner-only), which would keep a
+/// model folder shared on a site's server from everyone but its author; the card, written normally,
+/// carries the user's umask.
 fn write_card(dir: &Path, card: &ModelCard) -> Result<(), ModelError> {
     let path = dir.join(CARD_FILE);
     let json = serde_json::to_string_pretty(card).map_err(|e| ModelError::Weights {
         path: path.clone(),
         detail: e.to_string(),
     })?;
-    std::fs::write(&path, json).map_err(|source| ModelError::Io { path, source })
+    std::fs::write(&path, json).map_err(|source| ModelError::Io {
+        path: path.clone(),
+        source,
+    })?;
+    let permissions = std::fs::metadata(&path)
+        .map_err(|source| ModelError::Io { path, source })?
+        .permissions();
+    let weights = dir.join(WEIGHTS_FILE);
+    std::fs::set_permissions(&weights, permissions).map_err(|source| ModelError::Io {
+        path: weights,
+        source,
+    })
 }
 
 /// Name of the bundled demo model's folder (under `models/` in the source tree, `share/sacro/models/` in
