@@ -177,6 +177,7 @@ pub fn cross_validated(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::stats::confusion::ConfusionMatrix;
 
     #[test]
     fn rules_on_a_small_set() {
@@ -220,17 +221,11 @@ mod tests {
         assert!(choose(&y, &s, CutoffRule::MinSpecificity(0.95)).unwrap() < c.balanced);
         assert_eq!(c.specific, c.balanced);
         assert_eq!(c.sensitive, 0.1); // 19 of 20 positives
-        let rate = |cut: f64, class: bool| {
-            let n = y.iter().filter(|&&l| l == class).count() as f64;
-            let hit = y
-                .iter()
-                .zip(&s)
-                .filter(|&(&l, &p)| l == class && (p >= cut) == class)
-                .count() as f64;
-            hit / n
-        };
-        assert!(rate(c.specific, false) >= t.specificity);
-        assert!(rate(c.sensitive, true) >= t.sensitivity);
+        let at = |cut: f64| ConfusionMatrix::at_cutoff(&y, &s, cut).unwrap();
+        let m = at(c.specific);
+        assert!(m.tn as f64 / (m.tn + m.fp) as f64 >= t.specificity);
+        let m = at(c.sensitive);
+        assert!(m.tp as f64 / (m.tp + m.fn_) as f64 >= t.sensitivity);
         // The mirror image: scores 1 − s and labels flipped; the Youden point has sensitivity 1.
         let y2: Vec<bool> = y.iter().map(|l| !l).collect();
         let s2: Vec<f64> = s.iter().map(|p| 1.0 - p).collect();
