@@ -343,26 +343,45 @@ pub(crate) fn product_abt(a: &Tensor, b: &Tensor) -> Result<Tensor> {
     }
 }
 
-/// `lhs · rhs` for one product of contiguous operands, `lhs` `[m, k]` at element `lhs_start` of its
-/// storage and `rhs` `[k, n]` at `rhs_start`, through candle's GEMM; where k is long against the output
-/// (≥ 2·max(m, n): layers 3 and 4 of a forward pass at batch 1) k is split in two halves computed in
-/// parallel (each still multithreaded inside) and summed. The `gemm` crate parallelises over tiles of the
-/// output, of which such products have few: layer3's 3×3 product at 224² ran at 173 GFLOP/s whole and
-/// 244 split, layer4's at 168 and 223 (PyTorch's `torch.mm`: 270 and 182;
-/// `benches/gemm/results_2026-11-28.txt`, `--split-forward`).
+/// `lhs · rhs_i` for each of `b` products of contiguous operands, `lhs` `[m, k]` at element `lhs_start`
+/// of its storage (shared by all; stored as `[k, m]` when [`Orientation::Transposed`]) and `rhs`
+/// `[b, k, n]` at `rhs_start`: `[b, m, n]`, through candle's GEMM;
+/// where k is long against the output (≥ 2·max(m, n): layers 3 and 4 of a forward pass) k is split in two
+/// halves computed in parallel (each still multithreaded inside) and summed. The `gemm` crate parallelises
+/// over tiles of the output, of which such products have few: layer3's 3×3 product at 224² ran at 173
+/// GFLOP/s whole and 244 split, layer4's at 168 and 223 (PyTorch's `torch.mm`: 270 and 182;
+/// `benches/gemm/results_2026-11-28.txt`, `--split-forward`, Intel Xeon). On the AMD EPYC of 2026-12-05
+/// layer3's 1×1 product (256 × 196 × 1024), which a batch's 1×1 convolutions compute per image, ran at 98
+/// GFLOP/s whole and 200 split (`results_2026-12-05.txt`).
 fn product_split_k(
-    lhs: &CpuStorage,
-    lhs_start: usize,
+    lhs: (&CpuStorage, usize, Orientation),
     rhs: &CpuStorage,
     rhs_start: usize,
-    (m, n, k): (usize, usize, usize),
+    (b, m, n, k): (usize, usize, usize, usize),
 ) -> Result<CpuStorage> {
+    let (lhs, lhs_start, orientation) = lhs;
+    // The weight is the same for every product: a zero batch stride, which candle's GEMM loop takes as
+    // it is.
+    let lhs_layout = |k0: usize, k1: usize| match orientation {
+        Orientation::AsStored => {
+            Layout::new(Shape::from((b, m, k1 - k0)), vec![0, k, 1], lhs_start + k0)
+        }
+        Orientation::Transposed => Layout::new(
+            Shape::from((b, m, k1 - k0)),
+            vec![0, 1, m],
+            lhs_start + k0 * m,
+        ),
+    };
     let chunk = |k0: usize, k1: usize| -> Result<CpuStorage> {
         lhs.matmul(
             rhs,
-            (1, m, n, k1 - k0),
-            &Layout::new(Shape::from((m, k1 - k0)), vec![k, 1], lhs_start + k0),
-            &Layout::contiguous_with_offset((k1 - k0, n), rhs_start + k0 * n),
+            (b, m, n, k1 - k0),
+            &lhs_layout(k0, k1),
+            &Layout::new(
+                Shape::from((b, k1 - k0, n)),
+                vec![k * n, n, 1],
+                rhs_start + k0 * n,
+            ),
         )
     };
     // Two halves whatever the thread count, as in `product_abt`.
@@ -381,6 +400,15 @@ fn product_split_k(
         T::wrap(acc)
     });
     Ok(sum)
+}
+
+/// How the shared left operand of [`product_split_k`] is stored.
+#[derive(Debug, Clone, Copy)]
+enum Orientation {
+    /// `[m, k]`, row-major.
+    AsStored,
+    /// `[k, m]`, row-major: the product uses its transpose (a weight `[co, c]` for an input gradient).
+    Transposed,
 }
 
 /// `[co, n·p]` → `[n, co, p]`.
@@ -426,7 +454,12 @@ impl CustomOp2 for ConvIm2Col {
         let (w_start, _) = wl
             .contiguous_offsets()
             .ok_or_else(|| candle_core::Error::Msg("conv2d: weight must be contiguous".into()))?;
-        let y = product_split_k(ws, w_start, &cols, 0, (co, n * p, g.rows()))?;
+        let y = product_split_k(
+            (ws, w_start, Orientation::AsStored),
+            &cols,
+            0,
+            (1, co, n * p, g.rows()),
+        )?;
         keep_storage(cols);
         let shape = Shape::from((n, co, ho, wo));
         if n == 1 {
@@ -496,7 +529,8 @@ impl ConvIm2Col {
 
 /// A 1×1 stride-1 convolution as one op, `(x, weight)` → `[n, co, h, w]`: one batched matrix multiply
 /// on the input as it lies, the weight broadcast over the batch (a zero batch stride, which candle's GEMM
-/// loop takes as it is), so nothing is copied in or out. As one node it also spares the backward pass the
+/// loop takes as it is; split along k where that is long, [`product_split_k`]), so nothing is copied in or
+/// out. As one node it also spares the backward pass the
 /// zeroed gradient buffer and sum candle's autograd spends on every node (here: the reshapes around a
 /// matmul); indexing the images one by one would cost far more, a zero-padded full-batch copy of each
 /// image's gradient.
@@ -525,17 +559,11 @@ impl CustomOp2 for Conv1x1 {
         else {
             candle_core::bail!("conv1x1: input and weight must be contiguous");
         };
-        let p = h * w;
-        if n == 1 {
-            let y = product_split_k(ws, w_start, xs, x_start, (co, p, c))?;
-            return Ok((y, Shape::from((n, co, h, w))));
-        }
-        let wb = Layout::contiguous_with_offset((co, c), w_start).broadcast_as((n, co, c))?;
-        let y = ws.matmul(
+        let y = product_split_k(
+            (ws, w_start, Orientation::AsStored),
             xs,
-            (n, co, p, c),
-            &wb,
-            &Layout::contiguous_with_offset((n, c, p), x_start),
+            x_start,
+            (n, co, h * w, c),
         )?;
         Ok((y, Shape::from((n, co, h, w))))
     }
@@ -548,6 +576,47 @@ impl CustomOp2 for Conv1x1 {
         grad: &Tensor,
     ) -> Result<(Option<Tensor>, Option<Tensor>)> {
         conv1x1_backward(x, weight, grad, x.track_op(), true)
+    }
+}
+
+/// The input gradient of a 1×1 stride-1 convolution, `(weight [co, c, 1, 1], grad [n, co, p])` →
+/// `[n, c, p]`: per image `Wᵀ · G`, the weight's transpose read in place, split along k (the output's
+/// channels) where that is long ([`product_split_k`]: layers 3 and 4's last convolutions, 256 × 196 × 1024
+/// and 512 × 49 × 2048 per image at 224²). No backward pass of its own.
+#[derive(Debug, Clone, Copy)]
+struct Conv1x1InputGrad;
+
+impl CustomOp2 for Conv1x1InputGrad {
+    fn name(&self) -> &'static str {
+        "sacro-conv1x1-input-grad"
+    }
+
+    fn cpu_fwd(
+        &self,
+        ws: &CpuStorage,
+        wl: &Layout,
+        gs: &CpuStorage,
+        gl: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let (n, co, p) = gl.shape().dims3()?;
+        let (wco, c, kh, kw) = wl.shape().dims4()?;
+        if (wco, kh, kw) != (co, 1, 1) {
+            candle_core::bail!(
+                "conv1x1 input gradient: weight {wl:?} does not fit gradient {gl:?}"
+            );
+        }
+        let (Some((w_start, _)), Some((g_start, _))) =
+            (wl.contiguous_offsets(), gl.contiguous_offsets())
+        else {
+            candle_core::bail!("conv1x1 input gradient: weight and gradient must be contiguous");
+        };
+        let dx = product_split_k(
+            (ws, w_start, Orientation::Transposed),
+            gs,
+            g_start,
+            (n, c, p, co),
+        )?;
+        Ok((dx, Shape::from((n, c, p))))
     }
 }
 
@@ -566,10 +635,12 @@ fn conv1x1_backward(
     let (n, c, h, w) = x.dims4()?;
     let co = weight.dim(0)?;
     let gm = grad.contiguous()?.reshape((n, co, h * w))?;
-    let wm = weight.reshape((co, c))?;
     let dx = if needs_dx {
-        let dx = wm.t()?.broadcast_left(n)?.matmul(&gm)?;
-        Some(dx.reshape((n, c, h, w))?)
+        Some(
+            weight
+                .apply_op2_no_bwd(&gm, &Conv1x1InputGrad)?
+                .reshape((n, c, h, w))?,
+        )
     } else {
         None
     };
@@ -882,8 +953,8 @@ mod tests {
         }
     }
 
-    /// Batch-1 convolutions whose product has a long k (split in two, `product_split_k`) equal candle's
-    /// stock convolution: 1×1 (the batched op) and 3×3 (im2col), f64.
+    /// Convolutions whose product has a long k (split in two, `product_split_k`) equal candle's stock
+    /// convolution: 1×1 (the batched op, one product per image) and 3×3 (im2col), batch 1 and 3, f64.
     #[test]
     fn long_k_forward_products_equal_the_stock_convolution() {
         let mut rng = rand::rngs::StdRng::seed_from_u64(4);
@@ -895,12 +966,14 @@ mod tests {
         };
         // (in channels, out channels, kernel, padding, side): k = in·kernel² ≥ 128 and ≥ 2·max(out, pixels).
         for (c, co, kk, pad, side) in [(300, 5, 1, 0, 4), (40, 6, 3, 1, 5), (200, 7, 1, 0, 3)] {
-            let x = random(&[1, c, side, side]);
-            let w = random(&[co, c, kk, kk]);
-            let ours = conv2d_im2col(&x, &w, 1, pad).expect("ours");
-            let stock = x.conv2d(&w, pad, 1, 1, 1).expect("stock");
-            let err = crate::model::cpu::tests::max_abs_diff(&ours, &stock);
-            assert!(err < 1e-11, "{c}→{co} k{kk}: {err}");
+            for n in [1, 3] {
+                let x = random(&[n, c, side, side]);
+                let w = random(&[co, c, kk, kk]);
+                let ours = conv2d_im2col(&x, &w, 1, pad).expect("ours");
+                let stock = x.conv2d(&w, pad, 1, 1, 1).expect("stock");
+                let err = crate::model::cpu::tests::max_abs_diff(&ours, &stock);
+                assert!(err < 1e-11, "batch {n}, {c}→{co} k{kk}: {err}");
+            }
         }
     }
 
