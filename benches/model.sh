@@ -3,7 +3,10 @@
 # machine, same thread count, one invocation. Sacro's model commands run with glibc tunables that keep freed
 # memory for reuse (src/main.rs, keep_freed_memory); `GLIBC_TUNABLES=` (set, empty) turns that off, and
 # PyTorch is timed both ways so that the ratio is not the allocator's.
-# Usage: benches/model.sh [REPEAT]   (needs: pip install torch torchvision fastai)
+# Then ROUNDS (default 3) interleaved pairs, Sacro then PyTorch with Sacro's tunables, for the ratio's
+# spread: this shared machine's speed drifts by 10–15 % over an hour, so one pass of each can be biased
+# either way; the reported ratio is the median of the rounds' ratios, with their range.
+# Usage: [ROUNDS=3] benches/model.sh [REPEAT]   (needs: pip install torch torchvision fastai)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 repeat=${1:-3}
@@ -46,3 +49,28 @@ settle
 echo "sacro (im2col, --checkpoint): $(RAYON_NUM_THREADS=$threads ./target/release/sacro bench memory --size 768 --batch 2 --steps 2 --checkpoint | tail -1)"
 settle
 echo "pytorch: $(THREADS=$threads python3 benches/memory_pytorch.py 768 2 2 2>/dev/null | tail -1)"
+# Interleaved rounds: Sacro, then PyTorch with the same tunables, ROUNDS times; per work the median of the
+# rounds' ratios (each a ratio of medians of REPEAT) and their range.
+rounds=${ROUNDS:-3}
+echo "## interleaved rounds ($rounds × sacro, pytorch with sacro's tunables): work: sacro median s, pytorch median s, ratio median [min, max]"
+for r in $(seq "$rounds"); do
+  settle
+  RAYON_NUM_THREADS=$threads ./target/release/sacro bench model --repeat "$repeat" | tail -n +2 | sed "s/^/sacro,$r,/"
+  settle
+  GLIBC_TUNABLES=$tunables THREADS=$threads python3 benches/model_pytorch.py "$repeat" 2>/dev/null | tail -n +2 | sed "s/^/pytorch,$r,/"
+done | python3 -c '
+import sys, collections, statistics
+t = collections.defaultdict(dict)
+order = []
+for line in sys.stdin:
+    who, r, work, med = line.strip().split(",")[:4]
+    t[work].setdefault(who, {})[r] = float(med)
+    if work not in order:
+        order.append(work)
+for work in order:
+    s, p = t[work].get("sacro", {}), t[work].get("pytorch", {})
+    ratios = [s[r] / p[r] for r in s if r in p]
+    if ratios:
+        print("%s: sacro %.3f s, pytorch %.3f s, ratio %.2f [%.2f, %.2f]" % (work, statistics.median(s.values()),
+              statistics.median(p.values()), statistics.median(ratios), min(ratios), max(ratios)))
+'

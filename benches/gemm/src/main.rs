@@ -151,7 +151,40 @@ fn operands(m: usize, n: usize, k: usize) -> (Vec<f32>, Vec<f32>) {
     )
 }
 
+/// `--faer`: the same products through faer's safe `matmul` (a trial, 2026-12-05: not adopted, see
+/// `results_2026-12-05-faer.txt`).
+fn faer_mode() {
+    use faer::linalg::matmul::matmul;
+    use faer::{Accum, MatMut, MatRef, Par};
+    let threads = rayon::current_num_threads();
+    println!("name,m,n,k,seconds,gflops");
+    for (name, m, n, k, lt, rt) in shapes() {
+        let (lhs, rhs) = operands(m, n, k);
+        let mut dst = vec![0f32; m * n];
+        let reps = ((2e9 / (2.0 * (m * n * k) as f64)) as usize).clamp(3, 200);
+        let secs = best_seconds(reps, || {
+            let a = if lt {
+                MatRef::from_row_major_slice(&lhs, k, m).transpose()
+            } else {
+                MatRef::from_row_major_slice(&lhs, m, k)
+            };
+            let b = if rt {
+                MatRef::from_row_major_slice(&rhs, n, k).transpose()
+            } else {
+                MatRef::from_row_major_slice(&rhs, k, n)
+            };
+            let c = MatMut::from_row_major_slice_mut(&mut dst, m, n);
+            matmul(c, Accum::Replace, a, b, 1.0f32, Par::rayon(threads));
+        });
+        report(name, (m, n, k), secs);
+    }
+}
+
 fn main() {
+    if std::env::args().any(|a| a == "--faer") {
+        faer_mode();
+        return;
+    }
     if std::env::args().any(|a| a == "--split-forward") {
         split_forward_main();
         return;
