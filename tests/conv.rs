@@ -46,14 +46,16 @@ fn im2col_convolution_equals_candle_stock_over_a_grid_of_shapes() {
     ] {
         for &stride in strides {
             for &padding in paddings {
-                // The last two have long products (k ≥ 128 and ≥ 2·max(m, n)), split in two halves:
-                // a 1×1 convolution's forward product (k: the 150 input channels) and its input
-                // gradient's (k: the 160 output channels).
+                // The third and fourth have long products (k ≥ 128 and ≥ 2·max(m, n)), split in two
+                // halves: a 1×1 convolution's forward product (k: the 150 input channels) and its input
+                // gradient's (k: the 160 output channels). The last, at stride 1, has outputs of at least
+                // 128 pixels per image: its forward pass runs image by image.
                 for (n, c, co, h, w) in [
                     (1usize, 3usize, 5usize, 13usize, 11usize),
                     (3, 17, 6, 9, 11),
                     (3, 150, 6, 5, 7),
                     (2, 17, 160, 5, 7),
+                    (2, 5, 4, 17, 19),
                 ] {
                     if h + 2 * padding < k || w + 2 * padding < k {
                         continue;
@@ -83,7 +85,7 @@ fn im2col_convolution_equals_candle_stock_over_a_grid_of_shapes() {
             }
         }
     }
-    assert_eq!(checked, 28);
+    assert_eq!(checked, 35);
 }
 
 #[test]
