@@ -6,7 +6,8 @@
 # Then ROUNDS (default 3) interleaved pairs, Sacro then PyTorch with Sacro's tunables, for the ratio's
 # spread: this shared machine's speed drifts by 10–15 % over an hour, so one pass of each can be biased
 # either way; the reported ratio is the median of the rounds' ratios, with their range.
-# Usage: [ROUNDS=3] benches/model.sh [REPEAT]   (needs: pip install torch torchvision fastai)
+# ROUNDS_ONLY=1 runs the interleaved rounds alone (for more rounds after a full run).
+# Usage: [ROUNDS=3] [ROUNDS_ONLY=1] benches/model.sh [REPEAT]   (needs: pip install torch torchvision fastai)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 repeat=${1:-3}
@@ -18,8 +19,9 @@ echo "# $(date -u +%F) $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xar
 # settings varied by up to 2x between repetitions on 2026-11-28 with and without the pause; with Sacro's
 # settings it was steady.)
 settle() { sleep "${SETTLE_S:-15}"; }
-sacro_csv=$(RAYON_NUM_THREADS=$threads ./target/release/sacro bench model --repeat "$repeat")
 tunables=glibc.malloc.mmap_threshold=33554432:glibc.malloc.trim_threshold=68719476736:glibc.malloc.top_pad=1073741824:glibc.malloc.arena_max=1
+if [ -z "${ROUNDS_ONLY:-}" ]; then
+sacro_csv=$(RAYON_NUM_THREADS=$threads ./target/release/sacro bench model --repeat "$repeat")
 settle
 plain_csv=$(GLIBC_TUNABLES= RAYON_NUM_THREADS=$threads ./target/release/sacro bench model --repeat "$repeat")
 settle
@@ -49,8 +51,9 @@ settle
 echo "sacro (im2col, --checkpoint): $(RAYON_NUM_THREADS=$threads ./target/release/sacro bench memory --size 768 --batch 2 --steps 2 --checkpoint | tail -1)"
 settle
 echo "pytorch: $(THREADS=$threads python3 benches/memory_pytorch.py 768 2 2 2>/dev/null | tail -1)"
+fi
 # Interleaved rounds: Sacro, then PyTorch with the same tunables, ROUNDS times; per work the median of the
-# rounds' ratios (each a ratio of medians of REPEAT) and their range.
+# rounds' ratios (each a ratio of medians of REPEAT) and their range; each round's raw lines go to stderr.
 rounds=${ROUNDS:-3}
 echo "## interleaved rounds ($rounds × sacro, pytorch with sacro's tunables): work: sacro median s, pytorch median s, ratio median [min, max]"
 for r in $(seq "$rounds"); do
@@ -58,7 +61,7 @@ for r in $(seq "$rounds"); do
   RAYON_NUM_THREADS=$threads ./target/release/sacro bench model --repeat "$repeat" | tail -n +2 | sed "s/^/sacro,$r,/"
   settle
   GLIBC_TUNABLES=$tunables THREADS=$threads python3 benches/model_pytorch.py "$repeat" 2>/dev/null | tail -n +2 | sed "s/^/pytorch,$r,/"
-done | python3 -c '
+done | tee /dev/stderr | python3 -c '
 import sys, collections, statistics
 t = collections.defaultdict(dict)
 order = []
