@@ -302,8 +302,8 @@ const PER_IMAGE_MIN_PIXELS: usize = 128;
 /// GEMM) per image, each product appended to the output as it comes, where the images' outputs have at
 /// least [`PER_IMAGE_MIN_PIXELS`] pixels: an image's column matrix stays in the cache between im2col and
 /// the product (the batch's, at 224² batch 8, is 58 MB for layer1's 3×3 convolution, one image's 7 MB),
-/// and nothing is zeroed or reordered (224² batch 8 forward pass about 5 % faster, training step about
-/// 2 %, interleaved runs; layer4's 7 × 7 outputs at 224² stay one product for the batch, whose 49 columns
+/// and nothing is zeroed or reordered (224² batch 8: forward pass about 5 % faster, the training step's
+/// fastest about 1 %, interleaved runs; layer4's 7 × 7 outputs at 224² stay one product for the batch, whose 49 columns
 /// per image made a slower product). Otherwise one im2col and one matrix multiply for the whole batch and
 /// a parallel copy into batch-major order. The column matrix lives only
 /// while the op runs: the backward pass rebuilds it (one memory-bound pass) for the weight gradient instead
