@@ -27,7 +27,9 @@ use candle_core::{CpuStorage, CustomOp1, CustomOp2, CustomOp3, Layout, Result, S
 use candle_nn::{Module, VarBuilder};
 use rayon::prelude::*;
 
-use super::cpu::{Float, by_float, contiguous, keep_buffer, simd, take_buffer, zeros};
+use super::cpu::{
+    Float, by_float, contiguous, contiguous_range, keep_buffer, simd, take_buffer, zeros,
+};
 
 /// Which implementation the process uses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -456,9 +458,7 @@ impl CustomOp2 for ConvIm2Col {
         }
         let (ho, wo) = g.out();
         let p = ho * wo;
-        let (w_start, _) = wl
-            .contiguous_offsets()
-            .ok_or_else(|| candle_core::Error::Msg("conv2d: weight must be contiguous".into()))?;
+        let w_start = contiguous_range(wl, "conv2d: weight")?.start;
         if n > 1 && p >= PER_IMAGE_MIN_PIXELS {
             let out = by_float!(xs.dtype(), "conv2d", T => {
                 let x = contiguous::<T>(xs, xl, "conv2d: input")?;
@@ -587,11 +587,8 @@ impl CustomOp2 for Conv1x1 {
         if (wc, kh, kw) != (c, 1, 1) {
             candle_core::bail!("conv1x1: weight {:?} does not fit input {:?}", wl, xl);
         }
-        let (Some((x_start, _)), Some((w_start, _))) =
-            (xl.contiguous_offsets(), wl.contiguous_offsets())
-        else {
-            candle_core::bail!("conv1x1: input and weight must be contiguous");
-        };
+        let x_start = contiguous_range(xl, "conv1x1: input")?.start;
+        let w_start = contiguous_range(wl, "conv1x1: weight")?.start;
         let y = product_split_k(
             (ws, w_start, Orientation::AsStored),
             xs,
@@ -638,11 +635,8 @@ impl CustomOp2 for Conv1x1InputGrad {
                 "conv1x1 input gradient: weight {wl:?} does not fit gradient {gl:?}"
             );
         }
-        let (Some((w_start, _)), Some((g_start, _))) =
-            (wl.contiguous_offsets(), gl.contiguous_offsets())
-        else {
-            candle_core::bail!("conv1x1 input gradient: weight and gradient must be contiguous");
-        };
+        let w_start = contiguous_range(wl, "conv1x1 input gradient: weight")?.start;
+        let g_start = contiguous_range(gl, "conv1x1 input gradient: gradient")?.start;
         let dx = product_split_k(
             (ws, w_start, Orientation::Transposed),
             gs,

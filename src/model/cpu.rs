@@ -149,7 +149,7 @@ pub(crate) fn contiguous_mut<'a, T: Float>(
 }
 
 /// The storage range of a contiguous layout; `what` names the operand in the error.
-fn contiguous_range(l: &Layout, what: &str) -> Result<std::ops::Range<usize>> {
+pub(crate) fn contiguous_range(l: &Layout, what: &str) -> Result<std::ops::Range<usize>> {
     let (start, end) = l
         .contiguous_offsets()
         .ok_or_else(|| candle_core::Error::Msg(format!("{what} must be contiguous")))?;
