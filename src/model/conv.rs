@@ -3,11 +3,12 @@
 //! Three paths, chosen once per process (`SACRO_CONV=stock` selects candle's own, and candle's batch norm in
 //! `norm.rs`):
 //! - **im2col** (default, CPU): one custom op per convolution: `im2col` (multithreaded over channels),
-//!   one matrix multiply for the whole batch through candle's CPU GEMM (the `gemm` crate), and a parallel
-//!   copy into batch-major order. Its backward rebuilds the column matrix for the weight gradient (`G·colsᵀ`)
-//!   rather than have the graph keep it (nine times the input of a 3×3 convolution), and computes the input
-//!   gradient as `Wᵀ·G` scattered back by `col2im` (the adjoint of `im2col`), a GEMM and a memory-bound
-//!   pass, where candle's stock backward runs a direct `conv_transpose2d` loop. 1×1 stride-1 convolutions
+//!   matrix multiplies by the `gemm` crate (candle's CPU GEMM) written straight into their destination
+//!   (`super::gemm`: no zeroed output, no copy), per image or for the whole batch. Its backward rebuilds
+//!   the column matrix for the weight gradient (`G·colsᵀ`) rather than have the graph keep it (nine times
+//!   the input of a 3×3 convolution), and computes the input gradient as `Wᵀ·G` scattered back by
+//!   `col2im` (the adjoint of `im2col`), a GEMM and a memory-bound pass, both column matrices in one
+//!   reused buffer, where candle's stock backward runs a direct `conv_transpose2d` loop. 1×1 stride-1 convolutions
 //!   are one op too: a batched matrix multiply on the input as it lies (`Conv1x1`). Both backward passes
 //!   skip the input gradient where nothing needs it (the stem's input) and return gradients without a
 //!   graph of their own.
@@ -27,9 +28,8 @@ use candle_core::{CpuStorage, CustomOp1, CustomOp2, CustomOp3, Layout, Result, S
 use candle_nn::{Module, VarBuilder};
 use rayon::prelude::*;
 
-use super::cpu::{
-    Float, by_float, contiguous, contiguous_range, keep_buffer, simd, take_buffer, zeros,
-};
+use super::cpu::{Float, by_float, contiguous, keep_buffer, simd, take_buffer, zeros};
+use super::gemm::{self, MatRef};
 
 /// Which implementation the process uses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -287,21 +287,12 @@ impl CustomOp1 for Col2Im {
     }
 }
 
-/// Gives a buffer this module owns and no longer needs to [`keep_buffer`] (f32 and f64).
-fn keep_storage(s: CpuStorage) {
-    match s {
-        CpuStorage::F32(v) => keep_buffer(v),
-        CpuStorage::F64(v) => keep_buffer(v),
-        _ => {}
-    }
-}
-
 /// Batches whose output images have at least this many pixels are convolved one image at a time (see
 /// [`ConvIm2Col`]).
 const PER_IMAGE_MIN_PIXELS: usize = 128;
 
-/// The convolution as one op, `(x, weight)` → `[n, co, ho, wo]`: im2col and a matrix multiply (candle's CPU
-/// GEMM) per image, each product appended to the output as it comes, where the images' outputs have at
+/// The convolution as one op, `(x, weight)` → `[n, co, ho, wo]`: im2col and a matrix multiply per image,
+/// each product written into the output where it belongs ([`append_product_split_k`]), where the images' outputs have at
 /// least [`PER_IMAGE_MIN_PIXELS`] pixels: an image's column matrix stays in the cache between im2col and
 /// the product (the batch's, at 224² batch 8, is 58 MB for layer1's 3×3 convolution, one image's 7 MB),
 /// and nothing is zeroed or reordered (224² batch 8: forward pass about 5 % faster, the training step's
@@ -325,96 +316,103 @@ struct ConvIm2Col {
 /// (≥ 2·max(m, n)) the product is computed as `b · aᵀ` when n > m (the output's contiguous side the
 /// shorter one) and its transpose copied back, and k is split into two chunks computed in parallel
 /// (each still multithreaded inside) and summed: 26 → 6.5 ms for layer1's 3×3 weight gradient, 37 → 9.2
-/// ms for the stem's (PyTorch's `torch.mm` on the same operands: 8.0 and 10.1 ms).
-pub(crate) fn product_abt(a: &Tensor, b: &Tensor) -> Result<Tensor> {
-    let (m, k) = a.dims2()?;
-    let (n, kb) = b.dims2()?;
-    if k != kb {
-        candle_core::bail!("a·bᵀ: {:?} and {:?} differ in k", a.dims(), b.dims());
-    }
+/// ms for the stem's (PyTorch's `torch.mm` on the same operands: 8.0 and 10.1 ms). Returns `[m, n]`
+/// row-major.
+fn product_abt<T: Float>(a: &[T], b: &[T], (m, n, k): (usize, usize, usize)) -> Result<Vec<T>> {
+    // `x · yᵀ` over `k0..k1` appended to `out`, x `[rows, k]` and y `[cols, k]`.
+    let part = |out: &mut Vec<T>,
+                (x, rows): (&[T], usize),
+                (y, cols): (&[T], usize),
+                k0: usize,
+                k1: usize| {
+        gemm::append_products(
+            out,
+            (1, rows, cols, k1 - k0),
+            MatRef::row_major(x, k0, k),
+            MatRef::transposed(y, k0, k),
+        )
+    };
+    let mut out = Vec::with_capacity(m * n);
     if k < 2 * m.max(n) {
-        return a.matmul(&b.t()?);
+        part(&mut out, (a, m), (b, n), 0, k)?;
+        return Ok(out);
     }
-    let (a, b, transposed) = if n > m { (b, a, true) } else { (a, b, false) };
+    let (x, y, transposed) = if n > m {
+        ((b, n), (a, m), true)
+    } else {
+        ((a, m), (b, n), false)
+    };
     // Two halves whatever the thread count (each product is multithreaded inside): the sums, and so the
     // trained weights, do not depend on the machine's cores.
-    let half = |k0: usize, k1: usize| -> Result<Tensor> {
-        a.narrow(1, k0, k1 - k0)?
-            .matmul(&b.narrow(1, k0, k1 - k0)?.t()?)
-    };
-    let sum = if k >= 2048 {
-        let (lo, hi) = rayon::join(|| half(0, k / 2), || half(k / 2, k));
-        (lo? + hi?)?
+    if k >= 2048 {
+        let mut upper = Vec::with_capacity(m * n);
+        let (lo, hi) = rayon::join(
+            || part(&mut out, x, y, 0, k / 2),
+            || part(&mut upper, x, y, k / 2, k),
+        );
+        lo?;
+        hi?;
+        out.iter_mut().zip(&upper).for_each(|(a, &b)| *a += b);
     } else {
-        half(0, k)?
-    };
-    if transposed {
-        sum.t()?.contiguous()
-    } else {
-        Ok(sum)
+        part(&mut out, x, y, 0, k)?;
     }
+    if !transposed {
+        return Ok(out);
+    }
+    // [n, m] → [m, n].
+    Ok((0..m * n).map(|i| out[(i % n) * m + i / n]).collect())
 }
 
-/// `lhs · rhs_i` for each of `b` products of contiguous operands, `lhs` `[m, k]` at element `lhs_start`
-/// of its storage (shared by all; stored as `[k, m]` when [`Orientation::Transposed`]) and `rhs`
-/// `[b, k, n]` at `rhs_start`: `[b, m, n]`, through candle's GEMM;
-/// where k is long against the output (≥ 2·max(m, n): layers 3 and 4 of a forward pass) k is split in two
+/// Appends to `out` `lhs · rhs_i` for each of `b` products: `lhs` `[m, k]` (shared by all; stored as
+/// `[k, m]` when [`Orientation::Transposed`]), `rhs` `[b, k, n]` contiguous from `rhs_start`; each product
+/// `[m, n]` row-major, written where it belongs ([`gemm::append_products`]: no zeroed buffer, no copy).
+/// Where k is long against the output (≥ 2·max(m, n): layers 3 and 4 of a forward pass) k is split in two
 /// halves computed in parallel (each still multithreaded inside) and summed. The `gemm` crate parallelises
 /// over tiles of the output, of which such products have few: layer3's 3×3 product at 224² ran at 173
 /// GFLOP/s whole and 244 split, layer4's at 168 and 223 (PyTorch's `torch.mm`: 270 and 182;
 /// `benches/gemm/results_2026-11-28.txt`, `--split-forward`, Intel Xeon). On the AMD EPYC of 2026-12-05
 /// layer3's 1×1 product (256 × 196 × 1024), which a batch's 1×1 convolutions compute per image, ran at 98
 /// GFLOP/s whole and 200 split (`results_2026-12-05.txt`).
-fn product_split_k(
-    lhs: (&CpuStorage, usize, Orientation),
-    rhs: &CpuStorage,
-    rhs_start: usize,
+fn append_product_split_k<T: Float>(
+    out: &mut Vec<T>,
+    (lhs, orientation): (&[T], Orientation),
+    (rhs, rhs_start): (&[T], usize),
     (b, m, n, k): (usize, usize, usize, usize),
-) -> Result<CpuStorage> {
-    let (lhs, lhs_start, orientation) = lhs;
-    // The weight is the same for every product: a zero batch stride, which candle's GEMM loop takes as
-    // it is.
-    let lhs_layout = |k0: usize, k1: usize| match orientation {
-        Orientation::AsStored => {
-            Layout::new(Shape::from((b, m, k1 - k0)), vec![0, k, 1], lhs_start + k0)
-        }
-        Orientation::Transposed => Layout::new(
-            Shape::from((b, m, k1 - k0)),
-            vec![0, 1, m],
-            lhs_start + k0 * m,
-        ),
+) -> Result<()> {
+    // The weight is the same for every product: a zero batch stride.
+    let lhs_view = |k0: usize| match orientation {
+        Orientation::AsStored => MatRef::row_major(lhs, k0, k),
+        Orientation::Transposed => MatRef::transposed(lhs, k0 * m, m),
     };
-    let chunk = |k0: usize, k1: usize| -> Result<CpuStorage> {
-        lhs.matmul(
-            rhs,
-            (b, m, n, k1 - k0),
-            &lhs_layout(k0, k1),
-            &Layout::new(
-                Shape::from((b, k1 - k0, n)),
-                vec![k * n, n, 1],
-                rhs_start + k0 * n,
-            ),
-        )
-    };
+    let rhs_view = |k0: usize| MatRef::row_major(rhs, rhs_start + k0 * n, n).batched(k * n);
     // Two halves whatever the thread count, as in `product_abt`.
     if k < 2 * m.max(n) || k < 128 {
-        return chunk(0, k);
+        return gemm::append_products(out, (b, m, n, k), lhs_view(0), rhs_view(0));
     }
-    let (lo, hi) = rayon::join(|| chunk(0, k / 2), || chunk(k / 2, k));
-    let (lo, hi) = (lo?, hi?);
-    let sum = by_float!(lo.dtype(), "matmul", T => {
-        let (Some(mut acc), Some(v)) = (T::into_vec(lo), T::slice(&hi)) else {
-            candle_core::bail!("matmul: the product's type differs from the input's");
-        };
-        acc.par_chunks_mut(1 << 14)
-            .zip(v.par_chunks(1 << 14))
-            .for_each(|(a, b)| a.iter_mut().zip(b).for_each(|(a, &b)| *a += b));
-        T::wrap(acc)
-    });
-    Ok(sum)
+    let half = k / 2;
+    let start = out.len();
+    let mut upper = Vec::new();
+    let (lo, hi) = rayon::join(
+        || gemm::append_products(out, (b, m, n, half), lhs_view(0), rhs_view(0)),
+        || {
+            gemm::append_products(
+                &mut upper,
+                (b, m, n, k - half),
+                lhs_view(half),
+                rhs_view(half),
+            )
+        },
+    );
+    lo?;
+    hi?;
+    out[start..]
+        .par_chunks_mut(1 << 14)
+        .zip(upper.par_chunks(1 << 14))
+        .for_each(|(a, b)| a.iter_mut().zip(b).for_each(|(a, &b)| *a += b));
+    Ok(())
 }
 
-/// How the shared left operand of [`product_split_k`] is stored.
+/// How the shared left operand of [`append_product_split_k`] is stored.
 #[derive(Debug, Clone, Copy)]
 enum Orientation {
     /// `[m, k]`, row-major.
@@ -458,54 +456,30 @@ impl CustomOp2 for ConvIm2Col {
         }
         let (ho, wo) = g.out();
         let p = ho * wo;
-        let w_start = contiguous_range(wl, "conv2d: weight")?.start;
-        if n > 1 && p >= PER_IMAGE_MIN_PIXELS {
-            let out = by_float!(xs.dtype(), "conv2d", T => {
-                let x = contiguous::<T>(xs, xl, "conv2d: input")?;
+        let out = by_float!(xs.dtype(), "conv2d", T => {
+            let x = contiguous::<T>(xs, xl, "conv2d: input")?;
+            let weight = (contiguous::<T>(ws, wl, "conv2d: weight")?, Orientation::AsStored);
+            let mut out: Vec<T> = Vec::with_capacity(n * co * p);
+            if n > 1 && p >= PER_IMAGE_MIN_PIXELS {
                 let per = c * h * w;
-                let mut out: Vec<T> = Vec::with_capacity(n * co * p);
                 for img in 0..n {
-                    let cols = T::wrap(im2col(&x[img * per..(img + 1) * per], 1, &g));
-                    let y = product_split_k(
-                        (ws, w_start, Orientation::AsStored),
-                        &cols,
-                        0,
-                        (1, co, p, g.rows()),
-                    )?;
-                    keep_storage(cols);
-                    let Some(y) = T::slice(&y) else {
-                        candle_core::bail!("conv2d: the product's type differs from the input's");
-                    };
-                    out.extend_from_slice(y);
+                    let cols = im2col(&x[img * per..(img + 1) * per], 1, &g);
+                    append_product_split_k(&mut out, weight, (&cols, 0), (1, co, p, g.rows()))?;
+                    keep_buffer(cols);
                 }
-                T::wrap(out)
-            });
-            return Ok((out, Shape::from((n, co, ho, wo))));
-        }
-        let cols = by_float!(xs.dtype(), "conv2d", T => T::wrap(im2col(
-            contiguous::<T>(xs, xl, "conv2d: input")?,
-            n,
-            &g
-        )));
-        let y = product_split_k(
-            (ws, w_start, Orientation::AsStored),
-            &cols,
-            0,
-            (1, co, n * p, g.rows()),
-        )?;
-        keep_storage(cols);
-        let shape = Shape::from((n, co, ho, wo));
-        if n == 1 {
-            return Ok((y, shape));
-        }
-        let out = by_float!(y.dtype(), "conv2d", T => {
-            let Some(v) = T::slice(&y) else {
-                candle_core::bail!("conv2d: the product's type differs from the input's");
-            };
-            T::wrap(batch_major(v, n, co, p))
+            } else {
+                let cols = im2col(x, n, &g);
+                append_product_split_k(&mut out, weight, (&cols, 0), (1, co, n * p, g.rows()))?;
+                keep_buffer(cols);
+                if n > 1 {
+                    let y = out;
+                    out = batch_major(&y, n, co, p);
+                    keep_buffer(y);
+                }
+            }
+            T::wrap(out)
         });
-        keep_storage(y);
-        Ok((out, shape))
+        Ok((out, Shape::from((n, co, ho, wo))))
     }
 
     fn bwd(
@@ -543,27 +517,114 @@ impl ConvIm2Col {
             .contiguous()?
             .reshape((co, n * ho * wo))?;
         let dw = if needs_dw {
-            let cols = x.contiguous()?.apply_op1_no_bwd(&Im2Col(g))?;
-            Some(product_abt(&gm, &cols)?.reshape(weight.shape())?)
+            let dw = x
+                .contiguous()?
+                .apply_op2_no_bwd(&gm, &Im2ColWeightGrad { geometry: g })?;
+            Some(dw.reshape(weight.shape())?)
         } else {
             None
         };
         if !needs_dx {
             return Ok((None, dw));
         }
-        let dcols = weight.reshape((co, g.rows()))?.t()?.matmul(&gm)?;
-        let dx = dcols.apply_op1_no_bwd(&Col2Im {
-            geometry: g,
-            batch: n,
-        })?;
+        let dx = weight.apply_op2_no_bwd(&gm, &Im2ColInputGrad { geometry: g })?;
         Ok((Some(dx), dw))
     }
 }
 
+/// The weight gradient of [`ConvIm2Col`], `(x [n, c, h, w], grad [co, n·ho·wo])` → `[co, c·k·k]`: the
+/// column matrix rebuilt in the module's spare buffer ([`take_buffer`]) and given back after the product
+/// `G·colsᵀ` ([`product_abt`]), so that the input gradient's column matrix reuses it. No backward pass of
+/// its own.
+#[derive(Debug, Clone, Copy)]
+struct Im2ColWeightGrad {
+    geometry: Geometry,
+}
+
+impl CustomOp2 for Im2ColWeightGrad {
+    fn name(&self) -> &'static str {
+        "sacro-conv2d-weight-grad"
+    }
+
+    fn cpu_fwd(
+        &self,
+        xs: &CpuStorage,
+        xl: &Layout,
+        gs: &CpuStorage,
+        gl: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let g = self.geometry;
+        let (n, c, h, w) = xl.shape().dims4()?;
+        let (co, cols) = gl.shape().dims2()?;
+        let (ho, wo) = g.out();
+        if (c, h, w) != (g.channels, g.height, g.width) || cols != n * ho * wo {
+            candle_core::bail!(
+                "conv2d weight gradient: input {xl:?} or gradient {gl:?} does not match {g:?}"
+            );
+        }
+        let dw = by_float!(xs.dtype(), "conv2d weight gradient", T => {
+            let x = contiguous::<T>(xs, xl, "conv2d weight gradient: input")?;
+            let grad = contiguous::<T>(gs, gl, "conv2d weight gradient: gradient")?;
+            let columns = im2col(x, n, &g);
+            let dw = product_abt(grad, &columns, (co, g.rows(), cols));
+            keep_buffer(columns);
+            T::wrap(dw?)
+        });
+        Ok((dw, Shape::from((co, g.rows()))))
+    }
+}
+
+/// The input gradient of [`ConvIm2Col`], `(weight [co, c, k, k], grad [co, n·ho·wo])` → `[n, c, h, w]`:
+/// the column matrix's gradient `Wᵀ·G`, written into the module's spare buffer ([`take_buffer`]: no
+/// fresh, zeroed allocation of up to nine times the input), scattered back by `col2im`. No backward pass
+/// of its own.
+#[derive(Debug, Clone, Copy)]
+struct Im2ColInputGrad {
+    geometry: Geometry,
+}
+
+impl CustomOp2 for Im2ColInputGrad {
+    fn name(&self) -> &'static str {
+        "sacro-conv2d-input-grad"
+    }
+
+    fn cpu_fwd(
+        &self,
+        ws: &CpuStorage,
+        wl: &Layout,
+        gs: &CpuStorage,
+        gl: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let g = self.geometry;
+        let (co, cols) = gl.shape().dims2()?;
+        let (ho, wo) = g.out();
+        let n = cols / (ho * wo).max(1);
+        if n * ho * wo != cols || wl.shape().elem_count() != co * g.rows() {
+            candle_core::bail!(
+                "conv2d input gradient: weight {wl:?} or gradient {gl:?} does not match {g:?}"
+            );
+        }
+        let dx = by_float!(gs.dtype(), "conv2d input gradient", T => {
+            let weight = contiguous::<T>(ws, wl, "conv2d input gradient: weight")?;
+            let grad = contiguous::<T>(gs, gl, "conv2d input gradient: gradient")?;
+            let mut dcols = take_buffer::<T>(0);
+            gemm::append_products(
+                &mut dcols,
+                (1, g.rows(), cols, co),
+                MatRef::transposed(weight, 0, g.rows()),
+                MatRef::row_major(grad, 0, cols),
+            )?;
+            let dx = col2im(&dcols, n, &g);
+            keep_buffer(dcols);
+            T::wrap(dx)
+        });
+        Ok((dx, Shape::from((n, g.channels, g.height, g.width))))
+    }
+}
+
 /// A 1×1 stride-1 convolution as one op, `(x, weight)` → `[n, co, h, w]`: one batched matrix multiply
-/// on the input as it lies, the weight broadcast over the batch (a zero batch stride, which candle's GEMM
-/// loop takes as it is; split along k where that is long, [`product_split_k`]), so nothing is copied in or
-/// out. As one node it also spares the backward pass the
+/// on the input as it lies, the weight broadcast over the batch (a zero batch stride; split along k where
+/// that is long, [`append_product_split_k`]), so nothing is copied in or out. As one node it also spares the backward pass the
 /// zeroed gradient buffer and sum candle's autograd spends on every node (here: the reshapes around a
 /// matmul); indexing the images one by one would cost far more, a zero-padded full-batch copy of each
 /// image's gradient.
@@ -587,14 +648,18 @@ impl CustomOp2 for Conv1x1 {
         if (wc, kh, kw) != (c, 1, 1) {
             candle_core::bail!("conv1x1: weight {:?} does not fit input {:?}", wl, xl);
         }
-        let x_start = contiguous_range(xl, "conv1x1: input")?.start;
-        let w_start = contiguous_range(wl, "conv1x1: weight")?.start;
-        let y = product_split_k(
-            (ws, w_start, Orientation::AsStored),
-            xs,
-            x_start,
-            (n, co, h * w, c),
-        )?;
+        let y = by_float!(xs.dtype(), "conv1x1", T => {
+            let x = contiguous::<T>(xs, xl, "conv1x1: input")?;
+            let weight = contiguous::<T>(ws, wl, "conv1x1: weight")?;
+            let mut y = Vec::with_capacity(n * co * h * w);
+            append_product_split_k(
+                &mut y,
+                (weight, Orientation::AsStored),
+                (x, 0),
+                (n, co, h * w, c),
+            )?;
+            T::wrap(y)
+        });
         Ok((y, Shape::from((n, co, h, w))))
     }
 
@@ -611,7 +676,7 @@ impl CustomOp2 for Conv1x1 {
 
 /// The input gradient of a 1×1 stride-1 convolution, `(weight [co, c, 1, 1], grad [n, co, p])` →
 /// `[n, c, p]`: per image `Wᵀ · G`, the weight's transpose read in place, split along k (the output's
-/// channels) where that is long ([`product_split_k`]: layers 3 and 4's last convolutions, 256 × 196 × 1024
+/// channels) where that is long ([`append_product_split_k`]: layers 3 and 4's last convolutions, 256 × 196 × 1024
 /// and 512 × 49 × 2048 per image at 224²). No backward pass of its own.
 #[derive(Debug, Clone, Copy)]
 struct Conv1x1InputGrad;
@@ -635,14 +700,18 @@ impl CustomOp2 for Conv1x1InputGrad {
                 "conv1x1 input gradient: weight {wl:?} does not fit gradient {gl:?}"
             );
         }
-        let w_start = contiguous_range(wl, "conv1x1 input gradient: weight")?.start;
-        let g_start = contiguous_range(gl, "conv1x1 input gradient: gradient")?.start;
-        let dx = product_split_k(
-            (ws, w_start, Orientation::Transposed),
-            gs,
-            g_start,
-            (n, c, p, co),
-        )?;
+        let dx = by_float!(gs.dtype(), "conv1x1 input gradient", T => {
+            let weight = contiguous::<T>(ws, wl, "conv1x1 input gradient: weight")?;
+            let grad = contiguous::<T>(gs, gl, "conv1x1 input gradient: gradient")?;
+            let mut dx = Vec::with_capacity(n * c * p);
+            append_product_split_k(
+                &mut dx,
+                (weight, Orientation::Transposed),
+                (grad, 0),
+                (n, c, p, co),
+            )?;
+            T::wrap(dx)
+        });
         Ok((dx, Shape::from((n, c, p))))
     }
 }
@@ -944,12 +1013,18 @@ mod tests {
         ] {
             let (a, b) = (random(m, k), random(n, k));
             let want = a.matmul(&b.t().expect("t")).expect("matmul");
+            let abt = |a: &Tensor, b: &Tensor| -> Tensor {
+                let flat = |t: &Tensor| t.flatten_all().and_then(|t| t.to_vec1::<f64>());
+                let v = product_abt(&flat(a).expect("a"), &flat(b).expect("b"), (m, n, k))
+                    .expect("product");
+                Tensor::from_vec(v, (m, n), &candle_core::Device::Cpu).expect("tensor")
+            };
             for threads in [1, 2, 3] {
                 let pool = rayon::ThreadPoolBuilder::new()
                     .num_threads(threads)
                     .build()
                     .expect("pool");
-                let got = pool.install(|| product_abt(&a, &b)).expect("product");
+                let got = pool.install(|| abt(&a, &b));
                 assert_eq!(got.dims(), &[m, n]);
                 assert!(got.is_contiguous(), "{m}×{n}×{k}");
                 let err = (&got - &want)
@@ -973,14 +1048,13 @@ mod tests {
                     .num_threads(1)
                     .build()
                     .expect("pool")
-                    .install(|| product_abt(&a, &b))
-                    .expect("product");
+                    .install(|| abt(&a, &b));
                 assert!(bits(&got) == bits(&one), "{m}×{n}×{k}, {threads} threads");
             }
         }
     }
 
-    /// Convolutions whose product has a long k (split in two, `product_split_k`) equal candle's stock
+    /// Convolutions whose product has a long k (split in two, `append_product_split_k`) equal candle's stock
     /// convolution: 1×1 (the batched op, one product per image) and 3×3 (im2col), batch 1 and 3, f64.
     #[test]
     fn long_k_forward_products_equal_the_stock_convolution() {

@@ -10,6 +10,7 @@ pub mod checkpoint;
 pub mod conv;
 pub mod conv_tensor;
 pub(crate) mod cpu;
+pub(crate) mod gemm;
 pub mod gradcam;
 pub mod head;
 pub mod init;
