@@ -743,28 +743,62 @@ fn conv1x1_backward(
     if !needs_dw {
         return Ok((dx, None));
     }
-    // Per image G·Xᵀ, then the sum over the batch as a product with a row of ones (a GEMM, where
-    // candle's `sum(0)` over the leading dimension runs on one thread). Where the input has more
-    // channels than the output and the images are large, per image X·Gᵀ instead, and the sum
-    // transposed: the `gemm` crate is faster with the output's contiguous side the shorter one
-    // (`benches/gemm`, 224² batch 8: layer1's 256 → 64 1.6 → 0.62 ms per image, layer2's
-    // 512 → 128 0.60 → 0.41 ms; the later layers' small images gain too little for the copy).
-    let xm = x.reshape((n, c, h * w))?;
-    let transposed = c > co && h * w >= 2 * co;
-    let per_image = if transposed {
-        xm.matmul(&gm.t()?)?
-    } else {
-        gm.matmul(&xm.t()?)?
-    };
-    let sum = Tensor::ones((1, n), per_image.dtype(), per_image.device())?
-        .matmul(&per_image.reshape((n, co * c))?)?;
-    let dw = if transposed {
-        sum.reshape((c, co))?.t()?.contiguous()?
-    } else {
-        sum
-    }
-    .reshape(weight.shape())?;
+    let dw = x
+        .contiguous()?
+        .apply_op2_no_bwd(&gm, &Conv1x1WeightGrad)?
+        .reshape(weight.shape())?;
     Ok((dx, Some(dw)))
+}
+
+/// The weight gradient of a 1×1 stride-1 convolution, `(x [n, c, h, w], grad [n, co, p])` → `[co, c]`:
+/// `Σ_i G_i·X_iᵀ` accumulated in the gradient's own buffer, image after image ([`gemm::accumulate_products`];
+/// no product per image in memory and no separate sum). Where the input has more channels than the output
+/// and the images are large, `Σ_i X_i·G_iᵀ` and the sum transposed: the `gemm` crate is faster with the
+/// output's contiguous side the shorter one (`benches/gemm`, 224² batch 8: layer1's 256 → 64 1.6 → 0.62
+/// ms per image, layer2's 512 → 128 0.60 → 0.41 ms). No backward pass of its own.
+#[derive(Debug, Clone, Copy)]
+struct Conv1x1WeightGrad;
+
+impl CustomOp2 for Conv1x1WeightGrad {
+    fn name(&self) -> &'static str {
+        "sacro-conv1x1-weight-grad"
+    }
+
+    fn cpu_fwd(
+        &self,
+        xs: &CpuStorage,
+        xl: &Layout,
+        gs: &CpuStorage,
+        gl: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let (n, c, h, w) = xl.shape().dims4()?;
+        let (gn, co, p) = gl.shape().dims3()?;
+        if (gn, p) != (n, h * w) {
+            candle_core::bail!(
+                "conv1x1 weight gradient: input {xl:?} does not fit gradient {gl:?}"
+            );
+        }
+        let dw = by_float!(xs.dtype(), "conv1x1 weight gradient", T => {
+            let x = contiguous::<T>(xs, xl, "conv1x1 weight gradient: input")?;
+            let grad = contiguous::<T>(gs, gl, "conv1x1 weight gradient: gradient")?;
+            let transposed = c > co && p >= 2 * co;
+            // (rows, cols) of the accumulated product and its operands: a `[rows, p]` image times
+            // the transpose of a `[cols, p]` one.
+            let ((a, rows), (b, cols)) = if transposed { ((x, c), (grad, co)) } else { ((grad, co), (x, c)) };
+            let mut sum = vec![T::default(); rows * cols];
+            gemm::accumulate_products(
+                &mut sum,
+                (n, rows, cols, p),
+                MatRef::row_major(a, 0, p).batched(rows * p),
+                MatRef::transposed(b, 0, p).batched(cols * p),
+            )?;
+            if transposed {
+                sum = (0..co * c).map(|i| sum[(i % c) * co + i / c]).collect();
+            }
+            T::wrap(sum)
+        });
+        Ok((dw, Shape::from((co, c))))
+    }
 }
 
 /// `x` `[n, c, h, w]` convolved with `weight` `[co, c, k, k]` (no bias) through im2col and a matrix

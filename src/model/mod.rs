@@ -8,6 +8,8 @@ pub(crate) mod block;
 pub mod card;
 pub mod checkpoint;
 pub mod conv;
+#[cfg(test)]
+mod conv_layers;
 pub mod conv_tensor;
 pub(crate) mod cpu;
 pub(crate) mod gemm;

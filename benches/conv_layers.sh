@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Each ResNet-50 convolution shape at 224² batch 8, Sacro's im2col op (src/model/conv_layers.rs, an ignored
+# test built in release) beside PyTorch's (benches/conv_layers.py), same thread count, both with Sacro's
+# glibc allocator settings (src/main.rs; a test binary does not set them itself): forward and backward
+# (input and weight gradients) medians, the ratio per shape and the totals weighted by how often each
+# shape occurs. Usage: [ROUNDS=2] benches/conv_layers.sh   (needs: pip install torch)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+threads=${THREADS:-$(nproc)}
+tunables=glibc.malloc.mmap_threshold=33554432:glibc.malloc.trim_threshold=68719476736:glibc.malloc.top_pad=1073741824:glibc.malloc.arena_max=1
+echo "# $(date -u +%F) $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(nproc) cores, $threads threads, $(git rev-parse --short HEAD)"
+# ROUNDS (default 2) alternations of the two, each printed: this shared machine's speed drifts by 10–15 %
+# over minutes, so one round can be biased either way.
+for round in $(seq "${ROUNDS:-2}"); do
+echo "## round $round"
+sacro=$(GLIBC_TUNABLES=$tunables RAYON_NUM_THREADS=$threads cargo test --release --quiet --lib conv_layers -- --ignored --nocapture 2>/dev/null | grep -E '^(layer|[0-9]|total)')
+torch=$(GLIBC_TUNABLES=$tunables THREADS=$threads python3 benches/conv_layers.py)
+echo "layer,count,sacro_fwd_ms,torch_fwd_ms,fwd_ratio,sacro_bwd_ms,torch_bwd_ms,bwd_ratio"
+paste -d, <(echo "$sacro" | tail -n +2) <(echo "$torch" | tail -n +2) |
+  awk -F, '{ printf "%s,%s,%s,%s,%.2f,%s,%s,%.2f\n", $1, $2, $3, $7, $3 / $7, $4, $8, $4 / $8 }'
+done
