@@ -4,11 +4,22 @@
 # glibc allocator settings (src/main.rs; a test binary does not set them itself): forward and backward
 # (input and weight gradients) medians, the ratio per shape and the totals weighted by how often each
 # shape occurs. Usage: [ROUNDS=2] benches/conv_layers.sh   (needs: pip install torch)
+#
+# PARTS=1: instead, where the time of the 3x3 stride-1 shapes goes inside Sacro's op (an ignored test in
+# src/model/conv.rs): the forward pass's im2col and products; the backward pass's gradient transpose,
+# whole-batch im2col, weight-gradient product, W^T*G and col2im; fastest of six runs per part, the products'
+# GFLOP/s. Compare with this script's PyTorch times for the same shapes.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-threads=${THREADS:-$(nproc)}
-tunables=glibc.malloc.mmap_threshold=33554432:glibc.malloc.trim_threshold=68719476736:glibc.malloc.top_pad=1073741824:glibc.malloc.arena_max=1
-echo "# $(date -u +%F) $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(nproc) cores, $threads threads, $(git rev-parse --short HEAD)"
+source benches/common.sh
+header
+if [ -n "${PARTS:-}" ]; then
+  for round in $(seq "${ROUNDS:-2}"); do
+    echo "## round $round"
+    GLIBC_TUNABLES=$tunables RAYON_NUM_THREADS=$threads cargo test --release --quiet --lib print_im2col_parts -- --ignored --nocapture 2>/dev/null | grep -E '^(shape|[0-9])'
+  done
+  exit 0
+fi
 # ROUNDS (default 2) alternations of the two, each printed: this shared machine's speed drifts by 10–15 %
 # over minutes, so one round can be biased either way.
 for round in $(seq "${ROUNDS:-2}"); do

@@ -11,7 +11,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 repeat=${1:-3}
-threads=${THREADS:-$(nproc)}
+source benches/common.sh
 cargo build --release --quiet
 echo "# $(date -u +%F) $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(nproc) cores, $threads threads"
 # A pause before each program, so that what follows one (the kernel reclaiming its memory, 12 GB after
@@ -19,7 +19,6 @@ echo "# $(date -u +%F) $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xar
 # settings varied by up to 2x between repetitions on 2026-11-28 with and without the pause; with Sacro's
 # settings it was steady.)
 settle() { sleep "${SETTLE_S:-15}"; }
-tunables=glibc.malloc.mmap_threshold=33554432:glibc.malloc.trim_threshold=68719476736:glibc.malloc.top_pad=1073741824:glibc.malloc.arena_max=1
 if [ -z "${ROUNDS_ONLY:-}" ]; then
 sacro_csv=$(RAYON_NUM_THREADS=$threads ./target/release/sacro bench model --repeat "$repeat")
 settle

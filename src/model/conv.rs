@@ -1189,4 +1189,97 @@ mod tests {
             assert!(bits(&fresh) == bits(&reused), "k{k} s{stride} p{padding}");
         }
     }
+
+    /// Where the time of an im2col convolution goes, part by part, for the 3×3 stride-1 shapes of
+    /// ResNet-50 at 224² batch 8 (`PARTS=1 benches/conv_layers.sh`): the forward pass's im2col and products (per
+    /// image or for the batch, as the op runs them), and the backward pass's gradient transpose, whole-batch im2col, weight-gradient product,
+    /// `Wᵀ·G` and col2im, each the fastest of six runs, the products with their GFLOP/s. A benchmark
+    /// that prints (no timed assertion).
+    #[test]
+    #[ignore = "a benchmark: PARTS=1 benches/conv_layers.sh"]
+    fn print_im2col_parts() -> Result<()> {
+        fn time<R>(f: impl FnOnce() -> Result<R>) -> Result<(f64, R)> {
+            let start = std::time::Instant::now();
+            let r = f()?;
+            Ok((start.elapsed().as_secs_f64() * 1e3, r))
+        }
+        let n = 8;
+        println!(
+            "shape,fwd_im2col_ms,fwd_products_ms,fwd_gflops,bwd_transpose_ms,bwd_im2col_ms,\
+             bwd_weight_grad_ms,weight_grad_gflops,bwd_wt_g_ms,wt_g_gflops,bwd_col2im_ms"
+        );
+        for (c, side) in [(64usize, 56usize), (128, 28), (256, 14), (512, 7)] {
+            let g = Geometry {
+                channels: c,
+                height: side,
+                width: side,
+                k: 3,
+                stride: 1,
+                padding: 1,
+            };
+            let (co, p, rows, per) = (c, side * side, g.rows(), c * side * side);
+            let x: Vec<f32> = (0..n * per).map(|i| (i as f32 * 0.37).sin()).collect();
+            let w: Vec<f32> = (0..co * rows).map(|i| (i as f32 * 0.21).cos()).collect();
+            let grad: Vec<f32> = (0..n * co * p).map(|i| (i as f32 * 0.11).cos()).collect();
+            let mut best = [f64::MAX; 7];
+            for _ in 0..6 {
+                // As the op runs it: image by image where an output has enough pixels, else one
+                // product for the batch and the copy into batch-major order (counted with it).
+                let weight = (&w[..], Orientation::AsStored);
+                let (fwd_cols, fwd_products) = if p >= PER_IMAGE_MIN_PIXELS {
+                    let (a, ()) = time(|| {
+                        (0..n).for_each(|img| keep_buffer(im2col(&x[img * per..][..per], 1, &g)));
+                        Ok(())
+                    })?;
+                    let cols = im2col(&x[..per], 1, &g);
+                    let (b, _) = time(|| {
+                        let mut out = Vec::with_capacity(n * co * p);
+                        for _ in 0..n {
+                            append_product_split_k(&mut out, weight, (&cols, 0), (1, co, p, rows))?;
+                        }
+                        Ok(out)
+                    })?;
+                    (a, b)
+                } else {
+                    let (a, cols) = time(|| Ok(im2col(&x, n, &g)))?;
+                    let (b, _) = time(|| {
+                        let mut out = Vec::with_capacity(n * co * p);
+                        append_product_split_k(&mut out, weight, (&cols, 0), (1, co, n * p, rows))?;
+                        Ok(batch_major(&out, n, co, p))
+                    })?;
+                    (a, b)
+                };
+                let (transpose, gm) = time(|| Ok(batch_major(&grad, co, n, p)))?;
+                let (bwd_cols, cols) = time(|| Ok(im2col(&x, n, &g)))?;
+                let (dw, _) = time(|| product_abt(&gm, &cols, (co, rows, n * p)))?;
+                keep_buffer(cols);
+                let (wt_g, dcols) = time(|| {
+                    let mut dcols = take_buffer::<f32>(0);
+                    gemm::append_products(
+                        &mut dcols,
+                        (1, rows, n * p, co),
+                        MatRef::transposed(&w, 0, rows),
+                        MatRef::row_major(&gm, 0, n * p),
+                    )?;
+                    Ok(dcols)
+                })?;
+                let (back, _) = time(|| Ok(col2im(&dcols, n, &g)))?;
+                keep_buffer(dcols);
+                let parts = [fwd_cols, fwd_products, transpose, bwd_cols, dw, wt_g, back];
+                for (b, t) in best.iter_mut().zip(parts) {
+                    *b = b.min(t);
+                }
+            }
+            crate::model::cpu::release_buffers();
+            let gflop = 2.0 * (co * rows * n * p) as f64 / 1e6;
+            let [a, b, t, d, e, f, h] = best;
+            println!(
+                "{c}-{co}-k3-s1-{side},{a:.2},{b:.2},{:.0},{t:.2},{d:.2},{e:.2},{:.0},{f:.2},{:.0},{h:.2}",
+                gflop / b,
+                gflop / e,
+                gflop / f
+            );
+        }
+        Ok(())
+    }
 }
