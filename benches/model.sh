@@ -13,7 +13,7 @@ cd "$(dirname "$0")/.."
 repeat=${1:-3}
 source benches/common.sh
 cargo build --release --quiet
-echo "# $(date -u +%F) $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(nproc) cores, $threads threads"
+header
 # A pause before each program, so that what follows one (the kernel reclaiming its memory, 12 GB after
 # candle's stock path) stays out of the next one's timings. (PyTorch with glibc's default allocator
 # settings varied by up to 2x between repetitions on 2026-11-28 with and without the pause; with Sacro's

@@ -1191,10 +1191,11 @@ mod tests {
     }
 
     /// Where the time of an im2col convolution goes, part by part, for the 3×3 stride-1 shapes of
-    /// ResNet-50 at 224² batch 8 (`PARTS=1 benches/conv_layers.sh`): the forward pass's im2col and products (per
-    /// image or for the batch, as the op runs them), and the backward pass's gradient transpose, whole-batch im2col, weight-gradient product,
-    /// `Wᵀ·G` and col2im, each the fastest of six runs, the products with their GFLOP/s. A benchmark
-    /// that prints (no timed assertion).
+    /// ResNet-50 at 224² batch 8 (`PARTS=1 benches/conv_layers.sh`): the forward pass's im2col and
+    /// products (per image or for the batch, as the op runs them), and the backward pass's gradient
+    /// transpose (candle's, as [`ConvIm2Col::backward`] has it made), whole-batch im2col,
+    /// weight-gradient product, `Wᵀ·G` and col2im, each the fastest of six runs, the products with
+    /// their GFLOP/s. A benchmark that prints (no timed assertion).
     #[test]
     #[ignore = "a benchmark: PARTS=1 benches/conv_layers.sh"]
     fn print_im2col_parts() -> Result<()> {
@@ -1249,7 +1250,9 @@ mod tests {
                     })?;
                     (a, b)
                 };
-                let (transpose, gm) = time(|| Ok(batch_major(&grad, co, n, p)))?;
+                let grad = Tensor::from_slice(&grad, (n, co, p), &candle_core::Device::Cpu)?;
+                let (transpose, gm) = time(|| grad.transpose(0, 1)?.contiguous())?;
+                let gm = gm.flatten_all()?.to_vec1::<f32>()?;
                 let (bwd_cols, cols) = time(|| Ok(im2col(&x, n, &g)))?;
                 let (dw, _) = time(|| product_abt(&gm, &cols, (co, rows, n * p)))?;
                 keep_buffer(cols);
