@@ -30,6 +30,7 @@ use rayon::prelude::*;
 
 use super::cpu::{Float, by_float, contiguous, keep_buffer, simd, take_buffer, zeros};
 use super::gemm::{self, MatRef};
+use super::winograd::Winograd;
 
 /// Which implementation the process uses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -822,11 +823,30 @@ impl CustomOp2 for Conv1x1WeightGrad {
 /// multiply (1×1 stride-1: a batched matrix multiply). Differentiable in both arguments; the input's
 /// gradient is computed only when something needs it ([`Tensor::track_op`]).
 pub fn conv2d_im2col(x: &Tensor, weight: &Tensor, stride: usize, padding: usize) -> Result<Tensor> {
+    conv2d_with(x, weight, (stride, padding), winograd_enabled())
+}
+
+/// [`conv2d_im2col`] with F(2×2, 3×3) for the convolutions it fits only when `winograd` (tests and
+/// benchmarks compare the two in one process).
+pub(crate) fn conv2d_with(
+    x: &Tensor,
+    weight: &Tensor,
+    (stride, padding): (usize, usize),
+    winograd: bool,
+) -> Result<Tensor> {
     let (x, weight) = (x.contiguous()?, weight.contiguous()?);
-    match conv_op(&x, &weight, stride, padding)? {
+    match conv_op(&x, &weight, stride, padding, winograd)? {
         ConvOp::OneByOne => x.apply_op2(&weight, Conv1x1),
         ConvOp::Im2Col(op) => x.apply_op2(&weight, op),
+        ConvOp::Winograd(op) => x.apply_op2(&weight, op),
     }
+}
+
+/// Whether 3×3 stride-1 convolutions take F(2×2, 3×3) ([`super::winograd`]): yes unless
+/// `SACRO_WINOGRAD=off` (im2col for them too: to compare, or to rule the algorithm out when diagnosing).
+pub fn winograd_enabled() -> bool {
+    static ON: OnceLock<bool> = OnceLock::new();
+    *ON.get_or_init(|| std::env::var("SACRO_WINOGRAD").as_deref() != Ok("off"))
 }
 
 /// The backward pass of [`conv2d_im2col`] of `x` with `weight`, from the output gradient `grad`:
@@ -841,9 +861,10 @@ pub(crate) fn conv2d_im2col_backward(
     needs_dw: bool,
 ) -> Result<(Option<Tensor>, Option<Tensor>)> {
     let (x, weight, grad) = (x.contiguous()?, weight.contiguous()?, grad.contiguous()?);
-    match conv_op(&x, &weight, stride, padding)? {
+    match conv_op(&x, &weight, stride, padding, winograd_enabled())? {
         ConvOp::OneByOne => conv1x1_backward(&x, &weight, &grad, needs_dx, needs_dw),
         ConvOp::Im2Col(op) => op.backward(&x, &weight, &grad, needs_dx, needs_dw),
+        ConvOp::Winograd(op) => op.backward(&x, &weight, &grad, needs_dx, needs_dw),
     }
 }
 
@@ -860,7 +881,7 @@ pub fn conv2d_im2col_bn_eval(
     relu: bool,
 ) -> Result<Tensor> {
     let (x, weight, params) = (x.contiguous()?, weight.contiguous()?, params.contiguous()?);
-    match conv_op(&x, &weight, stride, padding)? {
+    match conv_op(&x, &weight, stride, padding, winograd_enabled())? {
         ConvOp::OneByOne => x.apply_op3_no_bwd(
             &weight,
             &params,
@@ -870,6 +891,9 @@ pub fn conv2d_im2col_bn_eval(
             },
         ),
         ConvOp::Im2Col(conv) => x.apply_op3_no_bwd(&weight, &params, &WithAffine { conv, relu }),
+        ConvOp::Winograd(conv) => {
+            x.apply_op3_no_bwd(&weight, &params, &WithAffine { conv, relu })
+        }
     }
 }
 
@@ -877,10 +901,17 @@ pub fn conv2d_im2col_bn_eval(
 enum ConvOp {
     OneByOne,
     Im2Col(ConvIm2Col),
+    Winograd(Winograd),
 }
 
-/// The op for `weight` over `x` (shapes checked).
-fn conv_op(x: &Tensor, weight: &Tensor, stride: usize, padding: usize) -> Result<ConvOp> {
+/// The op for `weight` over `x` (shapes checked); F(2×2, 3×3) where it fits and `winograd`.
+fn conv_op(
+    x: &Tensor,
+    weight: &Tensor,
+    stride: usize,
+    padding: usize,
+    winograd: bool,
+) -> Result<ConvOp> {
     let (_, c, h, w) = x.dims4()?;
     let (co, ci, k, k2) = weight.dims4()?;
     if ci != c || k != k2 {
@@ -901,6 +932,8 @@ fn conv_op(x: &Tensor, weight: &Tensor, stride: usize, padding: usize) -> Result
     g.check("conv2d")?;
     Ok(if k == 1 && stride == 1 && padding == 0 {
         ConvOp::OneByOne
+    } else if winograd && super::winograd::fits(&g) {
+        ConvOp::Winograd(Winograd::new(g, co))
     } else {
         ConvOp::Im2Col(ConvIm2Col {
             geometry: g,

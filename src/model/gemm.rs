@@ -98,6 +98,77 @@ impl<T> std::fmt::Debug for MatRef<'_, T> {
     }
 }
 
+/// Whether a product runs on the thread pool or on the calling thread alone (the caller runs several
+/// products side by side).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Threads {
+    /// The `gemm` crate splits each product over rayon's threads.
+    Pool,
+    /// One thread.
+    One,
+}
+
+impl Threads {
+    fn parallelism(self) -> gemm::Parallelism {
+        let threads = rayon::current_num_threads();
+        if self == Threads::Pool && threads > 1 {
+            gemm::Parallelism::Rayon(threads)
+        } else {
+            gemm::Parallelism::None
+        }
+    }
+}
+
+/// `batch` products `lhs_b · rhs_b` (`[m, k]` by `[k, n]`) by the `gemm` crate, product `b` written to
+/// the row-major `[m, n]` block at `dst + b·dst_batch_stride`; `dst := lhs·rhs` (its old values neither
+/// read nor kept) or, when `accumulate`, `dst += lhs·rhs`.
+///
+/// # Safety
+/// `k > 0`; both views checked ([`MatRef::check`]) for `batch` products; every destination block lies
+/// in one allocation the caller holds mutably (so nothing aliases the operands, which are shared
+/// borrows), initialised when `accumulate` (it is read) and possibly uninitialised otherwise (with
+/// `read_dst = false` the crate writes every destination element and reads none: gemm-common 0.19's
+/// micro-kernels, matrix-vector and vector-vector paths store without loading when alpha is zero, which
+/// `read_dst = false` forces).
+unsafe fn products_raw<T: Float>(
+    dst: *mut T,
+    dst_batch_stride: usize,
+    (batch, m, n, k): (usize, usize, usize, usize),
+    (lhs, rhs): (&MatRef<'_, T>, &MatRef<'_, T>),
+    accumulate: bool,
+    threads: Threads,
+) {
+    let parallelism = threads.parallelism();
+    let alpha = T::from_f64(if accumulate { 1.0 } else { 0.0 });
+    for b in 0..batch {
+        // SAFETY: see the function's contract: the offsets below stay inside the checked views and the
+        // destination blocks; strides index existing slices, so fit `isize`.
+        unsafe {
+            gemm::gemm(
+                m,
+                n,
+                k,
+                dst.add(b * dst_batch_stride),
+                1,
+                n as isize,
+                accumulate,
+                lhs.data.as_ptr().add(lhs.offset + b * lhs.batch_stride),
+                lhs.col_stride as isize,
+                lhs.row_stride as isize,
+                rhs.data.as_ptr().add(rhs.offset + b * rhs.batch_stride),
+                rhs.col_stride as isize,
+                rhs.row_stride as isize,
+                alpha,
+                T::from_f64(1.0),
+                false,
+                false,
+                false,
+                parallelism,
+            );
+        }
+    }
+}
+
 /// Appends to `out` the `batch` products `lhs_b · rhs_b` (`[m, k]` by `[k, n]`), each `[m, n]` row-major,
 /// one after the other, computed by the `gemm` crate on the thread pool; `out`'s earlier values are left
 /// as they are. Errors (and leaves `out` as it was) when a view reaches past its slice or the sizes
@@ -122,47 +193,58 @@ pub(crate) fn append_products<T: Float>(
     lhs.check(batch, m, k, "left operand")?;
     rhs.check(batch, k, n, "right operand")?;
     out.reserve(len);
-    let threads = rayon::current_num_threads();
-    let parallelism = if threads > 1 {
-        gemm::Parallelism::Rayon(threads)
-    } else {
-        gemm::Parallelism::None
-    };
     let dst = out.spare_capacity_mut()[..len].as_mut_ptr().cast::<T>();
-    for b in 0..batch {
-        // SAFETY: `dst + b·m·n` starts an `m × n` block (row stride n, column stride 1) inside the
-        // `len` values of reserved capacity; the operands' views were checked to stay inside their
-        // slices for every product and index (k > 0 here).
-        // Strides are non-negative and at most `isize::MAX` (they index slices that exist, checked
-        // above). The destination does not alias the operands (`out` is borrowed mutably, they are not).
-        // With `read_dst = false` the crate writes every destination element and reads none, so the
-        // uninitialised capacity is never read and is fully initialised when the loop ends.
-        unsafe {
-            gemm::gemm(
-                m,
-                n,
-                k,
-                dst.add(b * m * n),
-                1,
-                n as isize,
-                false,
-                lhs.data.as_ptr().add(lhs.offset + b * lhs.batch_stride),
-                lhs.col_stride as isize,
-                lhs.row_stride as isize,
-                rhs.data.as_ptr().add(rhs.offset + b * rhs.batch_stride),
-                rhs.col_stride as isize,
-                rhs.row_stride as isize,
-                T::default(),
-                T::from_f64(1.0),
-                false,
-                false,
-                false,
-                parallelism,
-            );
-        }
+    // SAFETY: k > 0 and the views are checked; the `len` values of reserved capacity hold the `batch`
+    // blocks of `m·n` one after the other; `out` is borrowed mutably and the operands are not.
+    // `accumulate = false`: the uninitialised capacity is written, never read.
+    unsafe {
+        products_raw(dst, m * n, (batch, m, n, k), (&lhs, &rhs), false, Threads::Pool);
     }
-    // SAFETY: the loop above initialised all `len` values after the old length (see its comment).
+    // SAFETY: every one of the `len` values after the old length was written above (the crate assigns
+    // every destination element when it does not read them).
     unsafe { out.set_len(out.len() + len) };
+    Ok(())
+}
+
+/// Writes into `dst` (exactly `batch·m·n` values) the `batch` products `lhs_b · rhs_b` (`[m, k]` by
+/// `[k, n]`), each `[m, n]` row-major, one after the other; `dst`'s old values are overwritten, never
+/// read (a reused buffer needs no zeroing). `threads`: on the pool, or on this thread alone where the
+/// caller runs products side by side. Errors (and leaves `dst` as it was) when `dst` has the wrong length
+/// or a view reaches past its slice.
+pub(crate) fn products_into<T: Float>(
+    dst: &mut [T],
+    (batch, m, n, k): (usize, usize, usize, usize),
+    lhs: MatRef<'_, T>,
+    rhs: MatRef<'_, T>,
+    threads: Threads,
+) -> Result<()> {
+    if batch.checked_mul(m).and_then(|v| v.checked_mul(n)) != Some(dst.len()) {
+        candle_core::bail!(
+            "matrix product: {batch} products of {m} × {n} given {} values",
+            dst.len()
+        );
+    }
+    if dst.is_empty() {
+        return Ok(());
+    }
+    if k == 0 {
+        dst.fill(T::default());
+        return Ok(());
+    }
+    lhs.check(batch, m, k, "left operand")?;
+    rhs.check(batch, k, n, "right operand")?;
+    // SAFETY: k > 0 and the views are checked; `dst` holds the `batch` blocks one after the other and is
+    // borrowed mutably while the operands are shared borrows.
+    unsafe {
+        products_raw(
+            dst.as_mut_ptr(),
+            m * n,
+            (batch, m, n, k),
+            (&lhs, &rhs),
+            false,
+            threads,
+        );
+    }
     Ok(())
 }
 
@@ -187,40 +269,17 @@ pub(crate) fn accumulate_products<T: Float>(
     }
     lhs.check(batch, m, k, "left operand")?;
     rhs.check(batch, k, n, "right operand")?;
-    let threads = rayon::current_num_threads();
-    let parallelism = if threads > 1 {
-        gemm::Parallelism::Rayon(threads)
-    } else {
-        gemm::Parallelism::None
-    };
-    for b in 0..batch {
-        // SAFETY: `dst` is an initialised `m × n` slice (row stride n, column stride 1, length checked);
-        // the operands' views were checked to stay inside their slices for every product and index
-        // (k > 0 here); strides index existing slices, so fit `isize`; `dst` is borrowed mutably and
-        // the operands are not, so nothing aliases. `read_dst = true` with alpha 1: dst += lhs·rhs.
-        unsafe {
-            gemm::gemm(
-                m,
-                n,
-                k,
-                dst.as_mut_ptr(),
-                1,
-                n as isize,
-                true,
-                lhs.data.as_ptr().add(lhs.offset + b * lhs.batch_stride),
-                lhs.col_stride as isize,
-                lhs.row_stride as isize,
-                rhs.data.as_ptr().add(rhs.offset + b * rhs.batch_stride),
-                rhs.col_stride as isize,
-                rhs.row_stride as isize,
-                T::from_f64(1.0),
-                T::from_f64(1.0),
-                false,
-                false,
-                false,
-                parallelism,
-            );
-        }
+    // SAFETY: k > 0 and the views are checked; `dst` is an initialised `m × n` slice, the same block for
+    // every product (batch stride 0), borrowed mutably while the operands are shared borrows.
+    unsafe {
+        products_raw(
+            dst.as_mut_ptr(),
+            0,
+            (batch, m, n, k),
+            (&lhs, &rhs),
+            true,
+            Threads::Pool,
+        );
     }
     Ok(())
 }
@@ -292,6 +351,49 @@ mod tests {
                 }
             }
         }
+        Ok(())
+    }
+
+    /// Products written into a reused slice (NaN in it never reaches them), on the pool and on one
+    /// thread, equal the triple loop; a destination of the wrong length is refused and left as it was.
+    #[test]
+    fn products_into_a_slice_equal_the_triple_loop() -> Result<()> {
+        let mut rng = rand::rngs::StdRng::seed_from_u64(9);
+        let data: Vec<f64> = (0..20_000).map(|_| rng.random_range(-1.0..1.0)).collect();
+        for &(batch, m, n, k) in &[(1, 3, 5, 7), (3, 17, 33, 65), (2, 4, 6, 0)] {
+            for threads in [Threads::Pool, Threads::One] {
+                let lhs = MatRef {
+                    data: &data,
+                    offset: 2,
+                    row_stride: 3 * k,
+                    col_stride: 2,
+                    batch_stride: 1,
+                };
+                let rhs = MatRef::transposed(&data, 9000, k).batched(k * n);
+                let mut dst = vec![f64::NAN; batch * m * n];
+                products_into(&mut dst, (batch, m, n, k), lhs, rhs, threads)?;
+                let want = reference((batch, m, n, k), &lhs, &rhs);
+                for (a, b) in dst.iter().zip(&want) {
+                    assert!((a - b).abs() <= 1e-12 * (1.0 + b.abs()), "{a} vs {b}");
+                }
+            }
+        }
+        let data = vec![1.0f32; 100];
+        let mut dst = vec![7.0f32; 5];
+        let view = MatRef::row_major(&data, 0, 2);
+        let err = products_into(&mut dst, (1, 2, 3, 2), view, view, Threads::One)
+            .expect_err("length");
+        assert!(err.to_string().contains("given 5 values"), "{err}");
+        let err = products_into(
+            &mut dst[..4],
+            (1, 2, 2, 99),
+            view,
+            MatRef::row_major(&data, 0, 2),
+            Threads::One,
+        )
+        .expect_err("lhs reaches 100");
+        assert!(err.to_string().contains("left operand"), "{err}");
+        assert_eq!(dst, vec![7.0; 5]);
         Ok(())
     }
 

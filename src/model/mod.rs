@@ -23,6 +23,7 @@ pub mod preprocess;
 pub mod pth;
 pub mod resnet;
 pub mod weights;
+pub(crate) mod winograd;
 
 use candle_core::{DType, Result};
 pub use candle_core::{Device, Tensor};
