@@ -1,5 +1,6 @@
-//! The im2col convolution (`src/model/conv.rs`) against candle's stock `conv2d` (forward, input gradient,
-//! weight gradient) over a grid of shapes — kernels 1/3/7, strides 1/2, paddings 0/1/3, odd sizes, batch 1
+//! Sacro's convolution (`src/model/conv.rs`: im2col, 1×1 as a plain product, and 3×3 stride-1 padding-1
+//! by Winograd F(2×2, 3×3), `src/model/winograd.rs`) against candle's stock `conv2d` (forward, input
+//! gradient, weight gradient) over a grid of shapes — kernels 1/3/7, strides 1/2, paddings 0/1/3, odd sizes, batch 1
 //! and 3, channel counts that are not multiples of 16 — and against central finite differences in f64.
 //!
 //! Candle's stock backward takes the output padding of `conv_transpose2d` from the height only, so it fails
@@ -101,6 +102,8 @@ fn im2col_gradients_equal_finite_differences_in_f64() {
         (7, 2, 3, [2, 3]),
         (3, 2, 1, [2, 3]),
         (3, 1, 1, [2, 3]),
+        (3, 1, 1, [5, 7]),
+        (3, 1, 1, [1, 1]),
     ] {
         let x = seeded(&[2, 3, ih, iw], 7, DType::F64);
         let w = seeded(&[4, 3, k, k], 8, DType::F64);

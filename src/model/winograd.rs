@@ -19,11 +19,14 @@
 //! convolutions directly; Winograd is the algorithm cuDNN and NNPACK offer for them.
 //!
 //! Layouts (t: tile index (image, tile row, tile column) over the images of one chunk):
-//! - `U` `[co][16][c]`, `V` `[c][16][t]`, `dM` `[co][16][t]`: written one output or input channel per
-//!   task, read by the products as strided matrices (the `gemm` crate packs its operands anyway);
-//! - `M` `[16][co][t]`, `dU` `[16][co][c]`, `dV` `[16][c][t]`: the products' outputs, one block per ξ,
-//!   the 16 products run side by side on the pool, each on one thread (their outputs are small beside
-//!   their sums, which the crate parallelises badly).
+//! - every operand and product is ξ-major, one row-major block per ξ: `U` `[16][co][c]`, `V` `[16][c][t]`,
+//!   `M` `[16][co][t]`, `dM` `[16][co][t]`, `dU` `[16][co][c]`, `dV` `[16][c][t]`. A transform task
+//!   (one channel) writes its row of each of the 16 blocks. With the channel-major layout the products
+//!   read 16 blocks interleaved, rows 16·t values apart (a multiple of 4 KiB at 56²): layer1's weight
+//!   gradient product ran at 65 GFLOP/s, against 133 for the same product on contiguous copies;
+//! - the 16 products run side by side on the pool, each on one thread (their outputs are small beside
+//!   their sums, which the crate parallelises badly: 30 GFLOP/s on the pool for layer1's weight
+//!   gradient).
 //!
 //! No `unsafe` here: the products are [`super::gemm`]'s.
 
@@ -195,15 +198,15 @@ fn forward<T: Float>(x: &[T], weight: &[T], n: usize, op: &Winograd) -> Result<V
         let bt = images.len() * t.count();
         let (v, m) = (&mut v[..16 * c * bt], &mut m[..16 * co * bt]);
         input_transform(x, images.clone(), c, t, v);
-        // M_ξ = U_ξ · V_ξ: [co, c] (rows 16·c apart) by [c, bt] (rows 16·bt apart).
+        // M_ξ = U_ξ · V_ξ: [co, c] by [c, bt].
         m.par_chunks_mut(co * bt)
             .enumerate()
             .try_for_each(|(xi, dst)| {
                 gemm::products_into(
                     dst,
                     (1, co, bt, c),
-                    MatRef::row_major(&u, xi * c, 16 * c),
-                    MatRef::row_major(v, xi * bt, 16 * bt),
+                    MatRef::row_major(&u, xi * co * c, c),
+                    MatRef::row_major(v, xi * c * bt, bt),
                     Threads::One,
                 )
             })?;
@@ -235,6 +238,28 @@ fn bt_rows<T: Float>(a: [&[T]; 4], out: [&mut [T]; 4]) {
     }
 }
 
+/// `buf` as blocks of `rows` rows of `len` values each (one block per ξ), regrouped by row: item `r`
+/// holds row `r` of every block, so that one task can write its row of each ξ.
+fn rows_of_blocks<T>(buf: &mut [T], rows: usize, len: usize) -> Vec<Vec<&mut [T]>> {
+    let mut out: Vec<Vec<&mut [T]>> = (0..rows).map(|_| Vec::with_capacity(16)).collect();
+    for block in buf.chunks_mut(rows * len) {
+        for (r, row) in block.chunks_mut(len).enumerate() {
+            out[r].push(row);
+        }
+    }
+    out
+}
+
+/// The first four of `rows`, reborrowed (empty slices for missing ones).
+#[inline(always)]
+fn four<'a, T>(rows: &'a mut [&mut [T]]) -> [&'a mut [T]; 4] {
+    let mut it = rows.iter_mut();
+    std::array::from_fn(|_| match it.next() {
+        Some(r) => &mut **r,
+        None => &mut [],
+    })
+}
+
 /// The first four consecutive rows of `len` values in `b`.
 #[inline(always)]
 fn four_rows<T>(b: &[T], len: usize) -> [&[T]; 4] {
@@ -252,8 +277,8 @@ fn rows_mut<T, const N: usize>(buf: &mut [T], len: usize) -> [&mut [T]; N] {
     })
 }
 
-/// The input transform of images `images` of `x` (`[n, c, h, w]`): `v` `[c][16][bt]` with `bt` the
-/// chunk's tiles, `v[ch][4α+β][tile] = (Bᵀ d B)[α][β]` for the tile's 4×4 patch `d` of the zero-padded
+/// The input transform of images `images` of `x` (`[n, c, h, w]`): `v` `[16][c][bt]` with `bt` the
+/// chunk's tiles, `v[4α+β][ch][tile] = (Bᵀ d B)[α][β]` for the tile's 4×4 patch `d` of the zero-padded
 /// plane (rows `2·ti − 1 ..`, columns `2·tj − 1 ..` of the image). One task per channel. Each patch row is
 /// split into its even and odd padded columns first, so that the column pass runs on contiguous values.
 fn input_transform<T: Float>(x: &[T], images: Range<usize>, c: usize, t: Tiles, v: &mut [T]) {
@@ -262,9 +287,9 @@ fn input_transform<T: Float>(x: &[T], images: Range<usize>, c: usize, t: Tiles, 
     let bt = images.len() * tiles;
     let n1 = tw + 1;
     let zero = T::default();
-    v.par_chunks_mut(16 * bt).enumerate().for_each_init(
+    rows_of_blocks(v, c, bt).into_par_iter().enumerate().for_each_init(
         || vec![zero; 16 * n1],
-        |scratch, (ch, vc)| {
+        |scratch, (ch, mut vc)| {
             simd(
                 #[inline(always)]
                 || {
@@ -301,7 +326,7 @@ fn input_transform<T: Float>(x: &[T], images: Range<usize>, c: usize, t: Tiles, 
                             for alpha in 0..4 {
                                 let e = &te[alpha * n1..(alpha + 1) * n1];
                                 let o = &to[alpha * n1..(alpha + 1) * n1];
-                                let [d0, d1, d2, d3] = rows_mut::<T, 4>(&mut vc[4 * alpha * bt..], bt);
+                                let [d0, d1, d2, d3] = four(&mut vc[4 * alpha..]);
                                 let (d0, d1, d2, d3) = (
                                     &mut d0[at..at + tw],
                                     &mut d1[at..at + tw],
@@ -406,15 +431,15 @@ fn g_rows<T: Float>(a: [&[T]; 3], out: [&mut [T]; 4]) {
     }
 }
 
-/// The weight transform: `weight` `[co, c, 3, 3]` → `U` `[co][16][c]`, `U[k][4α+β][ch] = (G g Gᵀ)[α][β]`.
+/// The weight transform: `weight` `[co, c, 3, 3]` → `U` `[16][co][c]`, `U[4α+β][k][ch] = (G g Gᵀ)[α][β]`.
 /// One task per output channel; its filters first regrouped tap by tap so that the arithmetic runs on
 /// contiguous values.
 fn weight_transform<T: Float>(weight: &[T], co: usize, c: usize) -> Vec<T> {
     let mut u = zeros::<T>(co * 16 * c);
     let zero = T::default();
-    u.par_chunks_mut(16 * c).enumerate().for_each_init(
+    rows_of_blocks(&mut u, co, c).into_par_iter().enumerate().for_each_init(
         || vec![zero; 21 * c],
-        |scratch, (k, uk)| {
+        |scratch, (k, mut uk)| {
             simd(
                 #[inline(always)]
                 || {
@@ -438,7 +463,7 @@ fn weight_transform<T: Float>(weight: &[T], co: usize, c: usize) -> Vec<T> {
                         let col = |j: usize| &rowed[(4 * j + alpha) * c..(4 * j + alpha + 1) * c];
                         g_rows(
                             [col(0), col(1), col(2)],
-                            rows_mut(&mut uk[4 * alpha * c..], c),
+                            four(&mut uk[4 * alpha..]),
                         );
                     }
                 },
@@ -457,9 +482,9 @@ fn grad_transform<T: Float>(dy: &[T], n: usize, co: usize, t: Tiles) -> Vec<T> {
     let bt = n * tiles;
     let zero = T::default();
     let mut dm = take_buffer::<T>(co * 16 * bt);
-    dm.par_chunks_mut(16 * bt).enumerate().for_each_init(
+    rows_of_blocks(&mut dm, co, bt).into_par_iter().enumerate().for_each_init(
         || vec![zero; 12 * tw],
-        |scratch, (k, dmk)| {
+        |scratch, (k, mut dmk)| {
             simd(
                 #[inline(always)]
                 || {
@@ -500,19 +525,14 @@ fn grad_transform<T: Float>(dy: &[T], n: usize, co: usize, t: Tiles) -> Vec<T> {
                             let at = img * tiles + ti * tw;
                             for beta in 0..4 {
                                 let (q0, q1) = (&q[beta * tw..][..tw], &q[(4 + beta) * tw..][..tw]);
-                                let dst = |alpha: usize| (4 * alpha + beta) * bt + at;
-                                dmk[dst(0)..][..tw].copy_from_slice(q0);
-                                let d1 = &mut dmk[dst(1)..][..tw];
-                                for j in 0..tw {
-                                    d1[j] = q0[j] + q1[j];
-                                }
-                                let d2 = &mut dmk[dst(2)..][..tw];
-                                for j in 0..tw {
-                                    d2[j] = q0[j] - q1[j];
-                                }
-                                let d3 = &mut dmk[dst(3)..][..tw];
-                                for j in 0..tw {
-                                    d3[j] = zero - q1[j];
+                                for alpha in 0..4 {
+                                    let d = &mut dmk[4 * alpha + beta][at..at + tw];
+                                    match alpha {
+                                        0 => d.copy_from_slice(q0),
+                                        1 => (0..tw).for_each(|j| d[j] = q0[j] + q1[j]),
+                                        2 => (0..tw).for_each(|j| d[j] = q0[j] - q1[j]),
+                                        _ => (0..tw).for_each(|j| d[j] = zero - q1[j]),
+                                    }
                                 }
                             }
                         }
@@ -709,13 +729,13 @@ impl CustomOp2 for WeightGrad {
             let mut v = zeros::<T>(16 * c * bt);
             input_transform(x, 0..n, c, t, &mut v);
             let mut du = zeros::<T>(16 * co * c);
-            // dU_ξ = dM_ξ · V_ξᵀ: [co, bt] (rows 16·bt apart) by [bt, c] (V_ξ's rows transposed).
+            // dU_ξ = dM_ξ · V_ξᵀ: [co, bt] by [bt, c].
             du.par_chunks_mut(co * c).enumerate().try_for_each(|(xi, dst)| {
                 gemm::products_into(
                     dst,
                     (1, co, c, bt),
-                    MatRef::row_major(&dm, xi * bt, 16 * bt),
-                    MatRef::transposed(&v, xi * bt, 16 * bt),
+                    MatRef::row_major(&dm, xi * co * bt, bt),
+                    MatRef::transposed(&v, xi * c * bt, bt),
                     Threads::One,
                 )
             })?;
@@ -760,13 +780,13 @@ impl CustomOp2 for InputGrad {
             let u = weight_transform(weight, co, c);
             let dm = grad_transform(dy, n, co, t);
             let mut dv = zeros::<T>(16 * c * bt);
-            // dV_ξ = U_ξᵀ · dM_ξ: [c, co] (U_ξ transposed, rows 16·c apart) by [co, bt].
+            // dV_ξ = U_ξᵀ · dM_ξ: [c, co] by [co, bt].
             dv.par_chunks_mut(c * bt).enumerate().try_for_each(|(xi, dst)| {
                 gemm::products_into(
                     dst,
                     (1, c, bt, co),
-                    MatRef::transposed(&u, xi * c, 16 * c),
-                    MatRef::row_major(&dm, xi * bt, 16 * bt),
+                    MatRef::transposed(&u, xi * co * c, c),
+                    MatRef::row_major(&dm, xi * co * bt, bt),
                     Threads::One,
                 )
             })?;
@@ -905,6 +925,92 @@ mod tests {
         assert!(rel(&fast.2, &stock.2) < 1e-5, "dw {}", rel(&fast.2, &stock.2));
     }
 
+    /// Where the time of the 3×3 stride-1 shapes of ResNet-50 at 224² batch 8 goes: each transform and
+    /// the products (fastest of six runs; the products' GFLOP/s). A benchmark, not a test:
+    /// `PARTS=1 benches/conv_layers.sh`.
+    #[test]
+    #[ignore = "a benchmark: PARTS=1 benches/conv_layers.sh"]
+    fn print_winograd_parts() -> Result<()> {
+        fn time<R>(mut f: impl FnMut() -> Result<R>) -> Result<f64> {
+            let mut best = f64::INFINITY;
+            for _ in 0..6 {
+                let t = std::time::Instant::now();
+                drop(f()?);
+                best = best.min(t.elapsed().as_secs_f64());
+            }
+            Ok(best * 1e3)
+        }
+        let n = 8;
+        println!(
+            "shape,weight_tf_ms,input_tf_ms,products_ms,products_gflops,output_tf_ms,grad_tf_ms,dU_products_ms,weight_grad_tf_ms,dV_products_ms,input_grad_tf_ms"
+        );
+        for (c, side) in [(64usize, 56usize), (128, 28), (256, 14), (512, 7)] {
+            let co = c;
+            let x: Vec<f32> = (0..n * c * side * side).map(|i| (i % 7) as f32 * 0.1).collect();
+            let w: Vec<f32> = (0..co * c * 9).map(|i| (i % 5) as f32 * 0.01).collect();
+            let t = Tiles::new(side, side);
+            let bt = n * t.count();
+            let wtf = time(|| Ok(weight_transform(&w, co, c)))?;
+            let u = weight_transform(&w, co, c);
+            let mut v = zeros::<f32>(16 * c * bt);
+            let itf = time(|| {
+                input_transform(&x, 0..n, c, t, &mut v);
+                Ok(())
+            })?;
+            let mut m = zeros::<f32>(16 * co * bt);
+            let prod = time(|| {
+                m.par_chunks_mut(co * bt).enumerate().try_for_each(|(xi, dst)| {
+                    gemm::products_into(
+                        dst,
+                        (1, co, bt, c),
+                        MatRef::row_major(&u, xi * co * c, c),
+                        MatRef::row_major(&v, xi * c * bt, bt),
+                        Threads::One,
+                    )
+                })
+            })?;
+            let mut y = zeros::<f32>(n * co * side * side);
+            let otf = time(|| {
+                output_transform(&m, co, n, t, &mut y);
+                Ok(())
+            })?;
+            let gtf = time(|| Ok(grad_transform(&y, n, co, t)))?;
+            let dm = grad_transform(&y, n, co, t);
+            let mut du = zeros::<f32>(16 * co * c);
+            let dup = time(|| {
+                du.par_chunks_mut(co * c).enumerate().try_for_each(|(xi, dst)| {
+                    gemm::products_into(
+                        dst,
+                        (1, co, c, bt),
+                        MatRef::row_major(&dm, xi * co * bt, bt),
+                        MatRef::transposed(&v, xi * c * bt, bt),
+                        Threads::One,
+                    )
+                })
+            })?;
+            let wgtf = time(|| Ok(weight_grad_transform(&du, co, c)))?;
+            let mut dv = zeros::<f32>(16 * c * bt);
+            let dvp = time(|| {
+                dv.par_chunks_mut(c * bt).enumerate().try_for_each(|(xi, dst)| {
+                    gemm::products_into(
+                        dst,
+                        (1, c, bt, co),
+                        MatRef::transposed(&u, xi * co * c, c),
+                        MatRef::row_major(&dm, xi * co * bt, bt),
+                        Threads::One,
+                    )
+                })
+            })?;
+            let igtf = time(|| Ok(input_grad_transform(&dv, n, c, t)))?;
+            let flops = 2.0 * 16.0 * (co * c * bt) as f64;
+            println!(
+                "{c}-{side},{wtf:.2},{itf:.2},{prod:.2},{:.0},{otf:.2},{gtf:.2},{dup:.2},{wgtf:.2},{dvp:.2},{igtf:.2}",
+                flops / prod / 1e6
+            );
+        }
+        Ok(())
+    }
+
     /// Shapes that do not fit are errors, not panics.
     #[test]
     fn mismatched_shapes_are_errors() {
@@ -929,3 +1035,4 @@ mod tests {
         assert!(x.apply_op2(&w, op).is_ok());
     }
 }
+
