@@ -891,9 +891,7 @@ pub fn conv2d_im2col_bn_eval(
             },
         ),
         ConvOp::Im2Col(conv) => x.apply_op3_no_bwd(&weight, &params, &WithAffine { conv, relu }),
-        ConvOp::Winograd(conv) => {
-            x.apply_op3_no_bwd(&weight, &params, &WithAffine { conv, relu })
-        }
+        ConvOp::Winograd(conv) => x.apply_op3_no_bwd(&weight, &params, &WithAffine { conv, relu }),
     }
 }
 

@@ -198,7 +198,14 @@ pub(crate) fn append_products<T: Float>(
     // blocks of `m·n` one after the other; `out` is borrowed mutably and the operands are not.
     // `accumulate = false`: the uninitialised capacity is written, never read.
     unsafe {
-        products_raw(dst, m * n, (batch, m, n, k), (&lhs, &rhs), false, Threads::Pool);
+        products_raw(
+            dst,
+            m * n,
+            (batch, m, n, k),
+            (&lhs, &rhs),
+            false,
+            Threads::Pool,
+        );
     }
     // SAFETY: every one of the `len` values after the old length was written above (the crate assigns
     // every destination element when it does not read them).
@@ -381,8 +388,8 @@ mod tests {
         let data = vec![1.0f32; 100];
         let mut dst = vec![7.0f32; 5];
         let view = MatRef::row_major(&data, 0, 2);
-        let err = products_into(&mut dst, (1, 2, 3, 2), view, view, Threads::One)
-            .expect_err("length");
+        let err =
+            products_into(&mut dst, (1, 2, 3, 2), view, view, Threads::One).expect_err("length");
         assert!(err.to_string().contains("given 5 values"), "{err}");
         let err = products_into(
             &mut dst[..4],

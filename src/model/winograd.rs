@@ -33,7 +33,7 @@
 use std::ops::Range;
 
 use candle_core::backend::BackendStorage;
-use candle_core::{CpuStorage, CustomOp2, Layout, Result, Shape, Tensor};
+use candle_core::{CpuStorage, CustomOp2, CustomOp3, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 
 use super::conv::Geometry;
@@ -124,25 +124,35 @@ impl Winograd {
         needs_dx: bool,
         needs_dw: bool,
     ) -> Result<(Option<Tensor>, Option<Tensor>)> {
-        let (x, weight, grad) = (x.detach(), weight.detach(), grad.detach().contiguous()?);
-        let dw = if needs_dw {
-            let dw = x
-                .contiguous()?
-                .apply_op2_no_bwd(&grad, &WeightGrad(*self))?;
-            Some(dw.reshape(weight.shape())?)
-        } else {
-            None
+        if !needs_dx && !needs_dw {
+            return Ok((None, None));
+        }
+        let (x, weight, grad) = (
+            x.detach().contiguous()?,
+            weight.detach().contiguous()?,
+            grad.detach().contiguous()?,
+        );
+        let op = Grads {
+            op: *self,
+            needs_dx,
+            needs_dw,
+            dw: std::sync::Mutex::new(None),
         };
-        let dx = if needs_dx {
-            Some(
-                weight
-                    .contiguous()?
-                    .apply_op2_no_bwd(&grad, &InputGrad(*self))?,
-            )
-        } else {
-            None
-        };
-        Ok((dx, dw))
+        let dx = x.apply_op3_no_bwd(&weight, &grad, &op)?;
+        let dw = op
+            .dw
+            .into_inner()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .map(|dw| match dw {
+                CpuStorage::F32(v) => Tensor::from_vec(v, weight.shape(), weight.device()),
+                CpuStorage::F64(v) => Tensor::from_vec(v, weight.shape(), weight.device()),
+                other => candle_core::bail!(
+                    "Winograd conv2d backward: a {:?} weight gradient",
+                    other.dtype()
+                ),
+            })
+            .transpose()?;
+        Ok((needs_dx.then_some(dx), dw))
     }
 }
 
@@ -222,19 +232,74 @@ fn forward<T: Float>(x: &[T], weight: &[T], n: usize, op: &Winograd) -> Result<V
     Ok(y)
 }
 
-/// `out = (a0 − a2, a1 + a2, a2 − a1, a1 − a3)` element by element (`Bᵀ` along one axis), each output a
-/// slice of the same length as the inputs.
+// The element-wise loops below each write one slice, passed as its own `&mut` argument to an
+// always-inlined helper: the compiler then knows the output aliases none of the inputs and vectorises
+// the loop without run-time overlap checks (with four outputs from one buffer it did not).
+
+/// `out[j] = f(a[j])`.
 #[inline(always)]
-fn bt_rows<T: Float>(a: [&[T]; 4], out: [&mut [T]; 4]) {
-    let [o0, o1, o2, o3] = out;
-    let len = o0.len();
-    let (a0, a1, a2, a3) = (&a[0][..len], &a[1][..len], &a[2][..len], &a[3][..len]);
-    let (o1, o2, o3) = (&mut o1[..len], &mut o2[..len], &mut o3[..len]);
-    for j in 0..len {
-        o0[j] = a0[j] - a2[j];
-        o1[j] = a1[j] + a2[j];
-        o2[j] = a2[j] - a1[j];
-        o3[j] = a1[j] - a3[j];
+fn map1<T: Float>(out: &mut [T], a: &[T], f: impl Fn(T) -> T) {
+    let a = &a[..out.len()];
+    for (o, &a) in out.iter_mut().zip(a) {
+        *o = f(a);
+    }
+}
+
+/// `out[j] = f(a[j], b[j])`.
+#[inline(always)]
+fn map2<T: Float>(out: &mut [T], a: &[T], b: &[T], f: impl Fn(T, T) -> T) {
+    let (a, b) = (&a[..out.len()], &b[..out.len()]);
+    for ((o, &a), &b) in out.iter_mut().zip(a).zip(b) {
+        *o = f(a, b);
+    }
+}
+
+/// `out[j] = f(a[j], b[j], c[j])`.
+#[inline(always)]
+fn map3<T: Float>(out: &mut [T], a: &[T], b: &[T], c: &[T], f: impl Fn(T, T, T) -> T) {
+    let (a, b, c) = (&a[..out.len()], &b[..out.len()], &c[..out.len()]);
+    for (((o, &a), &b), &c) in out.iter_mut().zip(a).zip(b).zip(c) {
+        *o = f(a, b, c);
+    }
+}
+
+/// `out[j] = f(out[j], a[j])`.
+#[inline(always)]
+fn update1<T: Float>(out: &mut [T], a: &[T], f: impl Fn(T, T) -> T) {
+    let a = &a[..out.len()];
+    for (o, &a) in out.iter_mut().zip(a) {
+        *o = f(*o, a);
+    }
+}
+
+/// `out[j] = f(out[j], a[j], b[j], c[j])`.
+#[inline(always)]
+fn update3<T: Float>(out: &mut [T], a: &[T], b: &[T], c: &[T], f: impl Fn(T, T, T, T) -> T) {
+    let (a, b, c) = (&a[..out.len()], &b[..out.len()], &c[..out.len()]);
+    for (((o, &a), &b), &c) in out.iter_mut().zip(a).zip(b).zip(c) {
+        *o = f(*o, a, b, c);
+    }
+}
+
+/// `even[j] = line[2j]`, `odd[j] = line[2j + 1]` for the `even.len()` pairs of `line`.
+#[inline(always)]
+fn deinterleave<T: Float>(even: &mut [T], odd: &mut [T], line: &[T]) {
+    let odd = &mut odd[..even.len()];
+    let line = &line[..2 * even.len()];
+    for ((e, o), pair) in even.iter_mut().zip(odd).zip(line.chunks_exact(2)) {
+        *e = pair[0];
+        *o = pair[1];
+    }
+}
+
+/// `line[2j] = even[j]`, `line[2j + 1] = odd[j]` for the pairs of `line`.
+#[inline(always)]
+fn interleave<T: Float>(line: &mut [T], even: &[T], odd: &[T]) {
+    let pairs = line.len() / 2;
+    let (even, odd) = (&even[..pairs], &odd[..pairs]);
+    for ((pair, &e), &o) in line.chunks_exact_mut(2).zip(even).zip(odd) {
+        pair[0] = e;
+        pair[1] = o;
     }
 }
 
@@ -242,6 +307,9 @@ fn bt_rows<T: Float>(a: [&[T]; 4], out: [&mut [T]; 4]) {
 /// holds row `r` of every block, so that one task can write its row of each ξ.
 fn rows_of_blocks<T>(buf: &mut [T], rows: usize, len: usize) -> Vec<Vec<&mut [T]>> {
     let mut out: Vec<Vec<&mut [T]>> = (0..rows).map(|_| Vec::with_capacity(16)).collect();
+    if len == 0 {
+        return out;
+    }
     for block in buf.chunks_mut(rows * len) {
         for (r, row) in block.chunks_mut(len).enumerate() {
             out[r].push(row);
@@ -250,163 +318,152 @@ fn rows_of_blocks<T>(buf: &mut [T], rows: usize, len: usize) -> Vec<Vec<&mut [T]
     out
 }
 
-/// The first four of `rows`, reborrowed (empty slices for missing ones).
-#[inline(always)]
-fn four<'a, T>(rows: &'a mut [&mut [T]]) -> [&'a mut [T]; 4] {
-    let mut it = rows.iter_mut();
-    std::array::from_fn(|_| match it.next() {
-        Some(r) => &mut **r,
-        None => &mut [],
-    })
-}
-
-/// The first four consecutive rows of `len` values in `b`.
-#[inline(always)]
-fn four_rows<T>(b: &[T], len: usize) -> [&[T]; 4] {
-    std::array::from_fn(|i| &b[i * len..(i + 1) * len])
-}
-
-/// Splits `buf` into `N` consecutive slices of `len` values.
-#[inline(always)]
-fn rows_mut<T, const N: usize>(buf: &mut [T], len: usize) -> [&mut [T]; N] {
-    let mut rest = &mut buf[..N * len];
-    std::array::from_fn(|_| {
-        let (head, tail) = std::mem::take(&mut rest).split_at_mut(len);
-        rest = tail;
-        head
-    })
-}
-
 /// The input transform of images `images` of `x` (`[n, c, h, w]`): `v` `[16][c][bt]` with `bt` the
 /// chunk's tiles, `v[4α+β][ch][tile] = (Bᵀ d B)[α][β]` for the tile's 4×4 patch `d` of the zero-padded
-/// plane (rows `2·ti − 1 ..`, columns `2·tj − 1 ..` of the image). One task per channel. Each patch row is
-/// split into its even and odd padded columns first, so that the column pass runs on contiguous values.
+/// plane (rows `2·ti − 1 ..`, columns `2·tj − 1 ..` of the image), `Bᵀ` along one axis mapping
+/// `(d0, d1, d2, d3)` to `(d0 − d2, d1 + d2, d2 − d1, d1 − d3)`. One task per channel.
+///
+/// The padded plane is first split by row and column parity into four `(th + 1) × (tw + 1)` arrays
+/// (`P[2·rp + cp][i·(tw+1) + j]` = padded pixel `(2i + rp, 2j + cp)`): a tile's rows and columns are then
+/// the same index or one row (`tw + 1`) or one value further, so each pass of the transform is one loop
+/// over the whole image (a row of tiles alone is too short a loop to vectorise well). The last value of
+/// each row of the results (the column past the last tile) is dropped when they are copied out.
 fn input_transform<T: Float>(x: &[T], images: Range<usize>, c: usize, t: Tiles, v: &mut [T]) {
-    let (h, w, tw) = (t.h, t.w, t.tw);
+    let (h, w, th, tw) = (t.h, t.w, t.th, t.tw);
     let tiles = t.count();
     let bt = images.len() * tiles;
     let n1 = tw + 1;
+    let pp = (th + 1) * n1 + 1;
+    let qq = th * n1 + 1;
+    let pairs = w / 2;
     let zero = T::default();
-    rows_of_blocks(v, c, bt).into_par_iter().enumerate().for_each_init(
-        || vec![zero; 16 * n1],
-        |scratch, (ch, mut vc)| {
-            simd(
-                #[inline(always)]
-                || {
-                    let (split, rowed) = scratch.split_at_mut(8 * n1);
-                    for (i, img) in images.clone().enumerate() {
-                        let src = &x[(img * c + ch) * h * w..(img * c + ch + 1) * h * w];
-                        for ti in 0..t.th {
-                            // Padded rows 2ti..2ti+4 (image rows 2ti−1..2ti+3): even padded columns
-                            // (image columns 2j−1) in the first four rows of `split`, odd ones (2j) after.
-                            let (even, odd) = split.split_at_mut(4 * n1);
-                            for a in 0..4 {
-                                let e = &mut even[a * n1..(a + 1) * n1];
-                                let o = &mut odd[a * n1..(a + 1) * n1];
-                                e.fill(zero);
-                                o.fill(zero);
-                                let Some(r) = (2 * ti + a).checked_sub(1).filter(|&r| r < h) else {
-                                    continue;
-                                };
-                                let line = &src[r * w..(r + 1) * w];
-                                for (j, pair) in line.chunks_exact(2).enumerate() {
-                                    o[j] = pair[0];
-                                    e[j + 1] = pair[1];
-                                }
+    rows_of_blocks(v, c, bt)
+        .into_par_iter()
+        .enumerate()
+        .for_each_init(
+            || vec![zero; 4 * pp + 8 * qq + th * n1],
+            |scratch, (ch, mut vc)| {
+                simd(
+                    #[inline(always)]
+                    || {
+                        let (p, rest) = scratch.split_at_mut(4 * pp);
+                        let (q, s) = rest.split_at_mut(8 * qq);
+                        let s = &mut s[..th * n1];
+                        for (i, img) in images.clone().enumerate() {
+                            let src = &x[(img * c + ch) * h * w..(img * c + ch + 1) * h * w];
+                            // Image pixel (r, x) is padded (r + 1, x + 1): even x in the odd columns.
+                            p.fill(zero);
+                            for (r, line) in src.chunks_exact(w).enumerate() {
+                                let (rp, at) = ((r + 1) % 2, (r + 1) / 2 * n1);
+                                let (even_cols, odd_cols) =
+                                    p[2 * rp * pp..(2 * rp + 2) * pp].split_at_mut(pp);
+                                deinterleave(
+                                    &mut odd_cols[at..at + pairs],
+                                    &mut even_cols[at + 1..at + 1 + pairs],
+                                    line,
+                                );
                                 if w % 2 == 1 {
-                                    o[w / 2] = line[w - 1];
+                                    odd_cols[at + pairs] = line[w - 1];
                                 }
                             }
-                            // Bᵀ down the rows, for the even and the odd columns.
-                            let (te, to) = rowed.split_at_mut(4 * n1);
-                            bt_rows(four_rows(&split[..4 * n1], n1), rows_mut(te, n1));
-                            bt_rows(four_rows(&split[4 * n1..], n1), rows_mut(to, n1));
-                            // Bᵀ along the columns: tile j's columns are e[j], o[j], e[j+1], o[j+1].
-                            let at = i * tiles + ti * tw;
+                            // Bᵀ down the rows: padded rows 2ti..2ti+4 are P[0·][g], P[1·][g],
+                            // P[0·][g + n1], P[1·][g + n1]; q[2α + cp].
+                            for cp in 0..2 {
+                                let (p0, p1) =
+                                    (&p[cp * pp..(cp + 1) * pp], &p[(2 + cp) * pp..(3 + cp) * pp]);
+                                let out =
+                                    |alpha: usize| (2 * alpha + cp) * qq..(2 * alpha + cp + 1) * qq;
+                                map2(&mut q[out(0)], p0, &p0[n1..], |a, b| a - b);
+                                map2(&mut q[out(1)], p1, &p0[n1..], |a, b| a + b);
+                                map2(&mut q[out(2)], &p0[n1..], p1, |a, b| a - b);
+                                map2(&mut q[out(3)], p1, &p1[n1..], |a, b| a - b);
+                            }
+                            // Bᵀ along the columns: columns 2tj..2tj+4 are q[·0][f], q[·1][f], q[·0][f + 1],
+                            // q[·1][f + 1]; each result copied out row of tiles by row of tiles.
+                            let at = i * tiles;
                             for alpha in 0..4 {
-                                let e = &te[alpha * n1..(alpha + 1) * n1];
-                                let o = &to[alpha * n1..(alpha + 1) * n1];
-                                let [d0, d1, d2, d3] = four(&mut vc[4 * alpha..]);
-                                let (d0, d1, d2, d3) = (
-                                    &mut d0[at..at + tw],
-                                    &mut d1[at..at + tw],
-                                    &mut d2[at..at + tw],
-                                    &mut d3[at..at + tw],
+                                let (e, o) = (
+                                    &q[2 * alpha * qq..(2 * alpha + 1) * qq],
+                                    &q[(2 * alpha + 1) * qq..(2 * alpha + 2) * qq],
                                 );
-                                let (e0, e1, o0, o1) = (&e[..tw], &e[1..], &o[..tw], &o[1..]);
-                                for j in 0..tw {
-                                    d0[j] = e0[j] - e1[j];
-                                    d1[j] = o0[j] + e1[j];
-                                    d2[j] = e1[j] - o0[j];
-                                    d3[j] = o0[j] - o1[j];
+                                for beta in 0..4 {
+                                    match beta {
+                                        0 => map2(s, e, &e[1..], |a, b| a - b),
+                                        1 => map2(s, o, &e[1..], |a, b| a + b),
+                                        2 => map2(s, &e[1..], o, |a, b| a - b),
+                                        _ => map2(s, o, &o[1..], |a, b| a - b),
+                                    }
+                                    let dst = &mut vc[4 * alpha + beta][at..at + tiles];
+                                    for (d, from) in
+                                        dst.chunks_exact_mut(tw).zip(s.chunks_exact(n1))
+                                    {
+                                        d.copy_from_slice(&from[..tw]);
+                                    }
                                 }
                             }
                         }
-                    }
-                },
-            );
-        },
-    );
+                    },
+                );
+            },
+        );
 }
 
 /// The output transform: `m` `[16][co][bt]` → `y`, the chunk's `images` images `[images, co, h, w]`,
-/// `y[tile's 2×2] = Aᵀ m A` (the parts of the last tiles outside an odd side dropped). One task per
-/// output plane.
+/// `y[tile's 2×2] = Aᵀ m A` with `Aᵀ` along one axis mapping `(m0, m1, m2, m3)` to
+/// `(m0 + m1 + m2, m1 − m2 − m3)` (the parts of the last tiles outside an odd side dropped). One task per
+/// output plane; each pass one loop over the plane's tiles.
 fn output_transform<T: Float>(m: &[T], co: usize, images: usize, t: Tiles, y: &mut [T]) {
     let (h, w, tw) = (t.h, t.w, t.tw);
     let tiles = t.count();
     let bt = images * tiles;
     let zero = T::default();
     y.par_chunks_mut(h * w).enumerate().for_each_init(
-        || vec![zero; 12 * tw],
+        || vec![zero; 12 * tiles],
         |z, (p, dst)| {
             let (i, k) = (p / co, p % co);
             simd(
                 #[inline(always)]
                 || {
-                    for ti in 0..t.th {
-                        let at = i * tiles + ti * tw;
-                        let row = |xi: usize| &m[(xi * co + k) * bt + at..][..tw];
-                        // Aᵀ along the columns: z[2α] and z[2α+1] from m[4α..4α+4].
-                        let (zs, ys) = z.split_at_mut(8 * tw);
-                        for alpha in 0..4 {
-                            let (m0, m1, m2, m3) = (
-                                row(4 * alpha),
-                                row(4 * alpha + 1),
-                                row(4 * alpha + 2),
-                                row(4 * alpha + 3),
-                            );
-                            let [z0, z1] = rows_mut::<T, 2>(&mut zs[2 * alpha * tw..], tw);
-                            for j in 0..tw {
-                                z0[j] = m0[j] + m1[j] + m2[j];
-                                z1[j] = m1[j] - m2[j] - m3[j];
-                            }
-                        }
-                        // Aᵀ down the rows: ys = [y00, y01, y10, y11] (output row, column parity).
-                        let [y00, y01, y10, y11] = rows_mut::<T, 4>(ys, tw);
-                        let r = |a: usize, b: usize| &zs[(2 * a + b) * tw..(2 * a + b + 1) * tw];
-                        for (b, (top, bottom)) in [(y00, y10), (y01, y11)].into_iter().enumerate() {
-                            let (z0, z1, z2, z3) = (r(0, b), r(1, b), r(2, b), r(3, b));
-                            for j in 0..tw {
-                                top[j] = z0[j] + z1[j] + z2[j];
-                                bottom[j] = z1[j] - z2[j] - z3[j];
-                            }
-                        }
-                        let ys = &z[8 * tw..];
-                        for a in 0..2 {
-                            let r = 2 * ti + a;
-                            if r >= h {
-                                break;
-                            }
-                            let (even, odd) = (&ys[2 * a * tw..], &ys[(2 * a + 1) * tw..]);
-                            let line = &mut dst[r * w..(r + 1) * w];
-                            for (j, pair) in line.chunks_exact_mut(2).enumerate() {
-                                pair[0] = even[j];
-                                pair[1] = odd[j];
-                            }
-                            if w % 2 == 1 {
-                                line[w - 1] = even[w / 2];
-                            }
+                    let row = |xi: usize| &m[(xi * co + k) * bt + i * tiles..][..tiles];
+                    // Aᵀ along the columns: z[2α] = m0 + m1 + m2, z[2α+1] = m1 − m2 − m3 of row α.
+                    let (zs, ys) = z.split_at_mut(8 * tiles);
+                    for alpha in 0..4 {
+                        let (m0, m1, m2, m3) = (
+                            row(4 * alpha),
+                            row(4 * alpha + 1),
+                            row(4 * alpha + 2),
+                            row(4 * alpha + 3),
+                        );
+                        let (z0, z1) =
+                            zs[2 * alpha * tiles..(2 * alpha + 2) * tiles].split_at_mut(tiles);
+                        map3(z0, m0, m1, m2, |a, b, c| a + b + c);
+                        map3(z1, m1, m2, m3, |a, b, c| a - b - c);
+                    }
+                    // Aᵀ down the rows: ys[2a + b] is the tile's pixel (a, b).
+                    let r = |a: usize, b: usize| &zs[(2 * a + b) * tiles..(2 * a + b + 1) * tiles];
+                    for b in 0..2 {
+                        map3(
+                            &mut ys[b * tiles..(b + 1) * tiles],
+                            r(0, b),
+                            r(1, b),
+                            r(2, b),
+                            |a, b, c| a + b + c,
+                        );
+                        map3(
+                            &mut ys[(2 + b) * tiles..(3 + b) * tiles],
+                            r(1, b),
+                            r(2, b),
+                            r(3, b),
+                            |a, b, c| a - b - c,
+                        );
+                    }
+                    for (r, line) in dst.chunks_exact_mut(w).enumerate() {
+                        let (a, at) = (r % 2, r / 2 * tw);
+                        let (even, odd) =
+                            (&ys[2 * a * tiles + at..], &ys[(2 * a + 1) * tiles + at..]);
+                        interleave(line, even, odd);
+                        if w % 2 == 1 {
+                            line[w - 1] = even[w / 2];
                         }
                     }
                 },
@@ -415,218 +472,203 @@ fn output_transform<T: Float>(m: &[T], co: usize, images: usize, t: Tiles, y: &m
     );
 }
 
-/// `(a, (a + b + c)/2, (a − b + c)/2, c)` element by element (`G` along one axis).
-#[inline(always)]
-fn g_rows<T: Float>(a: [&[T]; 3], out: [&mut [T]; 4]) {
-    let half = T::from_f64(0.5);
-    let [o0, o1, o2, o3] = out;
-    let len = o0.len();
-    let (a0, a1, a2) = (&a[0][..len], &a[1][..len], &a[2][..len]);
-    let (o1, o2, o3) = (&mut o1[..len], &mut o2[..len], &mut o3[..len]);
-    for j in 0..len {
-        o0[j] = a0[j];
-        o1[j] = (a0[j] + a1[j] + a2[j]) * half;
-        o2[j] = (a0[j] - a1[j] + a2[j]) * half;
-        o3[j] = a2[j];
-    }
-}
-
-/// The weight transform: `weight` `[co, c, 3, 3]` → `U` `[16][co][c]`, `U[4α+β][k][ch] = (G g Gᵀ)[α][β]`.
-/// One task per output channel; its filters first regrouped tap by tap so that the arithmetic runs on
-/// contiguous values.
+/// The weight transform: `weight` `[co, c, 3, 3]` → `U` `[16][co][c]`, `U[4α+β][k][ch] = (G g Gᵀ)[α][β]`
+/// with `G` along one axis mapping `(a, b, c)` to `(a, (a + b + c)/2, (a − b + c)/2, c)`. One task per
+/// output channel; its filters first regrouped tap by tap so that the arithmetic runs on contiguous
+/// values.
 fn weight_transform<T: Float>(weight: &[T], co: usize, c: usize) -> Vec<T> {
     let mut u = zeros::<T>(co * 16 * c);
     let zero = T::default();
-    rows_of_blocks(&mut u, co, c).into_par_iter().enumerate().for_each_init(
-        || vec![zero; 21 * c],
-        |scratch, (k, mut uk)| {
-            simd(
-                #[inline(always)]
-                || {
-                    let (taps, rowed) = scratch.split_at_mut(9 * c);
-                    let filters = &weight[k * 9 * c..(k + 1) * 9 * c];
-                    for (ch, f) in filters.chunks_exact(9).enumerate() {
-                        for (tap, &value) in f.iter().enumerate() {
-                            taps[tap * c + ch] = value;
+    let half = T::from_f64(0.5);
+    rows_of_blocks(&mut u, co, c)
+        .into_par_iter()
+        .enumerate()
+        .for_each_init(
+            || vec![zero; 21 * c],
+            |scratch, (k, mut uk)| {
+                simd(
+                    #[inline(always)]
+                    || {
+                        let (taps, rowed) = scratch.split_at_mut(9 * c);
+                        let filters = &weight[k * 9 * c..(k + 1) * 9 * c];
+                        for (ch, f) in filters.chunks_exact(9).enumerate() {
+                            for (tap, &value) in f.iter().enumerate() {
+                                taps[tap * c + ch] = value;
+                            }
                         }
-                    }
-                    // G down the rows, for each filter column j: rowed[4j + α].
-                    for j in 0..3 {
-                        let tap = |i: usize| &taps[(3 * i + j) * c..(3 * i + j + 1) * c];
-                        g_rows(
-                            [tap(0), tap(1), tap(2)],
-                            rows_mut(&mut rowed[4 * j * c..], c),
-                        );
-                    }
-                    // G along the columns.
-                    for alpha in 0..4 {
-                        let col = |j: usize| &rowed[(4 * j + alpha) * c..(4 * j + alpha + 1) * c];
-                        g_rows(
-                            [col(0), col(1), col(2)],
-                            four(&mut uk[4 * alpha..]),
-                        );
-                    }
-                },
-            );
-        },
-    );
+                        // G down the rows, for each filter column j: rowed[4j + α].
+                        for j in 0..3 {
+                            let g = |i: usize| &taps[(3 * i + j) * c..(3 * i + j + 1) * c];
+                            let out = |a: usize| (4 * j + a) * c..(4 * j + a + 1) * c;
+                            rowed[out(0)].copy_from_slice(g(0));
+                            map3(&mut rowed[out(1)], g(0), g(1), g(2), |a, b, c| {
+                                (a + b + c) * half
+                            });
+                            map3(&mut rowed[out(2)], g(0), g(1), g(2), |a, b, c| {
+                                (a - b + c) * half
+                            });
+                            rowed[out(3)].copy_from_slice(g(2));
+                        }
+                        // G along the columns.
+                        for alpha in 0..4 {
+                            let r = |j: usize| &rowed[(4 * j + alpha) * c..(4 * j + alpha + 1) * c];
+                            let d = &mut uk[4 * alpha..4 * alpha + 4];
+                            d[0].copy_from_slice(r(0));
+                            map3(d[1], r(0), r(1), r(2), |a, b, c| (a + b + c) * half);
+                            map3(d[2], r(0), r(1), r(2), |a, b, c| (a - b + c) * half);
+                            d[3].copy_from_slice(r(2));
+                        }
+                    },
+                );
+            },
+        );
     u
 }
 
 /// The output gradient transformed (the adjoint of [`output_transform`]): `dy` `[n, co, h, w]` → `dM`
-/// `[co][16][n·tiles]`, `dM[k][4α+β][tile] = (A dY Aᵀ)[α][β]` for the tile's 2×2 gradient (zeros outside
-/// an odd side). One task per output channel.
+/// `[16][co][n·tiles]`, `dM[4α+β][k][tile] = (A dY Aᵀ)[α][β]` for the tile's 2×2 gradient (zeros outside
+/// an odd side), `A` along one axis mapping `(y0, y1)` to `(y0, y0 + y1, y0 − y1, −y1)`. One task per
+/// output channel; each pass one loop over an image's tiles.
 fn grad_transform<T: Float>(dy: &[T], n: usize, co: usize, t: Tiles) -> Vec<T> {
-    let (h, w, tw) = (t.h, t.w, t.tw);
+    let (h, w, th, tw) = (t.h, t.w, t.th, t.tw);
     let tiles = t.count();
     let bt = n * tiles;
+    let pairs = w / 2;
     let zero = T::default();
     let mut dm = take_buffer::<T>(co * 16 * bt);
-    rows_of_blocks(&mut dm, co, bt).into_par_iter().enumerate().for_each_init(
-        || vec![zero; 12 * tw],
-        |scratch, (k, mut dmk)| {
-            simd(
-                #[inline(always)]
-                || {
-                    let (split, q) = scratch.split_at_mut(4 * tw);
-                    for img in 0..n {
-                        let src = &dy[(img * co + k) * h * w..(img * co + k + 1) * h * w];
-                        for ti in 0..t.th {
-                            // Output rows 2ti and 2ti+1 split into even and odd columns:
-                            // split = [even row 0, odd row 0, even row 1, odd row 1].
-                            split.fill(zero);
-                            for a in 0..2 {
-                                let r = 2 * ti + a;
-                                if r >= h {
-                                    break;
-                                }
-                                let line = &src[r * w..(r + 1) * w];
-                                let (e, o) = split[2 * a * tw..(2 * a + 2) * tw].split_at_mut(tw);
-                                for (j, pair) in line.chunks_exact(2).enumerate() {
-                                    e[j] = pair[0];
-                                    o[j] = pair[1];
-                                }
+    rows_of_blocks(&mut dm, co, bt)
+        .into_par_iter()
+        .enumerate()
+        .for_each_init(
+            || vec![zero; 10 * tiles],
+            |scratch, (k, mut dmk)| {
+                simd(
+                    #[inline(always)]
+                    || {
+                        // split[2a + b]: the tiles' gradient at pixel (a, b); q[4a + β] after A along the
+                        // columns (β = 0 is split[2a] itself).
+                        let (split, q) = scratch.split_at_mut(4 * tiles);
+                        for img in 0..n {
+                            let src = &dy[(img * co + k) * h * w..(img * co + k + 1) * h * w];
+                            for (r, line) in src.chunks_exact(w).enumerate() {
+                                let (a, at) = (r % 2, r / 2 * tw);
+                                let (e, o) =
+                                    split[2 * a * tiles..(2 * a + 2) * tiles].split_at_mut(tiles);
+                                deinterleave(&mut e[at..at + pairs], &mut o[at..at + pairs], line);
                                 if w % 2 == 1 {
-                                    e[w / 2] = line[w - 1];
+                                    e[at + pairs] = line[w - 1];
+                                    o[at + pairs] = zero;
                                 }
                             }
-                            // A along the columns: q[4a + β] = (e, e + o, e − o, −o) of row a.
-                            for a in 0..2 {
-                                let (e, o) = (&split[2 * a * tw..], &split[(2 * a + 1) * tw..]);
-                                let [q0, q1, q2, q3] = rows_mut::<T, 4>(&mut q[4 * a * tw..], tw);
-                                for j in 0..tw {
-                                    q0[j] = e[j];
-                                    q1[j] = e[j] + o[j];
-                                    q2[j] = e[j] - o[j];
-                                    q3[j] = zero - o[j];
+                            if h % 2 == 1 {
+                                // The last row of tiles has no second row of pixels.
+                                for b in 2..4 {
+                                    split[b * tiles + (th - 1) * tw..(b + 1) * tiles].fill(zero);
                                 }
+                            }
+                            for a in 0..2 {
+                                let (e, o) = (
+                                    &split[2 * a * tiles..(2 * a + 1) * tiles],
+                                    &split[(2 * a + 1) * tiles..(2 * a + 2) * tiles],
+                                );
+                                let out = |b: usize| (3 * a + b - 1) * tiles..(3 * a + b) * tiles;
+                                map2(&mut q[out(1)], e, o, |e, o| e + o);
+                                map2(&mut q[out(2)], e, o, |e, o| e - o);
+                                map1(&mut q[out(3)], o, |o| zero - o);
                             }
                             // A down the rows: dM[4α+β] = (q0β, q0β + q1β, q0β − q1β, −q1β).
-                            let at = img * tiles + ti * tw;
+                            let at = img * tiles;
                             for beta in 0..4 {
-                                let (q0, q1) = (&q[beta * tw..][..tw], &q[(4 + beta) * tw..][..tw]);
-                                for alpha in 0..4 {
-                                    let d = &mut dmk[4 * alpha + beta][at..at + tw];
-                                    match alpha {
-                                        0 => d.copy_from_slice(q0),
-                                        1 => (0..tw).for_each(|j| d[j] = q0[j] + q1[j]),
-                                        2 => (0..tw).for_each(|j| d[j] = q0[j] - q1[j]),
-                                        _ => (0..tw).for_each(|j| d[j] = zero - q1[j]),
-                                    }
-                                }
+                                let qrow = |a: usize| match beta {
+                                    0 => &split[2 * a * tiles..(2 * a + 1) * tiles],
+                                    b => &q[(3 * a + b - 1) * tiles..(3 * a + b) * tiles],
+                                };
+                                let (q0, q1) = (qrow(0), qrow(1));
+                                dmk[beta][at..at + tiles].copy_from_slice(q0);
+                                map2(&mut dmk[4 + beta][at..at + tiles], q0, q1, |a, b| a + b);
+                                map2(&mut dmk[8 + beta][at..at + tiles], q0, q1, |a, b| a - b);
+                                map1(&mut dmk[12 + beta][at..at + tiles], q1, |b| zero - b);
                             }
                         }
-                    }
-                },
-            );
-        },
-    );
+                    },
+                );
+            },
+        );
     dm
 }
 
 /// The adjoint of [`input_transform`]: `dv` `[16][c][n·tiles]` → the input gradient `[n, c, h, w]`, each
 /// tile's `B dV Bᵀ` summed into the zero-padded plane's 4×4 patch (patches overlap by two rows and
-/// columns), the padding then dropped. One task per input plane, accumulating in even and odd padded
-/// columns as the forward transform splits them.
+/// columns), the padding then dropped; `B` along one axis maps `(v0, v1, v2, v3)` to
+/// `(v0, v1 − v2 + v3, v1 + v2 − v0, −v3)`. One task per input plane, on the parity-split layout of
+/// [`input_transform`]: each pass one loop over the plane.
 fn input_grad_transform<T: Float>(dv: &[T], n: usize, c: usize, t: Tiles) -> Vec<T> {
-    let (h, w, tw) = (t.h, t.w, t.tw);
+    let (h, w, th, tw) = (t.h, t.w, t.th, t.tw);
     let tiles = t.count();
     let bt = n * tiles;
     let n1 = tw + 1;
-    let rows = 2 * t.th + 2;
+    // Row-of-tiles-major results, one value longer (index 0 holds the value "before" the first tile).
+    let ee = th * n1 + 1;
+    let gg = th * n1;
+    let pp = (th + 1) * n1;
     let zero = T::default();
     let mut dx = zeros::<T>(n * c * h * w);
     dx.par_chunks_mut(h * w).enumerate().for_each_init(
-        || vec![zero; (2 * rows + 8) * n1 + tw],
-        |scratch, (p, dst)| {
-            let (img, ch) = (p / c, p % c);
+        || vec![zero; 4 * ee + 8 * gg + gg + 4 * pp],
+        |scratch, (plane, dst)| {
+            let (img, ch) = (plane / c, plane % c);
             simd(
                 #[inline(always)]
                 || {
-                    let (acc, rest) = scratch.split_at_mut(2 * rows * n1);
-                    let (wcol, tmp) = rest.split_at_mut(8 * n1);
-                    let tmp = &mut tmp[..tw];
-                    acc.fill(zero);
-                    // acc: padded row r's even columns at [2r·n1..], odd ones at [(2r+1)·n1..].
-                    for ti in 0..t.th {
-                        let at = img * tiles + ti * tw;
-                        let v = |xi: usize| &dv[(xi * c + ch) * bt + at..][..tw];
-                        // B along the columns of row α: even padded columns wcol[2α], odd wcol[2α+1].
-                        for alpha in 0..4 {
-                            let (v0, v1, v2, v3) = (
-                                v(4 * alpha),
-                                v(4 * alpha + 1),
-                                v(4 * alpha + 2),
-                                v(4 * alpha + 3),
-                            );
-                            let [we, wo] = rows_mut::<T, 2>(&mut wcol[2 * alpha * n1..], n1);
-                            we[..tw].copy_from_slice(v0);
-                            we[tw] = zero;
-                            for j in 0..tw {
-                                tmp[j] = v1[j] + v2[j] - v0[j];
-                            }
-                            for j in 0..tw {
-                                we[j + 1] += tmp[j];
-                            }
-                            for j in 0..tw {
-                                wo[j] = v1[j] - v2[j] + v3[j];
-                            }
-                            wo[tw] = zero;
-                            for j in 0..tw {
-                                wo[j + 1] = wo[j + 1] - v3[j];
+                    let (ev, rest) = scratch.split_at_mut(4 * ee);
+                    let (wv, rest) = rest.split_at_mut(8 * gg);
+                    let (tmp, acc) = rest.split_at_mut(gg);
+                    let v = |xi: usize| &dv[(xi * c + ch) * bt + img * tiles..][..tiles];
+                    // B along the columns of row α, into wv[2α + cp] (padded column parity cp):
+                    // even[j] = v0[j] + (v1 + v2 − v0)[j−1], odd[j] = (v1 − v2 + v3)[j] − v3[j−1].
+                    ev.fill(zero);
+                    for alpha in 0..4 {
+                        // ev[β][1 + ti·n1 + tj] = v_β[ti·tw + tj]; the column past each row's last
+                        // tile, and ev[β][0], stay zero.
+                        for beta in 0..4 {
+                            let e = &mut ev[beta * ee + 1..(beta + 1) * ee];
+                            for (d, s) in e
+                                .chunks_exact_mut(n1)
+                                .zip(v(4 * alpha + beta).chunks_exact(tw))
+                            {
+                                d[..tw].copy_from_slice(s);
                             }
                         }
-                        // B down the rows into padded rows 2ti..2ti+4:
-                        // (w0, w1 − w2 + w3, w1 + w2 − w0, −w3).
-                        for parity in 0..2 {
-                            let wr = |alpha: usize| &wcol[(2 * alpha + parity) * n1..][..n1];
-                            let (w0, w1, w2, w3) = (wr(0), wr(1), wr(2), wr(3));
-                            let [a0, a1, a2, a3] = std::array::from_fn::<_, 4, _>(|a| {
-                                (2 * (2 * ti + a) + parity) * n1
-                            });
-                            for j in 0..n1 {
-                                acc[a0 + j] += w0[j];
-                            }
-                            for j in 0..n1 {
-                                acc[a1 + j] += w1[j] - w2[j] + w3[j];
-                            }
-                            for j in 0..n1 {
-                                acc[a2 + j] += w1[j] + w2[j] - w0[j];
-                            }
-                            for j in 0..n1 {
-                                acc[a3 + j] = acc[a3 + j] - w3[j];
-                            }
-                        }
+                        let e =
+                            |beta: usize, shift: usize| &ev[beta * ee + 1 - shift..(beta + 1) * ee];
+                        let (we, wo) = wv[2 * alpha * gg..(2 * alpha + 2) * gg].split_at_mut(gg);
+                        map3(tmp, e(0, 1), e(1, 1), e(2, 1), |a, b, c| b + c - a);
+                        map2(we, e(0, 0), tmp, |a, b| a + b);
+                        map3(tmp, e(1, 0), e(2, 0), e(3, 0), |a, b, c| a - b + c);
+                        map2(wo, tmp, e(3, 1), |a, b| a - b);
+                    }
+                    // B down the rows into the padded rows of parity rp: acc[2·rp + cp],
+                    // even rows: w0[g] + (w1 + w2 − w0)[g − n1], odd rows: (w1 − w2 + w3)[g] − w3[g − n1].
+                    for cp in 0..2 {
+                        let wr =
+                            |alpha: usize| &wv[(2 * alpha + cp) * gg..(2 * alpha + cp + 1) * gg];
+                        let (even, rest) = acc[cp * pp..].split_at_mut(pp);
+                        let odd = &mut rest[pp..2 * pp];
+                        even[..gg].copy_from_slice(wr(0));
+                        even[gg..].fill(zero);
+                        update3(&mut even[n1..], wr(1), wr(2), wr(0), |o, a, b, c| {
+                            o + (a + b - c)
+                        });
+                        map3(&mut odd[..gg], wr(1), wr(2), wr(3), |a, b, c| a - b + c);
+                        odd[gg..].fill(zero);
+                        update1(&mut odd[n1..], wr(3), |o, a| o - a);
                     }
                     // Image pixel (r, x) is padded (r + 1, x + 1): even x at an odd padded column.
-                    for r in 0..h {
-                        let even = &acc[2 * (r + 1) * n1..][..n1];
-                        let odd = &acc[(2 * (r + 1) + 1) * n1..][..n1];
-                        let line = &mut dst[r * w..(r + 1) * w];
-                        for (j, pair) in line.chunks_exact_mut(2).enumerate() {
-                            pair[0] = odd[j];
-                            pair[1] = even[j + 1];
-                        }
+                    for (r, line) in dst.chunks_exact_mut(w).enumerate() {
+                        let (rp, at) = ((r + 1) % 2, (r + 1) / 2 * n1);
+                        let even = &acc[2 * rp * pp + at..][..n1];
+                        let odd = &acc[(2 * rp + 1) * pp + at..][..n1];
+                        interleave(line, odd, &even[1..]);
                         if w % 2 == 1 {
                             line[w - 1] = odd[w / 2];
                         }
@@ -638,26 +680,12 @@ fn input_grad_transform<T: Float>(dv: &[T], n: usize, c: usize, t: Tiles) -> Vec
     dx
 }
 
-/// `(a + (b + c)/2, (b − c)/2, (b + c)/2 + d)` element by element (`Gᵀ` along one axis).
-#[inline(always)]
-fn gt_rows<T: Float>(a: [&[T]; 4], out: [&mut [T]; 3]) {
-    let half = T::from_f64(0.5);
-    let [o0, o1, o2] = out;
-    let len = o0.len();
-    let (a0, a1, a2, a3) = (&a[0][..len], &a[1][..len], &a[2][..len], &a[3][..len]);
-    let (o1, o2) = (&mut o1[..len], &mut o2[..len]);
-    for j in 0..len {
-        let s = (a1[j] + a2[j]) * half;
-        o0[j] = a0[j] + s;
-        o1[j] = (a1[j] - a2[j]) * half;
-        o2[j] = s + a3[j];
-    }
-}
-
 /// The adjoint of [`weight_transform`]: `dU` `[16][co][c]` → the weight gradient `[co, c, 3, 3]`,
-/// `Gᵀ dU G`. One task per output channel.
+/// `Gᵀ dU G` with `Gᵀ` along one axis mapping `(a, b, c, d)` to `(a + (b + c)/2, (b − c)/2, (b + c)/2 + d)`.
+/// One task per output channel.
 fn weight_grad_transform<T: Float>(du: &[T], co: usize, c: usize) -> Vec<T> {
     let zero = T::default();
+    let half = T::from_f64(0.5);
     let mut dw = zeros::<T>(co * c * 9);
     dw.par_chunks_mut(9 * c).enumerate().for_each_init(
         || vec![zero; 21 * c],
@@ -666,20 +694,28 @@ fn weight_grad_transform<T: Float>(du: &[T], co: usize, c: usize) -> Vec<T> {
                 #[inline(always)]
                 || {
                     let (rowed, taps) = scratch.split_at_mut(12 * c);
+                    // Gᵀ along one axis from rows a, b, c, d into out[0..3] (each c values).
+                    let gt = |out: &mut [T], [a, b, cc, d]: [&[T]; 4]| {
+                        let (o0, rest) = out.split_at_mut(c);
+                        let (o1, o2) = rest.split_at_mut(c);
+                        map3(o0, a, b, cc, |a, b, c| a + (b + c) * half);
+                        map2(o1, b, cc, |b, c| (b - c) * half);
+                        map3(&mut o2[..c], b, cc, d, |b, c, d| (b + c) * half + d);
+                    };
                     let du = |xi: usize| &du[(xi * co + k) * c..(xi * co + k + 1) * c];
                     // Gᵀ down the rows, for each column β: rowed[3β + i].
                     for beta in 0..4 {
-                        gt_rows(
+                        gt(
+                            &mut rowed[3 * beta * c..3 * (beta + 1) * c],
                             [du(beta), du(4 + beta), du(8 + beta), du(12 + beta)],
-                            rows_mut(&mut rowed[3 * beta * c..], c),
                         );
                     }
                     // Gᵀ along the columns: taps[3i + j].
                     for i in 0..3 {
                         let r = |beta: usize| &rowed[(3 * beta + i) * c..(3 * beta + i + 1) * c];
-                        gt_rows(
+                        gt(
+                            &mut taps[3 * i * c..3 * (i + 1) * c],
                             [r(0), r(1), r(2), r(3)],
-                            rows_mut(&mut taps[3 * i * c..], c),
                         );
                     }
                     for (ch, f) in dwk.chunks_exact_mut(9).enumerate() {
@@ -694,106 +730,93 @@ fn weight_grad_transform<T: Float>(du: &[T], co: usize, c: usize) -> Vec<T> {
     dw
 }
 
-/// The weight gradient, `(x [n, c, h, w], grad [n, co, h, w])` → `[co, c·9]`: `dU_ξ = dM_ξ · V_ξᵀ` (the
-/// sum over the batch's tiles is the products' own), then `Gᵀ dU G`. No backward pass of its own.
-#[derive(Debug, Clone, Copy)]
-struct WeightGrad(Winograd);
+/// Both gradients from one transformed output gradient, `(x [n, c, h, w], weight [co, c, 3, 3], grad
+/// [n, co, h, w])` → the input gradient (`[n, c, h, w]`; `[0]` when not `needs_dx`), the weight gradient
+/// (when `needs_dw`) left in `dw` for [`Winograd::backward`] to take: an op has one output, and a
+/// weight gradient sharing the input gradient's buffer would keep that alive to the end of the backward
+/// pass. The weight gradient is `Gᵀ (dM_ξ · V_ξᵀ) G` (the sum over the batch's tiles is the products'
+/// own); the input gradient the adjoint input transform of `dV_ξ = U_ξᵀ · dM_ξ`, in `V`'s buffer once the
+/// weight gradient is done with it. No backward pass of its own.
+struct Grads {
+    op: Winograd,
+    needs_dx: bool,
+    needs_dw: bool,
+    dw: std::sync::Mutex<Option<CpuStorage>>,
+}
 
-impl CustomOp2 for WeightGrad {
+impl CustomOp3 for Grads {
     fn name(&self) -> &'static str {
-        "sacro-conv3x3-winograd-weight-grad"
+        "sacro-conv3x3-winograd-grads"
     }
 
     fn cpu_fwd(
         &self,
         xs: &CpuStorage,
         xl: &Layout,
-        gs: &CpuStorage,
-        gl: &Layout,
-    ) -> Result<(CpuStorage, Shape)> {
-        let op = &self.0;
-        let g = &op.geometry;
-        let dims = xl.shape().dims4()?;
-        op.check(dims, op.out_channels * g.rows())?;
-        let (n, c, h, w) = dims;
-        let co = op.out_channels;
-        if gl.shape().dims() != [n, co, h, w] {
-            candle_core::bail!("Winograd conv2d weight gradient: gradient {gl:?} for input {xl:?}");
-        }
-        let t = Tiles::new(h, w);
-        let bt = n * t.count();
-        let dw = by_float!(xs.dtype(), "Winograd conv2d weight gradient", T => {
-            let x = contiguous::<T>(xs, xl, "Winograd conv2d weight gradient: input")?;
-            let dy = contiguous::<T>(gs, gl, "Winograd conv2d weight gradient: gradient")?;
-            let dm = grad_transform(dy, n, co, t);
-            let mut v = zeros::<T>(16 * c * bt);
-            input_transform(x, 0..n, c, t, &mut v);
-            let mut du = zeros::<T>(16 * co * c);
-            // dU_ξ = dM_ξ · V_ξᵀ: [co, bt] by [bt, c].
-            du.par_chunks_mut(co * c).enumerate().try_for_each(|(xi, dst)| {
-                gemm::products_into(
-                    dst,
-                    (1, co, c, bt),
-                    MatRef::row_major(&dm, xi * co * bt, bt),
-                    MatRef::transposed(&v, xi * c * bt, bt),
-                    Threads::One,
-                )
-            })?;
-            keep_buffer(dm);
-            T::wrap(weight_grad_transform(&du, co, c))
-        });
-        Ok((dw, Shape::from((co, g.rows()))))
-    }
-}
-
-/// The input gradient, `(weight [co, c, 3, 3], grad [n, co, h, w])` → `[n, c, h, w]`: `dV_ξ = U_ξᵀ ·
-/// dM_ξ`, scattered back by the adjoint of the input transform. No backward pass of its own.
-#[derive(Debug, Clone, Copy)]
-struct InputGrad(Winograd);
-
-impl CustomOp2 for InputGrad {
-    fn name(&self) -> &'static str {
-        "sacro-conv3x3-winograd-input-grad"
-    }
-
-    fn cpu_fwd(
-        &self,
         ws: &CpuStorage,
         wl: &Layout,
         gs: &CpuStorage,
         gl: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
-        let op = &self.0;
-        let g = &op.geometry;
+        let op = &self.op;
+        let dims = xl.shape().dims4()?;
+        op.check(dims, wl.shape().elem_count())?;
+        let (n, c, h, w) = dims;
         let co = op.out_channels;
-        let (n, gco, h, w) = gl.shape().dims4()?;
-        op.check((n, g.channels, h, w), wl.shape().elem_count())?;
-        if gco != co {
-            candle_core::bail!("Winograd conv2d input gradient: gradient {gl:?} for {co} channels");
+        if gl.shape().dims() != [n, co, h, w] {
+            candle_core::bail!("Winograd conv2d backward: gradient {gl:?} for input {xl:?}");
         }
-        let c = g.channels;
         let t = Tiles::new(h, w);
         let bt = n * t.count();
-        let dx = by_float!(gs.dtype(), "Winograd conv2d input gradient", T => {
-            let weight = contiguous::<T>(ws, wl, "Winograd conv2d input gradient: weight")?;
-            let dy = contiguous::<T>(gs, gl, "Winograd conv2d input gradient: gradient")?;
-            let u = weight_transform(weight, co, c);
+        let dx = by_float!(xs.dtype(), "Winograd conv2d backward", T => {
+            let x = contiguous::<T>(xs, xl, "Winograd conv2d backward: input")?;
+            let weight = contiguous::<T>(ws, wl, "Winograd conv2d backward: weight")?;
+            let dy = contiguous::<T>(gs, gl, "Winograd conv2d backward: gradient")?;
             let dm = grad_transform(dy, n, co, t);
-            let mut dv = zeros::<T>(16 * c * bt);
-            // dV_ξ = U_ξᵀ · dM_ξ: [c, co] by [co, bt].
-            dv.par_chunks_mut(c * bt).enumerate().try_for_each(|(xi, dst)| {
-                gemm::products_into(
-                    dst,
-                    (1, c, bt, co),
-                    MatRef::transposed(&u, xi * co * c, c),
-                    MatRef::row_major(&dm, xi * co * bt, bt),
-                    Threads::One,
-                )
-            })?;
+            let mut v = zeros::<T>(16 * c * bt);
+            if self.needs_dw {
+                input_transform(x, 0..n, c, t, &mut v);
+                let mut du = zeros::<T>(16 * co * c);
+                // dU_ξ = dM_ξ · V_ξᵀ: [co, bt] by [bt, c].
+                du.par_chunks_mut(co * c).enumerate().try_for_each(|(xi, dst)| {
+                    gemm::products_into(
+                        dst,
+                        (1, co, c, bt),
+                        MatRef::row_major(&dm, xi * co * bt, bt),
+                        MatRef::transposed(&v, xi * c * bt, bt),
+                        Threads::One,
+                    )
+                })?;
+                let dw = T::wrap(weight_grad_transform(&du, co, c));
+                *self.dw.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(dw);
+            }
+            let dx = if self.needs_dx {
+                let u = weight_transform(weight, co, c);
+                // dV_ξ = U_ξᵀ · dM_ξ: [c, co] by [co, bt], into V's buffer.
+                let dv = &mut v;
+                dv.par_chunks_mut(c * bt).enumerate().try_for_each(|(xi, dst)| {
+                    gemm::products_into(
+                        dst,
+                        (1, c, bt, co),
+                        MatRef::transposed(&u, xi * co * c, c),
+                        MatRef::row_major(&dm, xi * co * bt, bt),
+                        Threads::One,
+                    )
+                })?;
+                input_grad_transform(dv, n, c, t)
+            } else {
+                vec![T::default()]
+            };
             keep_buffer(dm);
-            T::wrap(input_grad_transform(&dv, n, c, t))
+            keep_buffer(v);
+            T::wrap(dx)
         });
-        Ok((dx, Shape::from((n, c, h, w))))
+        let shape = if self.needs_dx {
+            Shape::from((n, c, h, w))
+        } else {
+            Shape::from(1)
+        };
+        Ok((dx, shape))
     }
 }
 
@@ -881,8 +904,12 @@ mod tests {
                     assert_eq!(got.dims(), want.dims(), "{name} {what}");
                     assert!(rel(got, want) < 1e-12, "{name} {what}: {}", rel(got, want));
                     assert_eq!(
-                        got.flatten_all().and_then(|t| t.to_vec1::<f64>()).expect("v"),
-                        base.flatten_all().and_then(|t| t.to_vec1::<f64>()).expect("v"),
+                        got.flatten_all()
+                            .and_then(|t| t.to_vec1::<f64>())
+                            .expect("v"),
+                        base.flatten_all()
+                            .and_then(|t| t.to_vec1::<f64>())
+                            .expect("v"),
                         "{name} {what}: vectorised and baseline code differ"
                     );
                 }
@@ -920,9 +947,21 @@ mod tests {
         };
         let fast = f32_run(&|x, w| x.apply_op2(w, op));
         let stock = f32_run(&|x, w| x.conv2d(w, 1, 1, 1, 1));
-        assert!(rel(&fast.0, &stock.0) < 1e-5, "forward {}", rel(&fast.0, &stock.0));
-        assert!(rel(&fast.1, &stock.1) < 1e-5, "dx {}", rel(&fast.1, &stock.1));
-        assert!(rel(&fast.2, &stock.2) < 1e-5, "dw {}", rel(&fast.2, &stock.2));
+        assert!(
+            rel(&fast.0, &stock.0) < 1e-5,
+            "forward {}",
+            rel(&fast.0, &stock.0)
+        );
+        assert!(
+            rel(&fast.1, &stock.1) < 1e-5,
+            "dx {}",
+            rel(&fast.1, &stock.1)
+        );
+        assert!(
+            rel(&fast.2, &stock.2) < 1e-5,
+            "dw {}",
+            rel(&fast.2, &stock.2)
+        );
     }
 
     /// Where the time of the 3×3 stride-1 shapes of ResNet-50 at 224² batch 8 goes: each transform and
@@ -946,28 +985,45 @@ mod tests {
         );
         for (c, side) in [(64usize, 56usize), (128, 28), (256, 14), (512, 7)] {
             let co = c;
-            let x: Vec<f32> = (0..n * c * side * side).map(|i| (i % 7) as f32 * 0.1).collect();
+            let x: Vec<f32> = (0..n * c * side * side)
+                .map(|i| (i % 7) as f32 * 0.1)
+                .collect();
             let w: Vec<f32> = (0..co * c * 9).map(|i| (i % 5) as f32 * 0.01).collect();
             let t = Tiles::new(side, side);
             let bt = n * t.count();
             let wtf = time(|| Ok(weight_transform(&w, co, c)))?;
             let u = weight_transform(&w, co, c);
             let mut v = zeros::<f32>(16 * c * bt);
+            let m_src = zeros::<f32>(16 * c * bt);
             let itf = time(|| {
                 input_transform(&x, 0..n, c, t, &mut v);
                 Ok(())
             })?;
+            let fill = time(|| {
+                v.par_chunks_mut(1 << 16).for_each(|c| c.fill(1.0));
+                Ok(())
+            })?;
+            let copy = time(|| {
+                let src = &m_src;
+                v.par_chunks_mut(1 << 16)
+                    .zip(src.par_chunks(1 << 16))
+                    .for_each(|(d, s)| d.copy_from_slice(s));
+                Ok(())
+            })?;
+            eprintln!("fill V {fill:.2} ms, copy {copy:.2}");
             let mut m = zeros::<f32>(16 * co * bt);
             let prod = time(|| {
-                m.par_chunks_mut(co * bt).enumerate().try_for_each(|(xi, dst)| {
-                    gemm::products_into(
-                        dst,
-                        (1, co, bt, c),
-                        MatRef::row_major(&u, xi * co * c, c),
-                        MatRef::row_major(&v, xi * c * bt, bt),
-                        Threads::One,
-                    )
-                })
+                m.par_chunks_mut(co * bt)
+                    .enumerate()
+                    .try_for_each(|(xi, dst)| {
+                        gemm::products_into(
+                            dst,
+                            (1, co, bt, c),
+                            MatRef::row_major(&u, xi * co * c, c),
+                            MatRef::row_major(&v, xi * c * bt, bt),
+                            Threads::One,
+                        )
+                    })
             })?;
             let mut y = zeros::<f32>(n * co * side * side);
             let otf = time(|| {
@@ -978,28 +1034,32 @@ mod tests {
             let dm = grad_transform(&y, n, co, t);
             let mut du = zeros::<f32>(16 * co * c);
             let dup = time(|| {
-                du.par_chunks_mut(co * c).enumerate().try_for_each(|(xi, dst)| {
-                    gemm::products_into(
-                        dst,
-                        (1, co, c, bt),
-                        MatRef::row_major(&dm, xi * co * bt, bt),
-                        MatRef::transposed(&v, xi * c * bt, bt),
-                        Threads::One,
-                    )
-                })
+                du.par_chunks_mut(co * c)
+                    .enumerate()
+                    .try_for_each(|(xi, dst)| {
+                        gemm::products_into(
+                            dst,
+                            (1, co, c, bt),
+                            MatRef::row_major(&dm, xi * co * bt, bt),
+                            MatRef::transposed(&v, xi * c * bt, bt),
+                            Threads::One,
+                        )
+                    })
             })?;
             let wgtf = time(|| Ok(weight_grad_transform(&du, co, c)))?;
             let mut dv = zeros::<f32>(16 * c * bt);
             let dvp = time(|| {
-                dv.par_chunks_mut(c * bt).enumerate().try_for_each(|(xi, dst)| {
-                    gemm::products_into(
-                        dst,
-                        (1, c, bt, co),
-                        MatRef::transposed(&u, xi * co * c, c),
-                        MatRef::row_major(&dm, xi * co * bt, bt),
-                        Threads::One,
-                    )
-                })
+                dv.par_chunks_mut(c * bt)
+                    .enumerate()
+                    .try_for_each(|(xi, dst)| {
+                        gemm::products_into(
+                            dst,
+                            (1, c, bt, co),
+                            MatRef::transposed(&u, xi * co * c, c),
+                            MatRef::row_major(&dm, xi * co * bt, bt),
+                            Threads::One,
+                        )
+                    })
             })?;
             let igtf = time(|| Ok(input_grad_transform(&dv, n, c, t)))?;
             let flops = 2.0 * 16.0 * (co * c * bt) as f64;
@@ -1008,6 +1068,42 @@ mod tests {
                 flops / prod / 1e6
             );
         }
+        Ok(())
+    }
+
+    /// Asked for one gradient, the backward pass returns that one, equal to the one it returns beside
+    /// the other, and nothing when asked for none.
+    #[test]
+    fn either_gradient_alone_equals_the_pair() -> Result<()> {
+        let (n, c, co, h, w) = (2, 3, 5, 7, 6);
+        let g = Geometry {
+            channels: c,
+            height: h,
+            width: w,
+            k: 3,
+            stride: 1,
+            padding: 1,
+        };
+        let op = Winograd::new(g, co);
+        let (x, wt, dy) = (
+            seeded(&[n, c, h, w], 1),
+            seeded(&[co, c, 3, 3], 2),
+            seeded(&[n, co, h, w], 3),
+        );
+        let (Some(dx), Some(dw)) = op.backward(&x, &wt, &dy, true, true)? else {
+            panic!("both gradients asked for");
+        };
+        let (Some(dx_alone), None) = op.backward(&x, &wt, &dy, true, false)? else {
+            panic!("the input gradient alone");
+        };
+        let (None, Some(dw_alone)) = op.backward(&x, &wt, &dy, false, true)? else {
+            panic!("the weight gradient alone");
+        };
+        assert!(matches!(op.backward(&x, &wt, &dy, false, false)?, (None, None)));
+        assert_eq!(dx.dims(), [n, c, h, w]);
+        assert_eq!(dw.dims(), [co, c, 3, 3]);
+        assert_eq!(crate::model::cpu::tests::max_abs_diff(&dx, &dx_alone), 0.0);
+        assert_eq!(crate::model::cpu::tests::max_abs_diff(&dw, &dw_alone), 0.0);
         Ok(())
     }
 
@@ -1035,4 +1131,3 @@ mod tests {
         assert!(x.apply_op2(&w, op).is_ok());
     }
 }
-
