@@ -46,7 +46,11 @@ fn median(v: &[f64]) -> f64 {
 #[ignore = "a benchmark: benches/conv_layers.sh"]
 fn print_layer_times() -> Result<()> {
     let dev = Device::Cpu;
-    let n = 8;
+    // BATCH (default 8): the batch size, e.g. 1 for the inference a reader runs.
+    let n = std::env::var("BATCH")
+        .ok()
+        .and_then(|b| b.parse().ok())
+        .unwrap_or(8);
     let (mut total_f, mut total_b) = (0.0, 0.0);
     println!("layer,count,forward_ms,backward_ms");
     for &(ci, co, k, s, side, count) in SHAPES {
