@@ -28,7 +28,7 @@
 //!   their sums, which the crate parallelises badly: 30 GFLOP/s on the pool for layer1's weight
 //!   gradient).
 //!
-//! No `unsafe` here: the products are [`super::gemm`]'s.
+//! The products are [`super::gemm`]'s (the one module with raw-pointer code); this one has none.
 
 use std::ops::Range;
 
@@ -354,7 +354,8 @@ fn input_transform<T: Float>(x: &[T], images: Range<usize>, c: usize, t: Tiles, 
                             // Image pixel (r, x) is padded (r + 1, x + 1): even x in the odd columns.
                             p.fill(zero);
                             for (r, line) in src.chunks_exact(w).enumerate() {
-                                let (rp, at) = ((r + 1) % 2, (r + 1) / 2 * n1);
+                                let padded = r + 1;
+                                let (rp, at) = (padded % 2, padded / 2 * n1);
                                 let (even_cols, odd_cols) =
                                     p[2 * rp * pp..(2 * rp + 2) * pp].split_at_mut(pp);
                                 deinterleave(
@@ -667,7 +668,8 @@ fn input_grad_transform<T: Float>(dv: &[T], n: usize, c: usize, t: Tiles) -> Vec
                     }
                     // Image pixel (r, x) is padded (r + 1, x + 1): even x at an odd padded column.
                     for (r, line) in dst.chunks_exact_mut(w).enumerate() {
-                        let (rp, at) = ((r + 1) % 2, (r + 1) / 2 * n1);
+                        let padded = r + 1;
+                        let (rp, at) = (padded % 2, padded / 2 * n1);
                         let even = &acc[2 * rp * pp + at..][..n1];
                         let odd = &acc[(2 * rp + 1) * pp + at..][..n1];
                         interleave(line, odd, &even[1..]);
@@ -1101,7 +1103,10 @@ mod tests {
         let (None, Some(dw_alone)) = op.backward(&x, &wt, &dy, false, true)? else {
             panic!("the weight gradient alone");
         };
-        assert!(matches!(op.backward(&x, &wt, &dy, false, false)?, (None, None)));
+        assert!(matches!(
+            op.backward(&x, &wt, &dy, false, false)?,
+            (None, None)
+        ));
         assert_eq!(dx.dims(), [n, c, h, w]);
         assert_eq!(dw.dims(), [co, c, 3, 3]);
         assert_eq!(crate::model::cpu::tests::max_abs_diff(&dx, &dx_alone), 0.0);
