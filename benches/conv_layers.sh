@@ -8,7 +8,9 @@
 # PARTS=1: instead, where the time of the 3x3 stride-1 shapes goes inside Sacro's op (an ignored test in
 # src/model/conv.rs): the forward pass's im2col and products; the backward pass's gradient transpose,
 # whole-batch im2col, weight-gradient product, W^T*G and col2im; fastest of six runs per part, the products'
-# GFLOP/s. Compare with this script's PyTorch times for the same shapes.
+# GFLOP/s; then the same for the Winograd op of those shapes (src/model/winograd.rs: each transform and the
+# 16 products). Compare with this script's PyTorch times for the same shapes.
+# SACRO_WINOGRAD=off: the layer times with im2col for the 3x3 stride-1 shapes too.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source benches/common.sh
@@ -16,7 +18,9 @@ header
 if [ -n "${PARTS:-}" ]; then
   for round in $(seq "${ROUNDS:-2}"); do
     echo "## round $round"
-    GLIBC_TUNABLES=$tunables RAYON_NUM_THREADS=$threads cargo test --release --quiet --lib print_im2col_parts -- --ignored --nocapture 2>/dev/null | grep -E '^(shape|[0-9])'
+    SACRO_WINOGRAD=off GLIBC_TUNABLES=$tunables RAYON_NUM_THREADS=$threads cargo test --release --quiet --lib print_im2col_parts -- --ignored --nocapture 2>/dev/null | grep -E '^(shape|[0-9])'
+    echo "# Winograd F(2x2,3x3), whole batch (the forward pass runs in chunks of >= 512 tiles)"
+    GLIBC_TUNABLES=$tunables RAYON_NUM_THREADS=$threads cargo test --release --quiet --lib print_winograd_parts -- --ignored --nocapture 2>/dev/null | grep -E '^(shape|[0-9])'
   done
   exit 0
 fi

@@ -60,7 +60,7 @@ for r in $(seq "$rounds"); do
   RAYON_NUM_THREADS=$threads ./target/release/sacro bench model --repeat "$repeat" | tail -n +2 | sed "s/^/sacro,$r,/"
   settle
   GLIBC_TUNABLES=$tunables THREADS=$threads python3 benches/model_pytorch.py "$repeat" 2>/dev/null | tail -n +2 | sed "s/^/pytorch,$r,/"
-done | tee /dev/stderr | python3 -c '
+done | tee >(cat >&2) | python3 -c '
 import sys, collections, statistics
 t = collections.defaultdict(dict)
 order = []

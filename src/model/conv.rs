@@ -9,9 +9,10 @@
 //!   the input of a 3×3 convolution), and computes the input gradient as `Wᵀ·G` scattered back by
 //!   `col2im` (the adjoint of `im2col`), a GEMM and a memory-bound pass, both column matrices in one
 //!   reused buffer, where candle's stock backward runs a direct `conv_transpose2d` loop. 1×1 stride-1 convolutions
-//!   are one op too: a batched matrix multiply on the input as it lies (`Conv1x1`). Both backward passes
-//!   skip the input gradient where nothing needs it (the stem's input) and return gradients without a
-//!   graph of their own.
+//!   are one op too: a batched matrix multiply on the input as it lies (`Conv1x1`), and 3×3 stride-1
+//!   padding-1 ones (thirteen of the sixteen 3×3 convolutions) take Winograd's F(2×2, 3×3)
+//!   ([`super::winograd`]; `SACRO_WINOGRAD=off`: im2col). The backward passes skip the input gradient
+//!   where nothing needs it (the stem's input) and return gradients without a graph of their own.
 //! - **stock**: candle's `conv2d` forward and backward, kept to test equivalence and measure regressions.
 //! - **tensor** (`SACRO_CONV=tensor`, any device): training through [`super::conv_tensor::conv2d_gemm`],
 //!   tensor operations whose backward pass is matrix multiplies (cuBLAS on a GPU) where candle's runs a

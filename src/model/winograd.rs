@@ -998,23 +998,10 @@ mod tests {
             let wtf = time(|| Ok(weight_transform(&w, co, c)))?;
             let u = weight_transform(&w, co, c);
             let mut v = zeros::<f32>(16 * c * bt);
-            let m_src = zeros::<f32>(16 * c * bt);
             let itf = time(|| {
                 input_transform(&x, 0..n, c, t, &mut v);
                 Ok(())
             })?;
-            let fill = time(|| {
-                v.par_chunks_mut(1 << 16).for_each(|c| c.fill(1.0));
-                Ok(())
-            })?;
-            let copy = time(|| {
-                let src = &m_src;
-                v.par_chunks_mut(1 << 16)
-                    .zip(src.par_chunks(1 << 16))
-                    .for_each(|(d, s)| d.copy_from_slice(s));
-                Ok(())
-            })?;
-            eprintln!("fill V {fill:.2} ms, copy {copy:.2}");
             let mut m = zeros::<f32>(16 * co * bt);
             let prod = time(|| {
                 m.par_chunks_mut(co * bt)
