@@ -208,18 +208,7 @@ fn forward<T: Float>(x: &[T], weight: &[T], n: usize, op: &Winograd) -> Result<V
         let bt = images.len() * t.count();
         let (v, m) = (&mut v[..16 * c * bt], &mut m[..16 * co * bt]);
         input_transform(x, images.clone(), c, t, v);
-        // M_ξ = U_ξ · V_ξ: [co, c] by [c, bt].
-        m.par_chunks_mut(co * bt)
-            .enumerate()
-            .try_for_each(|(xi, dst)| {
-                gemm::products_into(
-                    dst,
-                    (1, co, bt, c),
-                    MatRef::row_major(&u, xi * co * c, c),
-                    MatRef::row_major(v, xi * c * bt, bt),
-                    Threads::One,
-                )
-            })?;
+        products_forward(&u, v, m, (co, c, bt))?;
         output_transform(
             m,
             co,
@@ -316,6 +305,66 @@ fn rows_of_blocks<T>(buf: &mut [T], rows: usize, len: usize) -> Vec<Vec<&mut [T]
         }
     }
     out
+}
+
+/// The 16 products `lhs(ξ) · rhs(ξ)` (`[m, k]` by `[k, n]`) into `dst` `[16][m][n]`, side by side on
+/// the pool, each on one thread.
+fn products_by_xi<'a, T: Float>(
+    dst: &mut [T],
+    (m, n, k): (usize, usize, usize),
+    lhs: impl Fn(usize) -> MatRef<'a, T> + Sync,
+    rhs: impl Fn(usize) -> MatRef<'a, T> + Sync,
+) -> Result<()> {
+    dst.par_chunks_mut(m * n)
+        .enumerate()
+        .try_for_each(|(xi, d)| {
+            gemm::products_into(d, (1, m, n, k), lhs(xi), rhs(xi), Threads::One)
+        })
+}
+
+/// `M_ξ = U_ξ · V_ξ` (`[co, c]` by `[c, bt]`) into `m` `[16][co][bt]`.
+fn products_forward<T: Float>(
+    u: &[T],
+    v: &[T],
+    m: &mut [T],
+    (co, c, bt): (usize, usize, usize),
+) -> Result<()> {
+    products_by_xi(
+        m,
+        (co, bt, c),
+        |xi| MatRef::row_major(u, xi * co * c, c),
+        |xi| MatRef::row_major(v, xi * c * bt, bt),
+    )
+}
+
+/// `dU_ξ = dM_ξ · V_ξᵀ` (`[co, bt]` by `[bt, c]`: the sum over the tiles) into `du` `[16][co][c]`.
+fn products_weight_grad<T: Float>(
+    dm: &[T],
+    v: &[T],
+    du: &mut [T],
+    (co, c, bt): (usize, usize, usize),
+) -> Result<()> {
+    products_by_xi(
+        du,
+        (co, c, bt),
+        |xi| MatRef::row_major(dm, xi * co * bt, bt),
+        |xi| MatRef::transposed(v, xi * c * bt, bt),
+    )
+}
+
+/// `dV_ξ = U_ξᵀ · dM_ξ` (`[c, co]` by `[co, bt]`) into `dv` `[16][c][bt]`.
+fn products_input_grad<T: Float>(
+    u: &[T],
+    dm: &[T],
+    dv: &mut [T],
+    (co, c, bt): (usize, usize, usize),
+) -> Result<()> {
+    products_by_xi(
+        dv,
+        (c, bt, co),
+        |xi| MatRef::transposed(u, xi * co * c, c),
+        |xi| MatRef::row_major(dm, xi * co * bt, bt),
+    )
 }
 
 /// The input transform of images `images` of `x` (`[n, c, h, w]`): `v` `[16][c][bt]` with `bt` the
@@ -781,33 +830,15 @@ impl CustomOp3 for Grads {
             if self.needs_dw {
                 input_transform(x, 0..n, c, t, &mut v);
                 let mut du = zeros::<T>(16 * co * c);
-                // dU_ξ = dM_ξ · V_ξᵀ: [co, bt] by [bt, c].
-                du.par_chunks_mut(co * c).enumerate().try_for_each(|(xi, dst)| {
-                    gemm::products_into(
-                        dst,
-                        (1, co, c, bt),
-                        MatRef::row_major(&dm, xi * co * bt, bt),
-                        MatRef::transposed(&v, xi * c * bt, bt),
-                        Threads::One,
-                    )
-                })?;
+                products_weight_grad(&dm, &v, &mut du, (co, c, bt))?;
                 let dw = T::wrap(weight_grad_transform(&du, co, c));
                 *self.dw.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(dw);
             }
             let dx = if self.needs_dx {
                 let u = weight_transform(weight, co, c);
-                // dV_ξ = U_ξᵀ · dM_ξ: [c, co] by [co, bt], into V's buffer.
-                let dv = &mut v;
-                dv.par_chunks_mut(c * bt).enumerate().try_for_each(|(xi, dst)| {
-                    gemm::products_into(
-                        dst,
-                        (1, c, bt, co),
-                        MatRef::transposed(&u, xi * co * c, c),
-                        MatRef::row_major(&dm, xi * co * bt, bt),
-                        Threads::One,
-                    )
-                })?;
-                input_grad_transform(dv, n, c, t)
+                // Into V's buffer: the weight gradient is done with it.
+                products_input_grad(&u, &dm, &mut v, (co, c, bt))?;
+                input_grad_transform(&v, n, c, t)
             } else {
                 vec![T::default()]
             };
@@ -1003,19 +1034,7 @@ mod tests {
                 Ok(())
             })?;
             let mut m = zeros::<f32>(16 * co * bt);
-            let prod = time(|| {
-                m.par_chunks_mut(co * bt)
-                    .enumerate()
-                    .try_for_each(|(xi, dst)| {
-                        gemm::products_into(
-                            dst,
-                            (1, co, bt, c),
-                            MatRef::row_major(&u, xi * co * c, c),
-                            MatRef::row_major(&v, xi * c * bt, bt),
-                            Threads::One,
-                        )
-                    })
-            })?;
+            let prod = time(|| products_forward(&u, &v, &mut m, (co, c, bt)))?;
             let mut y = zeros::<f32>(n * co * side * side);
             let otf = time(|| {
                 output_transform(&m, co, n, t, &mut y);
@@ -1024,34 +1043,10 @@ mod tests {
             let gtf = time(|| Ok(grad_transform(&y, n, co, t)))?;
             let dm = grad_transform(&y, n, co, t);
             let mut du = zeros::<f32>(16 * co * c);
-            let dup = time(|| {
-                du.par_chunks_mut(co * c)
-                    .enumerate()
-                    .try_for_each(|(xi, dst)| {
-                        gemm::products_into(
-                            dst,
-                            (1, co, c, bt),
-                            MatRef::row_major(&dm, xi * co * bt, bt),
-                            MatRef::transposed(&v, xi * c * bt, bt),
-                            Threads::One,
-                        )
-                    })
-            })?;
+            let dup = time(|| products_weight_grad(&dm, &v, &mut du, (co, c, bt)))?;
             let wgtf = time(|| Ok(weight_grad_transform(&du, co, c)))?;
             let mut dv = zeros::<f32>(16 * c * bt);
-            let dvp = time(|| {
-                dv.par_chunks_mut(c * bt)
-                    .enumerate()
-                    .try_for_each(|(xi, dst)| {
-                        gemm::products_into(
-                            dst,
-                            (1, c, bt, co),
-                            MatRef::transposed(&u, xi * co * c, c),
-                            MatRef::row_major(&dm, xi * co * bt, bt),
-                            Threads::One,
-                        )
-                    })
-            })?;
+            let dvp = time(|| products_input_grad(&u, &dm, &mut dv, (co, c, bt)))?;
             let igtf = time(|| Ok(input_grad_transform(&dv, n, c, t)))?;
             let flops = 2.0 * 16.0 * (co * c * bt) as f64;
             println!(
