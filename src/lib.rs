@@ -13,6 +13,7 @@ pub mod assets;
 pub mod grading;
 pub mod gui;
 pub mod imaging;
+pub mod kernels;
 pub mod model;
 pub mod phantom;
 pub mod report;

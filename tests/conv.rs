@@ -8,7 +8,7 @@
 //! the stock comparison uses sizes it handles, and the finite-difference test covers a 9×8 input.
 
 use candle_core::{DType, Device, Tensor, Var};
-use sacro::model::conv::conv2d_im2col;
+use sacro::kernels::conv::conv2d_im2col;
 
 mod common;
 use common::{max_rel, seeded};

@@ -13,7 +13,7 @@ use std::process::Command;
 
 use candle_core::{DType, Device, Tensor};
 use candle_nn::{VarBuilder, VarMap};
-use sacro::model::conv::{ConvPath, conv_path};
+use sacro::kernels::path::{ConvPath, conv_path};
 use sacro::model::{HeadKind, Network, NetworkConfig, ResNetConfig};
 
 mod common;

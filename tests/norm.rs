@@ -6,7 +6,7 @@
 
 use candle_core::{DType, Device, Tensor, Var};
 use candle_nn::{VarBuilder, VarMap};
-use sacro::model::conv::ConvPath;
+use sacro::kernels::path::ConvPath;
 use sacro::model::norm::Norm;
 
 mod common;

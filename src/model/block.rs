@@ -18,11 +18,13 @@ use std::sync::{Mutex, PoisonError};
 
 use candle_core::{CpuStorage, CustomOp3, Layout, Result, Shape, Tensor};
 
-use super::checkpoint::ParamGrads;
-use super::conv::{Conv, conv2d_im2col, conv2d_im2col_backward};
-use super::norm::{BlockEnd, Norm, NormTrain, relu_backward};
+use super::conv::Conv;
+use super::grads::ParamGrads;
+use super::norm::Norm;
+use crate::kernels::conv::{conv2d_im2col, conv2d_im2col_backward};
+use crate::kernels::norm::{BlockEnd, NormTrain, relu_backward};
 
-/// The parts of a bottleneck block (see [`super::resnet::Bottleneck`]).
+/// The parts of a bottleneck block (see [`super::bottleneck::Bottleneck`]).
 pub(crate) struct Parts<'a> {
     pub conv1: &'a Conv,
     pub bn1: &'a Norm,
@@ -270,7 +272,7 @@ pub(crate) fn forward(
     for parts in inner {
         let (product, shortcut, mut block) = block_body(parts, &h)?;
         h = h.apply_op3_no_bwd(&product, &shortcut, &EndOp(block.end.clone()))?;
-        block.end.finish(parts.bn3)?;
+        parts.bn3.update_running(&block.end.stats()?)?;
         block.output = Some(h.clone());
         saved.push(block);
     }
@@ -284,7 +286,7 @@ pub(crate) fn forward(
         weight_grads,
     };
     let out = x.apply_op3(&product, &shortcut, op)?;
-    end.finish(last.bn3)?;
+    last.bn3.update_running(&end.stats()?)?;
     Ok(out)
 }
 

@@ -9,23 +9,13 @@
 //! which [`ParamGrads::merge`] moves into the gradient store of the whole backward pass
 //! ([`super::Network::backward`] does both).
 
-use std::sync::{Arc, Mutex, PoisonError};
-
 use candle_core::backend::BackendStorage;
-use candle_core::backprop::GradStore;
 use candle_core::{CpuStorage, CustomOp1, Device, Layout, Result, Shape, Tensor, Var};
 use candle_nn::ModuleT;
 
-use super::cpu::{Float, by_float, contiguous};
-use super::resnet::Bottleneck;
-
-/// Parameter gradients computed by ops whose backward pass runs a whole block (recomputed blocks here,
-/// [`super::block`]'s one-node blocks), which candle's backward pass cannot return (it gives gradients
-/// to an op's inputs only): one network's sink, merged into the gradient store after the pass.
-#[derive(Debug, Clone, Default)]
-pub struct ParamGrads {
-    sink: Arc<Mutex<Vec<(Tensor, Tensor)>>>,
-}
+use super::bottleneck::Bottleneck;
+use super::grads::ParamGrads;
+use crate::kernels::cpu::{Float, by_float, contiguous};
 
 /// `block` applied to `x` in training mode, its intermediates recomputed in the backward pass, which
 /// leaves the parameters' gradients in `sink`.
@@ -34,40 +24,6 @@ pub fn checkpointed(block: &Bottleneck, x: &Tensor, sink: &ParamGrads) -> Result
         block: block.clone(),
         sink: sink.clone(),
     })
-}
-
-impl ParamGrads {
-    /// Leaves `grad` for the variable `param`, detached, in its type. (A view into a larger buffer would
-    /// keep that buffer alive while it waits: copy such gradients first, with `force_contiguous`.)
-    pub(crate) fn push(&self, param: &Tensor, grad: Tensor) -> Result<()> {
-        let grad = grad.detach().to_dtype(param.dtype())?;
-        self.sink
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .push((param.clone(), grad));
-        Ok(())
-    }
-
-    /// Drops gradients left by a backward pass that was not merged (a failed or abandoned step).
-    pub fn clear(&self) {
-        self.sink
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clear();
-    }
-
-    /// Adds the parameter gradients left here to `grads`.
-    pub fn merge(&self, grads: &mut GradStore) -> Result<()> {
-        let left = std::mem::take(&mut *self.sink.lock().unwrap_or_else(PoisonError::into_inner));
-        for (param, g) in left {
-            let g = match grads.remove(&param) {
-                Some(other) => (other + g)?,
-                None => g,
-            };
-            grads.insert(&param, g);
-        }
-        Ok(())
-    }
 }
 
 /// A bottleneck block as one op on its input.

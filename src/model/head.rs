@@ -8,7 +8,7 @@ use candle_core::{Result, Tensor};
 use candle_nn::{BatchNorm, Linear, Module, ModuleT, VarBuilder};
 use rand::{Rng, SeedableRng};
 
-use super::pool;
+use crate::kernels::pool;
 
 /// Which head the model has.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]

@@ -5,31 +5,27 @@
 //! takes plain pixel buffers.
 
 pub(crate) mod block;
+pub mod bottleneck;
 pub mod card;
 pub mod checkpoint;
 pub mod conv;
-#[cfg(test)]
-mod conv_layers;
-pub mod conv_tensor;
-pub(crate) mod cpu;
-pub(crate) mod gemm;
 pub mod gradcam;
+pub mod grads;
 pub mod head;
 pub mod init;
 pub mod norm;
-pub mod pool;
 pub mod predict;
 pub mod preprocess;
 pub mod pth;
 pub mod resnet;
 pub mod weights;
-pub(crate) mod winograd;
 
 use candle_core::{DType, Result};
 pub use candle_core::{Device, Tensor};
 use candle_nn::{VarBuilder, VarMap};
 
-pub use cpu::set_passes_on_pool;
+use crate::kernels::cpu;
+pub use crate::kernels::set_passes_on_pool;
 pub use head::{Head, HeadKind};
 pub use resnet::{ResNet, ResNetConfig};
 

@@ -11,8 +11,8 @@ use candle_core::backend::BackendStorage;
 use candle_core::{CpuStorage, CustomOp1, CustomOp2, D, DType, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 
-use super::conv::{ConvPath, conv_path};
 use super::cpu::{Float, by_float, contiguous, simd, zeros};
+use super::path::{ConvPath, conv_path};
 
 /// 3×3 max pool, stride 2, padding 1 (torchvision's stem pool), differentiable. Padding never wins a
 /// maximum.

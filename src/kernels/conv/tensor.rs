@@ -84,7 +84,7 @@ fn pad_or_crop(t: &Tensor, dim: usize, before: usize, len: usize) -> Result<Tens
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::cpu::tests::max_abs_diff;
+    use crate::kernels::cpu::tests::max_abs_diff;
     use candle_core::{DType, Device, Var};
     use rand::{Rng, SeedableRng};
 
@@ -131,7 +131,7 @@ mod tests {
             let loss = |t: &Tensor| (t * g.as_tensor()).expect("mul").sum_all().expect("sum");
             let mine = loss(&y).backward().expect("backward");
             let theirs = loss(
-                &crate::model::conv::conv2d_im2col(
+                &crate::kernels::conv::conv2d_im2col(
                     x.as_tensor(),
                     weight.as_tensor(),
                     stride,

@@ -5,7 +5,7 @@
 
 use candle_core::{Device, Result, Tensor};
 
-use super::conv::{conv2d_im2col, conv2d_im2col_backward};
+use super::{conv2d_im2col, conv2d_im2col_backward};
 
 /// (in channels, out channels, kernel, stride, input side, convolutions of this shape in the network),
 /// shared with `benches/conv_layers.py`.
