@@ -202,7 +202,14 @@ fn lr_find_restores_the_weights_and_suggests_a_rate() {
     assert!((r.lrs[3] / r.lrs[2] - 1e8f64.powf(1.0 / 30.0)).abs() < 1e-9);
     assert!(r.suggestion.is_some_and(|s| s > 1e-7 && s < 10.0));
     let png = tmp.path().join("lr.png");
-    sacro::train::trainer::write_lr_find(&r, &tmp.path().join("lr.csv"), &png).unwrap();
+    sacro::report::plots::write_lr_find(
+        &tmp.path().join("lr.csv"),
+        &png,
+        &r.lrs,
+        &r.losses,
+        r.suggestion,
+    )
+    .unwrap();
     assert!(std::fs::metadata(&png).unwrap().len() > 1000);
 }
 

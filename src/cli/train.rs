@@ -228,7 +228,7 @@ pub fn train(args: TrainArgs) -> anyhow::Result<ExitCode> {
     };
     if let Some(png) = &args.preview {
         let size = cfg.stages.first().map_or(224, |s| s.size).min(256);
-        let grid = trainer::augmented_grid(&cfg, &data, size, (4, 4), cfg.seed);
+        let grid = sacro::train::preview::augmented_grid(&cfg, &data, size, (4, 4), cfg.seed);
         let levels = sacro::imaging::export::GreyLevels::Eight(
             grid.pixels
                 .iter()
@@ -371,7 +371,8 @@ pub fn lr_find(args: LrFindArgs) -> anyhow::Result<ExitCode> {
     };
     let csv = args.out.with_extension("csv");
     let png = args.out.with_extension("png");
-    trainer::write_lr_find(&result, &csv, &png)?;
+    sacro::report::plots::write_lr_find(&csv, &png, &result.lrs, &result.losses, result.suggestion)
+        .map_err(anyhow::Error::msg)?;
     match result.suggestion {
         Some(s) => println!("valley: {s:.3e}"),
         None => println!("no suggestion (the loss did not fall)"),

@@ -13,7 +13,7 @@ use egui_plot::{Legend, Line, Plot, PlotPoints, Points};
 
 use crate::imaging::GreyImage;
 use crate::model::predict::default_device;
-use crate::train::trainer::{self, EpochRecord, Event, LrFind, Summary};
+use crate::train::trainer::{EpochRecord, Event, LrFind, Summary};
 use crate::train::{Stage, TrainConfig, data};
 
 /// What the worker sends.
@@ -157,7 +157,8 @@ fn spawn_job(
             match task {
                 Task::Preview => {
                     let size = cfg.stages.first().map_or(224, |s| s.size).min(256);
-                    let grid = trainer::augmented_grid(&cfg, &ds, size, (4, 4), cfg.seed);
+                    let grid =
+                        crate::train::preview::augmented_grid(&cfg, &ds, size, (4, 4), cfg.seed);
                     send(&tx, Msg::Preview(Ok(grid)));
                 }
                 Task::LrFind => {

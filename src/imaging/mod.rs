@@ -22,6 +22,7 @@ use std::path::{Path, PathBuf};
 pub use error::ImagingError;
 pub use geometry::{GreyImage, Rect};
 pub use modality::{LookupTable, ModalityLut};
+pub use raster::burn_text;
 pub use voi::{DisplayTransform, NamedPreset, Voi, VoiFunction, Window, WindowPreset};
 
 /// Photometric Interpretation of the source, after decoding.

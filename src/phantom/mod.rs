@@ -14,8 +14,9 @@ use std::path::{Path, PathBuf};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
+pub use crate::imaging::burn_text;
 pub use reader::SimulatedReader;
-pub use render::{JointLook, Scene, burn_text};
+pub use render::{JointLook, Scene};
 
 use crate::grading::{JointGrade, JointGrades};
 use crate::imaging::dicom_write::{self, DicomImageSpec};

@@ -465,34 +465,3 @@ impl Scene {
         }
     }
 }
-
-/// Draws `text` into `image` at (x, y) (top-left, pixels) with a height of `px` pixels, setting covered
-/// pixels towards `value`.
-pub fn burn_text(image: &mut GreyImage, text: &str, x: f32, y: f32, px: f32, value: f32) {
-    use ab_glyph::{Font, FontRef, PxScale, ScaleFont, point};
-    let Ok(font) = FontRef::try_from_slice(crate::assets::DEJAVU_SANS) else {
-        return;
-    };
-    let scale = PxScale::from(px);
-    let scaled = font.as_scaled(scale);
-    let mut caret = point(x, y + scaled.ascent());
-    for c in text.chars() {
-        let id = font.glyph_id(c);
-        let glyph = id.with_scale_and_position(scale, caret);
-        caret.x += scaled.h_advance(id);
-        if let Some(outline) = font.outline_glyph(glyph) {
-            let b = outline.px_bounds();
-            outline.draw(|gx, gy, coverage| {
-                let (ix, iy) = (
-                    b.min.x as i64 + i64::from(gx),
-                    b.min.y as i64 + i64::from(gy),
-                );
-                if ix >= 0 && iy >= 0 && (ix as u32) < image.width && (iy as u32) < image.height {
-                    let i = iy as usize * image.width as usize + ix as usize;
-                    let p = &mut image.pixels[i];
-                    *p = *p * (1.0 - coverage) + value * coverage;
-                }
-            });
-        }
-    }
-}

@@ -232,3 +232,23 @@ pub fn lr_find_png(
     }
     root.present().map_err(e2)
 }
+
+/// Writes an LR-finder result as CSV (`lr,smoothed_loss`) and a PNG plot of it (`sacro lr-find`).
+pub fn write_lr_find(
+    csv_path: &std::path::Path,
+    png_path: &std::path::Path,
+    lrs: &[f64],
+    losses: &[f64],
+    suggestion: Option<f64>,
+) -> Result<(), String> {
+    let mut text = String::from("lr,smoothed_loss\n");
+    for (lr, loss) in lrs.iter().zip(losses) {
+        text.push_str(&format!("{lr},{loss}\n"));
+    }
+    crate::imaging::export::write_via_temp(csv_path, |tmp| {
+        std::fs::write(tmp, &text).map_err(|e| e.to_string())
+    })
+    .map_err(|e| format!("{}: {e}", csv_path.display()))?;
+    lr_find_png(png_path, lrs, losses, suggestion)
+        .map_err(|e| format!("{}: {e}", png_path.display()))
+}

@@ -7,6 +7,7 @@
 
 mod consensus;
 pub mod csv_io;
+pub(crate) mod rules;
 mod sqlite;
 
 use std::path::PathBuf;

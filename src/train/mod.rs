@@ -8,10 +8,14 @@ pub mod augment;
 pub mod bench;
 pub mod config;
 pub mod data;
+pub mod events;
 pub mod groups;
 pub mod loss;
+pub mod lr_find;
 pub mod mixup;
 pub mod optim;
+pub mod preview;
+mod run_dir;
 pub mod schedule;
 pub mod trainer;
 
@@ -19,7 +23,9 @@ use std::path::PathBuf;
 
 pub use config::{Phase, Stage, TrainConfig};
 pub use data::{Dataset, Split};
-pub use trainer::{EpochRecord, Event, LrFind, Summary, lr_find, train};
+pub use events::{EpochRecord, Event, LrFind, Summary};
+pub use lr_find::lr_find;
+pub use trainer::train;
 
 /// Why training could not run.
 #[derive(Debug, thiserror::Error)]

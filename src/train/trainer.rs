@@ -8,108 +8,37 @@
 //! Progress goes out as [`Event`]s: the CLI turns them into progress bars, the GUI into a panel.
 
 use std::collections::HashMap;
-use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use candle_core::{D, DType, Device, Tensor};
 use candle_nn::VarMap;
 use rand::SeedableRng;
-use rand::seq::{IndexedRandom, SliceRandom};
+use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
 use rayon::prelude::*;
 
 use super::TrainError;
 use super::augment::augment;
-use super::config::{Phase, TrainConfig};
+use super::config::TrainConfig;
 use super::data::{Dataset, Example, Split};
+pub use super::events::{EpochRecord, Event, LrFind, Summary};
 use super::loss::label_smoothing_cross_entropy;
 use super::mixup::{mix, mixed_loss};
 use super::optim::Adam;
-use super::schedule::{OneCycle, sched_exp, valley};
+use super::run_dir::{
+    CHECKPOINT_DIR, CONFIG_FILE, METRICS_FILE, append_metrics, io_err, load_tensors, save_tensors,
+    state_path, write_predictions, write_text,
+};
+pub use super::run_dir::{MODEL_DIR, resumable};
+use super::schedule::OneCycle;
 use crate::imaging::GreyImage;
 use crate::model::Network;
 use crate::model::card::{self, ModelCard};
 use crate::model::preprocess::Preprocess;
-use crate::stats::cutoffs::{Cutoffs, Targets, choose_all};
+use crate::stats::cutoffs::{Targets, choose_all};
 use crate::stats::roc::roc_auc;
-
-/// What training reports while it runs.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Event {
-    /// Films decoded into the cache.
-    Loading {
-        /// Done.
-        done: usize,
-        /// Total.
-        total: usize,
-    },
-    /// A phase begins.
-    PhaseStarted {
-        /// The phase.
-        phase: Phase,
-        /// Number of phases in the run.
-        phases: usize,
-        /// Batches per epoch.
-        batches: usize,
-        /// Micro-batch size actually used (gradient accumulation up to the phase's batch).
-        micro_batch: usize,
-    },
-    /// A training batch is done.
-    Batch {
-        /// Phase index.
-        phase: usize,
-        /// Epoch in the phase (0-based).
-        epoch: usize,
-        /// Batch in the epoch (0-based).
-        batch: usize,
-        /// Batches per epoch.
-        batches: usize,
-        /// Training loss of the batch.
-        loss: f64,
-        /// Learning rate of the head group.
-        lr: f64,
-    },
-    /// An epoch is done and validated.
-    Epoch(EpochRecord),
-    /// One LR-finder step.
-    LrStep {
-        /// Iteration.
-        iteration: usize,
-        /// Learning rate.
-        lr: f64,
-        /// Smoothed loss.
-        loss: f64,
-    },
-    /// Anything else worth telling.
-    Message(String),
-}
-
-/// One row of the metrics history.
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
-pub struct EpochRecord {
-    /// Phase index.
-    pub phase: usize,
-    /// Input side.
-    pub size: u32,
-    /// Body frozen.
-    pub frozen: bool,
-    /// Epoch in the phase (0-based).
-    pub epoch: usize,
-    /// Mean training loss.
-    pub train_loss: f64,
-    /// Validation loss.
-    pub valid_loss: f64,
-    /// Validation ROC AUC.
-    pub valid_auc: f64,
-    /// Head group's learning rate at the end of the epoch.
-    pub lr: f64,
-    /// Seconds for training and validation.
-    pub seconds: f64,
-    /// The weights were saved as the phase's best.
-    pub best: bool,
-}
 
 /// Where a run stands (written after every epoch).
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -122,32 +51,6 @@ struct RunState {
     best_auc: Option<f64>,
     /// Epochs since the best.
     since_best: usize,
-}
-
-/// What a finished run produced.
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
-pub struct Summary {
-    /// The model folder.
-    pub model_dir: PathBuf,
-    /// Validation AUC of the final weights.
-    pub valid_auc: f64,
-    /// Test AUC, when a test set was given.
-    pub test_auc: Option<f64>,
-    /// Cut-offs chosen on the validation set.
-    pub cutoffs: Option<Cutoffs>,
-    /// Epochs run in this invocation.
-    pub epochs_run: usize,
-}
-
-/// Result of the LR range test.
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
-pub struct LrFind {
-    /// Learning rates tried.
-    pub lrs: Vec<f64>,
-    /// Smoothed losses.
-    pub losses: Vec<f64>,
-    /// fastai's "valley" suggestion.
-    pub suggestion: Option<f64>,
 }
 
 /// Bytes of training memory per input pixel per sample of Sacro's ResNet-50 on the CPU, over a fixed
@@ -192,7 +95,7 @@ pub fn micro_batch(cfg: &TrainConfig, size: u32, batch: usize) -> usize {
     fit.clamp(2, batch.max(2))
 }
 
-fn seed_of(parts: &[u64]) -> u64 {
+pub(super) fn seed_of(parts: &[u64]) -> u64 {
     parts.iter().fold(0x5AC0_u64, |h, &p| {
         (h ^ p).wrapping_mul(0x9E37_79B9_7F4A_7C15).rotate_left(29)
     })
@@ -215,7 +118,7 @@ fn to_input(
 }
 
 /// The images of a batch at `size`, augmented (each with its own seeded generator) or not.
-fn batch_images(
+pub(super) fn batch_images(
     data: &Dataset,
     idx: &[usize],
     size: u32,
@@ -251,7 +154,7 @@ fn micro_batches(batch: &[usize], micro: usize) -> Vec<&[usize]> {
 
 /// The training batches of an epoch: shuffled, full batches only (fastai's `drop_last`), or one batch of
 /// everything when the set is smaller than a batch.
-fn epoch_batches(train: &[usize], batch: usize, seed: u64) -> Vec<Vec<usize>> {
+pub(super) fn epoch_batches(train: &[usize], batch: usize, seed: u64) -> Vec<Vec<usize>> {
     let mut order = train.to_vec();
     order.shuffle(&mut ChaCha8Rng::seed_from_u64(seed));
     if order.len() <= batch {
@@ -266,17 +169,21 @@ fn batch_count(n: usize, batch: usize) -> usize {
 }
 
 /// The training machinery shared by `train` and `lr_find`.
-struct Learner<'a> {
-    cfg: &'a TrainConfig,
-    data: &'a Dataset,
-    network: Network,
-    varmap: VarMap,
-    device: Device,
+pub(super) struct Learner<'a> {
+    pub(super) cfg: &'a TrainConfig,
+    pub(super) data: &'a Dataset,
+    pub(super) network: Network,
+    pub(super) varmap: VarMap,
+    pub(super) device: Device,
 }
 
 impl<'a> Learner<'a> {
     /// The network of the configuration with its base weights, ready to train on `data`.
-    fn new(cfg: &'a TrainConfig, data: &'a Dataset, device: &Device) -> Result<Self, TrainError> {
+    pub(super) fn new(
+        cfg: &'a TrainConfig,
+        data: &'a Dataset,
+        device: &Device,
+    ) -> Result<Self, TrainError> {
         let (network, varmap) = build(cfg, device)?;
         Ok(Self {
             cfg,
@@ -288,7 +195,7 @@ impl<'a> Learner<'a> {
     }
 
     /// One optimiser step on a batch; returns the batch's loss.
-    fn step(
+    pub(super) fn step(
         &self,
         adam: &mut Adam,
         batch: &[usize],
@@ -334,7 +241,7 @@ impl<'a> Learner<'a> {
     }
 
     /// Probabilities of the positive class and the mean loss over a set, in eval mode.
-    fn evaluate(
+    pub(super) fn evaluate(
         &self,
         idx: &[usize],
         pre: &Preprocess,
@@ -366,11 +273,11 @@ impl<'a> Learner<'a> {
         Ok((probs, loss_sum / idx.len().max(1) as f64))
     }
 
-    fn labels(&self, idx: &[usize]) -> Vec<bool> {
+    pub(super) fn labels(&self, idx: &[usize]) -> Vec<bool> {
         idx.iter().map(|&i| self.data.examples[i].label).collect()
     }
 
-    fn snapshot(&self) -> Result<HashMap<String, Tensor>, TrainError> {
+    pub(super) fn snapshot(&self) -> Result<HashMap<String, Tensor>, TrainError> {
         let data = self
             .varmap
             .data()
@@ -381,7 +288,7 @@ impl<'a> Learner<'a> {
             .collect()
     }
 
-    fn restore(&self, snapshot: &HashMap<String, Tensor>) -> Result<(), TrainError> {
+    pub(super) fn restore(&self, snapshot: &HashMap<String, Tensor>) -> Result<(), TrainError> {
         let data = self
             .varmap
             .data()
@@ -394,33 +301,6 @@ impl<'a> Learner<'a> {
         }
         Ok(())
     }
-}
-
-fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> TrainError + '_ {
-    move |source| TrainError::Io {
-        path: path.to_path_buf(),
-        source,
-    }
-}
-
-/// Saves tensors atomically (temporary file, then rename).
-fn save_tensors(path: &Path, tensors: &HashMap<String, Tensor>) -> Result<(), TrainError> {
-    crate::imaging::export::write_via_temp(path, |tmp| {
-        candle_core::safetensors::save(tensors, tmp).map_err(|e| e.to_string())
-    })
-    .map_err(|e| TrainError::Data(e.to_string()))
-}
-
-fn write_text(path: &Path, text: &str) -> Result<(), TrainError> {
-    crate::imaging::export::write_via_temp(path, |tmp| {
-        std::fs::write(tmp, text).map_err(|e| e.to_string())
-    })
-    .map_err(|e| TrainError::Data(e.to_string()))
-}
-
-fn load_tensors(path: &Path, device: &Device) -> Result<HashMap<String, Tensor>, TrainError> {
-    candle_core::safetensors::load(path, device)
-        .map_err(|e| TrainError::Data(format!("{}: {e}", path.display())))
 }
 
 /// Builds the network of the configuration and loads the base weights: every body tensor must be present
@@ -471,37 +351,6 @@ fn build(cfg: &TrainConfig, device: &Device) -> Result<(Network, VarMap), TrainE
     }
     drop(data);
     Ok((network, varmap))
-}
-
-const METRICS_FILE: &str = "metrics.csv";
-const CONFIG_FILE: &str = "train.toml";
-const CHECKPOINT_DIR: &str = "checkpoint";
-
-/// The run state the checkpoint of a run in `out` keeps (phase, epochs done, best AUC).
-fn state_path(out: &Path) -> PathBuf {
-    out.join(CHECKPOINT_DIR).join("state.json")
-}
-
-/// Whether `out` holds a run that `--resume` can continue (an epoch of it was checkpointed).
-pub fn resumable(out: &Path) -> bool {
-    state_path(out).is_file()
-}
-
-/// Folder of the trained model inside the output folder.
-pub const MODEL_DIR: &str = "model";
-
-fn append_metrics(out: &Path, r: &EpochRecord) -> Result<(), TrainError> {
-    let path = out.join(METRICS_FILE);
-    let new = !path.exists();
-    let file = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(&path)
-        .map_err(io_err(&path))?;
-    let mut w = csv::WriterBuilder::new().has_headers(new).from_writer(file);
-    w.serialize(r)
-        .and_then(|()| w.flush().map_err(csv::Error::from))
-        .map_err(|e| TrainError::Data(format!("{}: {e}", path.display())))
 }
 
 /// Trains as `cfg` says on `data` (already split), writing into `out`. With `resume`, continues the run
@@ -704,7 +553,7 @@ fn finish(
     let cutoffs = choose_all(&labels, &probs, Targets::default()).ok();
     write_predictions(
         &out.join("valid_predictions.csv"),
-        learner,
+        learner.data,
         &valid_idx,
         &probs,
         cutoffs,
@@ -716,7 +565,7 @@ fn finish(
         let (p, _) = learner.evaluate(&test_idx, &pre, micro)?;
         write_predictions(
             &out.join("test_predictions.csv"),
-            learner,
+            learner.data,
             &test_idx,
             &p,
             cutoffs,
@@ -770,176 +619,6 @@ pub fn class_names() -> Vec<String> {
         "no definite sacroiliitis".to_string(),
         "definite radiographic sacroiliitis".to_string(),
     ]
-}
-
-fn write_predictions(
-    path: &Path,
-    learner: &Learner,
-    idx: &[usize],
-    probs: &[f64],
-    cutoffs: Option<Cutoffs>,
-) -> Result<(), TrainError> {
-    // The calls at the validation set's cut-offs (probability ≥ cut-off), as `sacro predict` writes them.
-    let mut text =
-        String::from("case_id,label,probability,call_sensitive,call_balanced,call_specific\n");
-    for (&i, p) in idx.iter().zip(probs) {
-        let ex = &learner.data.examples[i];
-        let calls = match cutoffs {
-            Some(c) => format!(
-                "{},{},{}",
-                u8::from(*p >= c.sensitive),
-                u8::from(*p >= c.balanced),
-                u8::from(*p >= c.specific)
-            ),
-            None => ",,".to_string(),
-        };
-        text.push_str(&format!(
-            "{},{},{p},{calls}\n",
-            csv_field(&ex.id),
-            u8::from(ex.label)
-        ));
-    }
-    write_text(path, &text)
-}
-
-fn csv_field(s: &str) -> String {
-    if s.contains([',', '"', '\n']) {
-        format!("\"{}\"", s.replace('"', "\"\""))
-    } else {
-        s.to_string()
-    }
-}
-
-/// fastai's `lr_find`: learning rates from `start` to `end` exponentially over `iterations` batches of the
-/// first phase (frozen as the learner starts), Adam with β1 0.9, the loss smoothed (β 0.98, debiased);
-/// stops when the smoothed loss exceeds 4× its minimum or is not finite. The weights (and batch-norm
-/// statistics) are restored afterwards. The suggestion is fastai's "valley" on the curve without its
-/// first tenth and last five points.
-pub fn lr_find(
-    cfg: &TrainConfig,
-    data: &Dataset,
-    device: &Device,
-    (start, end, iterations): (f64, f64, usize),
-    on_event: &mut dyn FnMut(Event),
-    cancel: &AtomicBool,
-) -> Result<LrFind, TrainError> {
-    data.check()?;
-    let mut learner = Learner::new(cfg, data, device)?;
-    let saved = learner.snapshot()?;
-    let phase = cfg
-        .phases()
-        .first()
-        .copied()
-        .ok_or_else(|| TrainError::Data("the configuration has no phase with epochs".into()))?;
-    let pre = Preprocess {
-        fit: cfg.fit,
-        ..Preprocess::imagenet(phase.size)
-    };
-    let micro = micro_batch(cfg, phase.size, phase.batch);
-    learner.network.set_frozen_convolutions(phase.frozen);
-    let mut adam = Adam::new(&learner.varmap, phase.frozen, cfg.adam);
-    let train_idx = data.indices(Split::Train);
-    let (mut lrs, mut losses) = (Vec::new(), Vec::new());
-    let (mut avg, mut best) = (0.0, f64::INFINITY);
-    let beta = 0.98f64;
-    let mut epoch = 0u64;
-    let mut queue: Vec<Vec<usize>> = Vec::new();
-    let result = (|| -> Result<(), TrainError> {
-        for it in 0..iterations {
-            if cancel.load(Ordering::Relaxed) {
-                return Err(TrainError::Cancelled);
-            }
-            if queue.is_empty() {
-                queue = epoch_batches(&train_idx, phase.batch, seed_of(&[cfg.seed, 99, epoch]));
-                queue.reverse();
-                epoch += 1;
-            }
-            let Some(batch) = queue.pop() else { break };
-            let lr = sched_exp(start, end, it as f64 / iterations as f64);
-            let seed = seed_of(&[cfg.seed, 99, it as u64]);
-            let loss = learner.step(&mut adam, &batch, &pre, micro, ([lr; 3], 0.9), seed)?;
-            avg = beta * avg + (1.0 - beta) * loss;
-            let smooth = avg / (1.0 - beta.powi(it as i32 + 1));
-            if !smooth.is_finite() {
-                break;
-            }
-            lrs.push(lr);
-            losses.push(smooth);
-            on_event(Event::LrStep {
-                iteration: it,
-                lr,
-                loss: smooth,
-            });
-            if smooth > 4.0 * best {
-                break;
-            }
-            best = best.min(smooth);
-        }
-        Ok(())
-    })();
-    learner.restore(&saved)?;
-    result?;
-    let lo = lrs.len() / 10;
-    let hi = lrs.len().saturating_sub(5).max(lo);
-    let suggestion = valley(&losses[lo..hi]).map(|i| lrs[lo + i]);
-    Ok(LrFind {
-        lrs,
-        losses,
-        suggestion,
-    })
-}
-
-/// A grid of augmented training samples (as the model is fed them, before normalisation), `cols × rows`
-/// tiles of `size` pixels, each tile labelled `+`/`−` for its class.
-pub fn augmented_grid(
-    cfg: &TrainConfig,
-    data: &Dataset,
-    size: u32,
-    (cols, rows): (u32, u32),
-    seed: u64,
-) -> GreyImage {
-    let train = data.indices(Split::Train);
-    let pool = if train.is_empty() {
-        (0..data.examples.len()).collect()
-    } else {
-        train
-    };
-    let n = (cols * rows) as usize;
-    let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    let picks: Vec<usize> = (0..n)
-        .filter_map(|_| pool.choose(&mut rng).copied())
-        .collect();
-    let tiles = batch_images(data, &picks, size, cfg, Some(seed));
-    let gap = 4;
-    let (w, h) = (cols * (size + gap) - gap, rows * (size + gap) - gap);
-    let mut grid = GreyImage::filled(w.max(1), h.max(1), 0.15);
-    for (k, (tile, &i)) in tiles.iter().zip(&picks).enumerate() {
-        let (cx, cy) = (
-            (k as u32 % cols) * (size + gap),
-            (k as u32 / cols) * (size + gap),
-        );
-        for y in 0..size {
-            let dst = ((cy + y) * w + cx) as usize;
-            let src = (y * size) as usize;
-            grid.pixels[dst..dst + size as usize]
-                .copy_from_slice(&tile.pixels[src..src + size as usize]);
-        }
-        let mark = if data.examples[i].label { "+" } else { "-" };
-        let px = (size as f32 / 8.0).max(10.0);
-        crate::phantom::burn_text(&mut grid, mark, cx as f32 + 2.0, cy as f32 + 2.0, px, 1.0);
-    }
-    grid
-}
-
-/// Writes an LR-finder result as CSV (`lr,loss`) and a PNG plot.
-pub fn write_lr_find(result: &LrFind, csv_path: &Path, png_path: &Path) -> Result<(), TrainError> {
-    let mut f = std::fs::File::create(csv_path).map_err(io_err(csv_path))?;
-    writeln!(f, "lr,smoothed_loss").map_err(io_err(csv_path))?;
-    for (lr, loss) in result.lrs.iter().zip(&result.losses) {
-        writeln!(f, "{lr},{loss}").map_err(io_err(csv_path))?;
-    }
-    crate::report::plots::lr_find_png(png_path, &result.lrs, &result.losses, result.suggestion)
-        .map_err(|e| TrainError::Data(format!("{}: {e}", png_path.display())))
 }
 
 #[cfg(test)]

@@ -1,0 +1,258 @@
+//! The embedded study store: one SQLite file per study, WAL mode, `synchronous=FULL`, foreign keys on,
+//! a versioned schema, a busy timeout so two Sacro windows can share a file, and every write in one
+//! `BEGIN IMMEDIATE` transaction together with its audit row. Triggers keep the audit trail append-only
+//! and refuse changes to readings once the study is locked, below the API as well as in it.
+
+//!
+//! Files: [`schema`] (version, migrations, connection settings), `queries` (rows and shared SQL), `store`
+//! (the [`StudyStore`] implementation); the rules any store shares are in [`super::rules`].
+
+mod queries;
+pub mod schema;
+mod store;
+
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, MutexGuard};
+
+use rusqlite::{Connection, OpenFlags, Transaction, TransactionBehavior, params};
+
+use super::{CaseInfo, Protocol, StoreError, StoreResult, StudySettings, StudyStore};
+
+use queries::audit;
+pub use schema::SCHEMA_VERSION;
+use schema::{COORDINATOR, MIGRATIONS, configure};
+
+/// A study kept in one SQLite file.
+pub struct SqliteStore {
+    path: PathBuf,
+    conn: Mutex<Connection>,
+}
+
+impl std::fmt::Debug for SqliteStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SqliteStore")
+            .field("path", &self.path)
+            .finish()
+    }
+}
+
+impl SqliteStore {
+    /// Creates a new study file (refuses to overwrite anything).
+    pub fn create(path: &Path, protocol: Protocol, seed: u64) -> StoreResult<Self> {
+        if path.exists() {
+            return Err(StoreError::AlreadyExists(path.to_path_buf()));
+        }
+        let conn = Connection::open_with_flags(
+            path,
+            OpenFlags::SQLITE_OPEN_READ_WRITE
+                | OpenFlags::SQLITE_OPEN_CREATE
+                | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .map_err(|source| StoreError::Database {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let store = Self {
+            path: path.to_path_buf(),
+            conn: Mutex::new(conn),
+        };
+        {
+            let mut conn = store.conn();
+            configure(&conn).map_err(|e| store.db(e))?;
+            let tx = conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(|e| store.db(e))?;
+            for sql in MIGRATIONS {
+                tx.execute_batch(sql).map_err(|e| store.db(e))?;
+            }
+            let settings = StudySettings {
+                reveal_readers_after_commit: protocol == Protocol::Single,
+                reveal_model_after_commit: true,
+            };
+            for (k, v) in [
+                ("protocol", protocol.as_str().to_string()),
+                ("seed", seed.to_string()),
+                ("locked", "0".to_string()),
+                (
+                    "settings",
+                    serde_json::to_string(&settings).unwrap_or_default(),
+                ),
+            ] {
+                tx.execute(
+                    "INSERT INTO meta (key, value) VALUES (?1, ?2)",
+                    params![k, v],
+                )
+                .map_err(|e| store.db(e))?;
+            }
+            tx.pragma_update(None, "user_version", SCHEMA_VERSION)
+                .map_err(|e| store.db(e))?;
+            audit(
+                &tx,
+                COORDINATOR,
+                "create_study",
+                None,
+                None,
+                Some(&format!(
+                    "{{\"protocol\":\"{}\",\"seed\":{seed}}}",
+                    protocol.as_str()
+                )),
+                None,
+            )
+            .map_err(|e| store.db(e))?;
+            tx.commit().map_err(|e| store.db(e))?;
+        }
+        Ok(store)
+    }
+
+    /// Opens an existing study file, checking that it is an intact Sacro study of a known schema, and
+    /// migrating an older schema in place.
+    pub fn open(path: &Path) -> StoreResult<Self> {
+        if !path.is_file() {
+            return Err(StoreError::NotFound(path.to_path_buf()));
+        }
+        let corrupt = |detail: String| StoreError::Corrupt {
+            path: path.to_path_buf(),
+            detail,
+        };
+        let conn = Connection::open_with_flags(
+            path,
+            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .map_err(|e| corrupt(e.to_string()))?;
+        configure(&conn).map_err(|e| corrupt(e.to_string()))?;
+        let check: String = conn
+            .query_row("PRAGMA quick_check", [], |r| r.get(0))
+            .map_err(|e| corrupt(e.to_string()))?;
+        if check != "ok" {
+            return Err(corrupt(format!("integrity check: {check}")));
+        }
+        let version: i64 = conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .map_err(|e| corrupt(e.to_string()))?;
+        if version > SCHEMA_VERSION {
+            return Err(StoreError::NewerSchema {
+                path: path.to_path_buf(),
+                found: version,
+                supported: SCHEMA_VERSION,
+            });
+        }
+        if version < 1 {
+            return Err(corrupt(
+                "no Sacro schema in this database (another application's file?)".into(),
+            ));
+        }
+        let has_meta: bool = conn
+            .query_row(
+                "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'meta'",
+                [],
+                |r| r.get::<_, i64>(0),
+            )
+            .map_err(|e| corrupt(e.to_string()))?
+            == 1;
+        if !has_meta {
+            return Err(corrupt(
+                "schema version set but the study tables are missing".into(),
+            ));
+        }
+        let store = Self {
+            path: path.to_path_buf(),
+            conn: Mutex::new(conn),
+        };
+        store.migrate(version)?;
+        store.info()?;
+        Ok(store)
+    }
+
+    pub(super) fn migrate(&self, from: i64) -> StoreResult<()> {
+        if from >= SCHEMA_VERSION {
+            return Ok(());
+        }
+        let mut conn = self.conn();
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(|e| self.db(e))?;
+        for sql in &MIGRATIONS[from as usize..] {
+            tx.execute_batch(sql).map_err(|e| self.db(e))?;
+        }
+        tx.pragma_update(None, "user_version", SCHEMA_VERSION)
+            .map_err(|e| self.db(e))?;
+        tx.commit().map_err(|e| self.db(e))
+    }
+
+    /// The study file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The folder case paths are relative to (the study file's folder).
+    pub fn base_dir(&self) -> PathBuf {
+        self.path
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .map(Path::to_path_buf)
+            .unwrap_or_else(|| PathBuf::from("."))
+    }
+
+    /// The file of a case, resolved against the study's folder.
+    pub fn resolve(&self, case: &CaseInfo) -> Option<PathBuf> {
+        case.path.as_ref().map(|p| {
+            if p.is_absolute() {
+                p.clone()
+            } else {
+                self.base_dir().join(p)
+            }
+        })
+    }
+
+    /// SQLite's full integrity check ("ok" when intact).
+    pub fn integrity_check(&self) -> StoreResult<String> {
+        self.conn()
+            .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+            .map_err(|e| self.db(e))
+    }
+
+    pub(super) fn conn(&self) -> MutexGuard<'_, Connection> {
+        self.conn.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub(super) fn db(&self, source: rusqlite::Error) -> StoreError {
+        if let rusqlite::Error::SqliteFailure(_, Some(msg)) = &source
+            && msg.contains("study is locked")
+        {
+            return StoreError::Locked;
+        }
+        if let rusqlite::Error::SqliteFailure(e, _) = &source
+            && matches!(
+                e.code,
+                rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked
+            )
+        {
+            return StoreError::Busy(self.path.clone());
+        }
+        StoreError::Database {
+            path: self.path.clone(),
+            source,
+        }
+    }
+
+    /// How long a write waits for another program's write lock before failing with
+    /// [`StoreError::Busy`] (30 s by default; the desktop app uses a short wait so that its window never
+    /// freezes).
+    pub fn set_busy_timeout(&self, timeout: std::time::Duration) -> StoreResult<()> {
+        self.conn().busy_timeout(timeout).map_err(|e| self.db(e))
+    }
+
+    /// Runs `f` in one IMMEDIATE write transaction; any error rolls everything back.
+    pub(super) fn write<T>(
+        &self,
+        f: impl FnOnce(&Transaction<'_>) -> StoreResult<T>,
+    ) -> StoreResult<T> {
+        let mut conn = self.conn();
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(|e| self.db(e))?;
+        let value = f(&tx)?;
+        tx.commit().map_err(|e| self.db(e))?;
+        Ok(value)
+    }
+}

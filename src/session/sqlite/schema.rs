@@ -1,0 +1,92 @@
+//! The SQLite study file's schema: its version, the migrations that build it step by step (tables,
+//! indexes and the triggers that keep the audit trail append-only and a locked study unchanged), and the
+//! connection settings every open applies.
+
+use rusqlite::Connection;
+
+/// Newest schema version this build writes and reads.
+pub const SCHEMA_VERSION: i64 = 2;
+pub(super) const COORDINATOR: &str = "coordinator";
+pub(super) const NOW: &str = "strftime('%Y-%m-%dT%H:%M:%fZ','now')";
+
+/// Migrations: entry `i` brings a study from schema version `i` to `i + 1`.
+pub(super) const MIGRATIONS: &[&str] = &[
+    r#"
+CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE readers (
+    id INTEGER PRIMARY KEY,
+    name TEXT NOT NULL UNIQUE,
+    role TEXT NOT NULL,
+    created_at TEXT NOT NULL
+);
+CREATE TABLE cases (
+    id TEXT PRIMARY KEY,
+    path TEXT,
+    sop_instance_uid TEXT,
+    added_at TEXT NOT NULL,
+    CHECK (path IS NOT NULL OR sop_instance_uid IS NOT NULL)
+);
+CREATE TABLE readings (
+    case_id TEXT NOT NULL REFERENCES cases(id),
+    reader_id INTEGER NOT NULL REFERENCES readers(id),
+    left_grade INTEGER CHECK (left_grade BETWEEN 0 AND 4),
+    right_grade INTEGER CHECK (right_grade BETWEEN 0 AND 4),
+    not_assessable TEXT,
+    comment TEXT,
+    committed_at TEXT NOT NULL,
+    PRIMARY KEY (case_id, reader_id),
+    CHECK ((left_grade IS NOT NULL AND right_grade IS NOT NULL AND not_assessable IS NULL)
+        OR (left_grade IS NULL AND right_grade IS NULL AND not_assessable IS NOT NULL))
+);
+CREATE TABLE audit (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    at TEXT NOT NULL,
+    actor TEXT NOT NULL,
+    action TEXT NOT NULL,
+    case_id TEXT,
+    old_value TEXT,
+    new_value TEXT,
+    reason TEXT
+);
+CREATE TABLE predictions (
+    case_id TEXT NOT NULL REFERENCES cases(id),
+    model_sha256 TEXT NOT NULL,
+    probability REAL NOT NULL CHECK (probability >= 0.0 AND probability <= 1.0),
+    created_at TEXT NOT NULL,
+    PRIMARY KEY (case_id, model_sha256)
+);
+CREATE TRIGGER audit_no_update BEFORE UPDATE ON audit BEGIN SELECT RAISE(ABORT, 'audit rows are append-only'); END;
+CREATE TRIGGER audit_no_delete BEFORE DELETE ON audit BEGIN SELECT RAISE(ABORT, 'audit rows are append-only'); END;
+CREATE TRIGGER readings_locked_insert BEFORE INSERT ON readings
+    WHEN (SELECT value FROM meta WHERE key = 'locked') = '1' BEGIN SELECT RAISE(ABORT, 'study is locked'); END;
+CREATE TRIGGER readings_locked_update BEFORE UPDATE ON readings
+    WHEN (SELECT value FROM meta WHERE key = 'locked') = '1' BEGIN SELECT RAISE(ABORT, 'study is locked'); END;
+CREATE TRIGGER readings_locked_delete BEFORE DELETE ON readings
+    WHEN (SELECT value FROM meta WHERE key = 'locked') = '1' BEGIN SELECT RAISE(ABORT, 'study is locked'); END;
+"#,
+    r#"
+CREATE TABLE crops (
+    case_id TEXT PRIMARY KEY REFERENCES cases(id),
+    x INTEGER NOT NULL CHECK (x >= 0),
+    y INTEGER NOT NULL CHECK (y >= 0),
+    width INTEGER NOT NULL CHECK (width > 0),
+    height INTEGER NOT NULL CHECK (height > 0),
+    set_by TEXT NOT NULL,
+    set_at TEXT NOT NULL
+);
+CREATE TRIGGER crops_locked_insert BEFORE INSERT ON crops
+    WHEN (SELECT value FROM meta WHERE key = 'locked') = '1' BEGIN SELECT RAISE(ABORT, 'study is locked'); END;
+CREATE TRIGGER crops_locked_update BEFORE UPDATE ON crops
+    WHEN (SELECT value FROM meta WHERE key = 'locked') = '1' BEGIN SELECT RAISE(ABORT, 'study is locked'); END;
+CREATE TRIGGER crops_locked_delete BEFORE DELETE ON crops
+    WHEN (SELECT value FROM meta WHERE key = 'locked') = '1' BEGIN SELECT RAISE(ABORT, 'study is locked'); END;
+"#,
+];
+
+pub(super) fn configure(conn: &Connection) -> rusqlite::Result<()> {
+    conn.busy_timeout(std::time::Duration::from_secs(30))?;
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    conn.pragma_update(None, "synchronous", "FULL")?;
+    conn.pragma_update(None, "foreign_keys", "ON")?;
+    Ok(())
+}

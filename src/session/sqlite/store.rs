@@ -1,0 +1,499 @@
+//! [`StudyStore`] for the SQLite file: each method one transaction, each write with its audit row.
+
+use std::path::PathBuf;
+
+use rusqlite::{OptionalExtension, params};
+
+use super::SqliteStore;
+use super::queries::{audit, reading_to_row};
+use super::schema::{COORDINATOR, NOW};
+use crate::grading::Reading;
+use crate::session::consensus::assigned;
+use crate::session::rules::{order_key, valid_case_id, validate_reading};
+use crate::session::{
+    AuditRow, CaseInfo, CommitOutcome, CropRect, NewCase, PredictionRecord, ReaderInfo,
+    ReadingRecord, Role, StoreError, StoreResult, StudyInfo, StudySettings, StudyStore,
+    WorklistEntry,
+};
+
+impl StudyStore for SqliteStore {
+    fn info(&self) -> StoreResult<StudyInfo> {
+        self.info_in(&self.conn())
+    }
+
+    fn set_settings(&self, settings: StudySettings) -> StoreResult<()> {
+        self.write(|tx| {
+            self.ensure_unlocked(tx)?;
+            let old = self.meta(tx, "settings")?;
+            let new =
+                serde_json::to_string(&settings).map_err(|e| StoreError::Invalid(e.to_string()))?;
+            tx.execute("UPDATE meta SET value = ?1 WHERE key = 'settings'", [&new])
+                .map_err(|e| self.db(e))?;
+            audit(
+                tx,
+                COORDINATOR,
+                "settings",
+                None,
+                Some(&old),
+                Some(&new),
+                None,
+            )
+            .map_err(|e| self.db(e))?;
+            Ok(())
+        })
+    }
+
+    fn add_reader(&self, name: &str, role: Role) -> StoreResult<ReaderInfo> {
+        let name = name.trim();
+        if name.is_empty() || name.len() > 100 || name.chars().any(char::is_control) {
+            return Err(StoreError::Invalid(format!(
+                "reader name {name:?}: 1–100 printable characters needed"
+            )));
+        }
+        self.write(|tx| {
+            self.ensure_unlocked(tx)?;
+            let info = self.info_in(tx)?;
+            if !info.protocol.roles().contains(&role) {
+                return Err(StoreError::RoleNotAllowed {
+                    role: role.as_str(),
+                    protocol: info.protocol.as_str(),
+                    detail: format!(
+                        "roles here: {}",
+                        info.protocol
+                            .roles()
+                            .iter()
+                            .map(|r| r.as_str())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                });
+            }
+            let readers = self.readers_in(tx)?;
+            if readers.iter().any(|r| r.name == name) {
+                return Err(StoreError::DuplicateReader(name.to_string()));
+            }
+            if role != Role::Reader
+                && let Some(other) = readers.iter().find(|r| r.role == role)
+            {
+                return Err(StoreError::RoleNotAllowed {
+                    role: role.as_str(),
+                    protocol: info.protocol.as_str(),
+                    detail: format!("already taken by {:?}", other.name),
+                });
+            }
+            tx.execute(
+                &format!("INSERT INTO readers (name, role, created_at) VALUES (?1, ?2, {NOW})"),
+                params![name, role.as_str()],
+            )
+            .map_err(|e| self.db(e))?;
+            let id = tx.last_insert_rowid();
+            audit(
+                tx,
+                COORDINATOR,
+                "add_reader",
+                None,
+                None,
+                Some(&format!(
+                    "{{\"name\":{},\"role\":\"{}\"}}",
+                    serde_json::Value::from(name),
+                    role.as_str()
+                )),
+                None,
+            )
+            .map_err(|e| self.db(e))?;
+            Ok(ReaderInfo {
+                id,
+                name: name.to_string(),
+                role,
+            })
+        })
+    }
+
+    fn readers(&self) -> StoreResult<Vec<ReaderInfo>> {
+        self.readers_in(&self.conn())
+    }
+
+    fn add_cases(&self, cases: &[NewCase]) -> StoreResult<Vec<CaseInfo>> {
+        self.write(|tx| {
+            self.ensure_unlocked(tx)?;
+            let existing = self.cases_in(tx)?;
+            let mut next = existing
+                .iter()
+                .filter_map(|c| c.id.strip_prefix('C').and_then(|n| n.parse::<u64>().ok()))
+                .max()
+                .unwrap_or(0)
+                + 1;
+            let mut taken: std::collections::HashSet<String> = existing.iter().map(|c| c.id.clone()).collect();
+            let mut known_paths: std::collections::HashMap<String, String> = existing
+                .iter()
+                .filter_map(|c| c.path.as_ref().map(|p| (p.to_string_lossy().into_owned(), c.id.clone())))
+                .collect();
+            let mut known_uids: std::collections::HashMap<String, String> = existing
+                .iter()
+                .filter_map(|c| c.sop_instance_uid.clone().map(|u| (u, c.id.clone())))
+                .collect();
+            let mut added = Vec::with_capacity(cases.len());
+            for (i, case) in cases.iter().enumerate() {
+                if case.path.is_none() && case.sop_instance_uid.is_none() {
+                    return Err(StoreError::Invalid(format!("case {}: needs a path or a SOP Instance UID", i + 1)));
+                }
+                let id = match &case.case_id {
+                    Some(id) => {
+                        if !valid_case_id(id) {
+                            return Err(StoreError::Invalid(format!(
+                                "case ID {id:?}: 1–64 letters, digits, '-', '_' or '.' needed"
+                            )));
+                        }
+                        id.clone()
+                    }
+                    None => loop {
+                        let id = format!("C{next:04}");
+                        next += 1;
+                        if !taken.contains(&id) {
+                            break id;
+                        }
+                    },
+                };
+                if !taken.insert(id.clone()) {
+                    return Err(StoreError::DuplicateCase(id));
+                }
+                let path = case.path.as_deref().map(|p| self.stored_path(p));
+                if let Some(p) = &path
+                    && let Some(other) = known_paths.insert(p.clone(), id.clone()) {
+                        return Err(StoreError::Invalid(format!("{p}: already in the study as case {other}")));
+                    }
+                if let Some(u) = &case.sop_instance_uid
+                    && let Some(other) = known_uids.insert(u.clone(), id.clone()) {
+                        return Err(StoreError::Invalid(format!(
+                            "SOP Instance UID {u}: already in the study as case {other}"
+                        )));
+                    }
+                tx.execute(
+                    &format!("INSERT INTO cases (id, path, sop_instance_uid, added_at) VALUES (?1, ?2, ?3, {NOW})"),
+                    params![id, path, case.sop_instance_uid],
+                )
+                .map_err(|e| self.db(e))?;
+                audit(tx, COORDINATOR, "add_case", Some(&id), None, None, None).map_err(|e| self.db(e))?;
+                added.push(CaseInfo {
+                    id,
+                    path: path.map(PathBuf::from),
+                    sop_instance_uid: case.sop_instance_uid.clone(),
+                });
+            }
+            Ok(added)
+        })
+    }
+
+    fn cases(&self) -> StoreResult<Vec<CaseInfo>> {
+        self.cases_in(&self.conn())
+    }
+
+    fn case(&self, case_id: &str) -> StoreResult<CaseInfo> {
+        self.cases()?
+            .into_iter()
+            .find(|c| c.id == case_id)
+            .ok_or_else(|| StoreError::UnknownCase(case_id.to_string()))
+    }
+
+    fn worklist(&self, reader: &str) -> StoreResult<Vec<WorklistEntry>> {
+        let conn = self.conn();
+        let info = self.info_in(&conn)?;
+        let reader = self.reader_in(&conn, reader)?;
+        let readings = self.readings_in(&conn, None)?;
+        let mut list: Vec<(u64, WorklistEntry)> = self
+            .case_ids(&conn)?
+            .into_iter()
+            .filter_map(|case_id| {
+                let of_case: Vec<&ReadingRecord> =
+                    readings.iter().filter(|r| r.case_id == case_id).collect();
+                assigned(info.protocol, &reader, &of_case).then(|| {
+                    let done = of_case.iter().any(|r| r.reader == reader.name);
+                    (
+                        order_key(info.seed, reader.id, &case_id),
+                        WorklistEntry { case_id, done },
+                    )
+                })
+            })
+            .collect();
+        list.sort_by(|a, b| a.0.cmp(&b.0).then_with(|| a.1.case_id.cmp(&b.1.case_id)));
+        Ok(list.into_iter().map(|(_, e)| e).collect())
+    }
+
+    fn commit_reading(
+        &self,
+        reader: &str,
+        case_id: &str,
+        reading: &Reading,
+        reason: Option<&str>,
+    ) -> StoreResult<CommitOutcome> {
+        validate_reading(reading)?;
+        self.write(|tx| {
+            self.ensure_unlocked(tx)?;
+            let info = self.info_in(tx)?;
+            let reader = self.reader_in(tx, reader)?;
+            self.ensure_case(tx, case_id)?;
+            let of_case = self.readings_in(tx, Some(case_id))?;
+            let refs: Vec<&ReadingRecord> = of_case.iter().collect();
+            if !assigned(info.protocol, &reader, &refs) {
+                return Err(StoreError::NotAssigned {
+                    reader: reader.name.clone(),
+                    case: case_id.to_string(),
+                });
+            }
+            let old = of_case.iter().find(|r| r.reader == reader.name);
+            if old.is_some_and(|o| &o.reading == reading) {
+                return Ok(CommitOutcome::Unchanged);
+            }
+            let (l, r, na) = reading_to_row(reading);
+            tx.execute(
+                &format!(
+                    "INSERT INTO readings (case_id, reader_id, left_grade, right_grade, not_assessable, comment, committed_at)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, {NOW})
+                     ON CONFLICT (case_id, reader_id) DO UPDATE SET left_grade = excluded.left_grade,
+                       right_grade = excluded.right_grade, not_assessable = excluded.not_assessable,
+                       comment = excluded.comment, committed_at = excluded.committed_at"
+                ),
+                params![case_id, reader.id, l, r, na, reading.comment],
+            )
+            .map_err(|e| self.db(e))?;
+            let new_json = serde_json::to_string(reading).map_err(|e| StoreError::Invalid(e.to_string()))?;
+            let old_json = old
+                .map(|o| serde_json::to_string(&o.reading))
+                .transpose()
+                .map_err(|e| StoreError::Invalid(e.to_string()))?;
+            let action = if old.is_some() { "change_reading" } else { "create_reading" };
+            audit(tx, &reader.name, action, Some(case_id), old_json.as_deref(), Some(&new_json), reason)
+                .map_err(|e| self.db(e))?;
+            Ok(if old.is_some() { CommitOutcome::Changed } else { CommitOutcome::Created })
+        })
+    }
+
+    fn delete_reading(&self, reader: &str, case_id: &str, reason: &str) -> StoreResult<()> {
+        if reason.trim().is_empty() {
+            return Err(StoreError::Invalid(
+                "deleting a reading needs a reason".into(),
+            ));
+        }
+        self.write(|tx| {
+            self.ensure_unlocked(tx)?;
+            let reader = self.reader_in(tx, reader)?;
+            self.ensure_case(tx, case_id)?;
+            let old = self.own_in(tx, &reader, case_id)?.ok_or_else(|| {
+                StoreError::Invalid(format!(
+                    "{} has no reading of case {case_id} to delete",
+                    reader.name
+                ))
+            })?;
+            tx.execute(
+                "DELETE FROM readings WHERE case_id = ?1 AND reader_id = ?2",
+                params![case_id, reader.id],
+            )
+            .map_err(|e| self.db(e))?;
+            let old_json = serde_json::to_string(&old.reading)
+                .map_err(|e| StoreError::Invalid(e.to_string()))?;
+            audit(
+                tx,
+                &reader.name,
+                "delete_reading",
+                Some(case_id),
+                Some(&old_json),
+                None,
+                Some(reason),
+            )
+            .map_err(|e| self.db(e))?;
+            Ok(())
+        })
+    }
+
+    fn own_reading(&self, reader: &str, case_id: &str) -> StoreResult<Option<ReadingRecord>> {
+        let conn = self.conn();
+        let reader = self.reader_in(&conn, reader)?;
+        self.ensure_case(&conn, case_id)?;
+        self.own_in(&conn, &reader, case_id)
+    }
+
+    fn others_readings(&self, reader: &str, case_id: &str) -> StoreResult<Vec<ReadingRecord>> {
+        let conn = self.conn();
+        let reader = self.reveal_gate(&conn, reader, case_id, "other readers' readings", |s| {
+            s.reveal_readers_after_commit
+                .then_some(())
+                .ok_or("in this study: readers stay blinded to each other (coordinator setting)")
+        })?;
+        Ok(self
+            .readings_in(&conn, Some(case_id))?
+            .into_iter()
+            .filter(|r| r.reader != reader.name)
+            .collect())
+    }
+
+    fn all_readings(&self) -> StoreResult<Vec<ReadingRecord>> {
+        self.readings_in(&self.conn(), None)
+    }
+
+    fn record_prediction(
+        &self,
+        case_id: &str,
+        model_sha256: &str,
+        probability: f64,
+    ) -> StoreResult<()> {
+        if !(0.0..=1.0).contains(&probability) {
+            return Err(StoreError::Invalid(format!(
+                "probability {probability} is not in [0, 1]"
+            )));
+        }
+        self.write(|tx| {
+            self.ensure_case(tx, case_id)?;
+            tx.execute(
+                &format!(
+                    "INSERT INTO predictions (case_id, model_sha256, probability, created_at) VALUES (?1, ?2, ?3, {NOW})
+                     ON CONFLICT (case_id, model_sha256) DO UPDATE SET probability = excluded.probability"
+                ),
+                params![case_id, model_sha256, probability],
+            )
+            .map_err(|e| self.db(e))?;
+            Ok(())
+        })
+    }
+
+    fn predictions(&self, model_sha256: &str) -> StoreResult<Vec<PredictionRecord>> {
+        let conn = self.conn();
+        let mut stmt = conn
+            .prepare(
+                "SELECT case_id, probability FROM predictions WHERE model_sha256 = ?1 ORDER BY case_id",
+            )
+            .map_err(|e| self.db(e))?;
+        let rows = stmt
+            .query_map(params![model_sha256], |r| {
+                Ok(PredictionRecord {
+                    case_id: r.get(0)?,
+                    model_sha256: model_sha256.to_string(),
+                    probability: r.get(1)?,
+                })
+            })
+            .map_err(|e| self.db(e))?;
+        rows.collect::<Result<Vec<_>, _>>().map_err(|e| self.db(e))
+    }
+
+    fn prediction_for_reader(
+        &self,
+        reader: &str,
+        case_id: &str,
+        model_sha256: &str,
+    ) -> StoreResult<Option<PredictionRecord>> {
+        let conn = self.conn();
+        self.reveal_gate(&conn, reader, case_id, "the model's output", |s| {
+            s.reveal_model_after_commit
+                .then_some(())
+                .ok_or("in this study (coordinator setting)")
+        })?;
+        conn.query_row(
+            "SELECT probability FROM predictions WHERE case_id = ?1 AND model_sha256 = ?2",
+            params![case_id, model_sha256],
+            |r| r.get::<_, f64>(0),
+        )
+        .optional()
+        .map_err(|e| self.db(e))
+        .map(|p| {
+            p.map(|probability| PredictionRecord {
+                case_id: case_id.to_string(),
+                model_sha256: model_sha256.to_string(),
+                probability,
+            })
+        })
+    }
+
+    fn lock(&self) -> StoreResult<()> {
+        self.write(|tx| {
+            self.ensure_unlocked(tx)?;
+            tx.execute("UPDATE meta SET value = '1' WHERE key = 'locked'", [])
+                .map_err(|e| self.db(e))?;
+            audit(tx, COORDINATOR, "lock", None, None, None, None).map_err(|e| self.db(e))?;
+            Ok(())
+        })
+    }
+
+    fn set_crop(&self, actor: &str, case_id: &str, crop: Option<CropRect>) -> StoreResult<()> {
+        self.write(|tx| {
+            self.ensure_unlocked(tx)?;
+            let exists: i64 = tx
+                .query_row("SELECT count(*) FROM cases WHERE id = ?1", [case_id], |r| r.get(0))
+                .map_err(|e| self.db(e))?;
+            if exists == 0 {
+                return Err(StoreError::UnknownCase(case_id.to_string()));
+            }
+            let old: Option<String> = tx
+                .query_row(
+                    "SELECT x || ',' || y || ',' || width || ',' || height FROM crops WHERE case_id = ?1",
+                    [case_id],
+                    |r| r.get(0),
+                )
+                .optional()
+                .map_err(|e| self.db(e))?;
+            let new = crop.map(|c| format!("{},{},{},{}", c.x, c.y, c.width, c.height));
+            if old == new {
+                return Ok(());
+            }
+            match crop {
+                Some(c) => {
+                    if c.width == 0 || c.height == 0 {
+                        return Err(StoreError::Invalid("a crop needs a non-zero size".into()));
+                    }
+                    tx.execute(
+                        &format!(
+                            "INSERT INTO crops (case_id, x, y, width, height, set_by, set_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, {NOW})
+                             ON CONFLICT(case_id) DO UPDATE SET x = ?2, y = ?3, width = ?4, height = ?5, set_by = ?6, set_at = {NOW}"
+                        ),
+                        params![case_id, c.x, c.y, c.width, c.height, actor],
+                    )
+                    .map_err(|e| self.db(e))?;
+                }
+                None => {
+                    tx.execute("DELETE FROM crops WHERE case_id = ?1", [case_id])
+                        .map_err(|e| self.db(e))?;
+                }
+            }
+            audit(tx, actor, "set_crop", Some(case_id), old.as_deref(), new.as_deref(), None)
+                .map_err(|e| self.db(e))?;
+            Ok(())
+        })
+    }
+
+    fn crop(&self, case_id: &str) -> StoreResult<Option<CropRect>> {
+        let conn = self.conn();
+        conn.query_row(
+            "SELECT x, y, width, height FROM crops WHERE case_id = ?1",
+            [case_id],
+            |r| {
+                Ok(CropRect {
+                    x: r.get(0)?,
+                    y: r.get(1)?,
+                    width: r.get(2)?,
+                    height: r.get(3)?,
+                })
+            },
+        )
+        .optional()
+        .map_err(|e| self.db(e))
+    }
+
+    fn audit(&self) -> StoreResult<Vec<AuditRow>> {
+        let conn = self.conn();
+        let mut stmt = conn
+            .prepare("SELECT seq, at, actor, action, case_id, old_value, new_value, reason FROM audit ORDER BY seq")
+            .map_err(|e| self.db(e))?;
+        stmt.query_map([], |r| {
+            Ok(AuditRow {
+                seq: r.get(0)?,
+                at: r.get(1)?,
+                actor: r.get(2)?,
+                action: r.get(3)?,
+                case_id: r.get(4)?,
+                old_value: r.get(5)?,
+                new_value: r.get(6)?,
+                reason: r.get(7)?,
+            })
+        })
+        .and_then(Iterator::collect)
+        .map_err(|e| self.db(e))
+    }
+}
