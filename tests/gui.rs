@@ -578,7 +578,7 @@ fn the_whole_study_is_predicted_and_the_compare_table_filters_and_opens_cases() 
     h.run();
     match &h.state().source {
         sacro::gui::app::Source::Study(s) => {
-            assert!(s.review && !s.coordinator);
+            assert!(s.mode.is_reviewing() && !s.mode.is_coordinating());
             assert_eq!(s.worklist[s.index].case_id, "C0006");
         }
         _ => unreachable!(),
@@ -587,7 +587,7 @@ fn the_whole_study_is_predicted_and_the_compare_table_filters_and_opens_cases() 
     h.get_by_label_contains("Model: probability");
     h.get_by_label("Back to the compare table").click();
     h.run();
-    assert!(matches!(&h.state().source, sacro::gui::app::Source::Study(s) if s.coordinator));
+    assert!(matches!(&h.state().source, sacro::gui::app::Source::Study(s) if s.is_coordinating()));
 }
 
 #[test]

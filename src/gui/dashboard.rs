@@ -9,6 +9,7 @@ use std::sync::mpsc::{Receiver, channel};
 use egui::{Color32, RichText};
 use egui_plot::{Legend, Line, Plot, PlotPoints, Points};
 
+use super::command::{Command, Commands, Level};
 use crate::report::study::Reference;
 use crate::report::{self, Analysis, CutoffSource, Settings};
 use crate::session::StudyStore;
@@ -124,21 +125,26 @@ impl Dashboard {
         }
     }
 
+    /// Whether the analysis shown is not the one for the chosen reference and `sha` (nor running):
+    /// the app then starts it ([`Dashboard::start`], from the study's store).
+    pub fn wants_analysis(&self, sha: &str) -> bool {
+        !self.running() && self.computed_for != Some((self.reference.clone(), sha.to_string()))
+    }
+
     /// Draws the dashboard. `readers` are the study's readers (possible references); `model` is the
-    /// loaded model's SHA-256 and cut-offs.
+    /// loaded model's SHA-256 and cut-offs. Sends [`Command::StartAnalysis`] when the analysis shown is
+    /// not the one chosen.
     pub fn ui(
         &mut self,
         ui: &mut egui::Ui,
-        store: &dyn StudyStore,
-        path: &Path,
         readers: &[String],
         model: Option<(&str, Option<Cutoffs>)>,
-    ) -> Vec<String> {
-        let mut notes = Vec::new();
+        commands: &mut Commands,
+    ) {
         self.poll();
-        let Some((sha, card_cutoffs)) = model else {
+        let Some((sha, _)) = model else {
             ui.label("Load a model (top bar) and predict the study to see its statistics.");
-            return notes;
+            return;
         };
         ui.horizontal(|ui| {
             let label = |r: &Reference| match r {
@@ -166,17 +172,16 @@ impl Dashboard {
                 ui.label("bootstrap running…");
             }
         });
-        let wanted = Some((self.reference.clone(), sha.to_string()));
-        if self.computed_for != wanted && !self.running() {
-            self.start(store, path, sha, card_cutoffs, ui.ctx());
+        if self.wants_analysis(sha) {
+            commands.send(Command::StartAnalysis);
         }
         let a = match &self.result {
             Some(Ok(a)) => a.clone(),
             Some(Err(e)) => {
                 ui.colored_label(Color32::LIGHT_RED, e);
-                return notes;
+                return;
             }
-            None => return notes,
+            None => return,
         };
         ui.label(
             RichText::new(format!(
@@ -210,14 +215,17 @@ impl Dashboard {
             if ui.button("Export report").clicked() {
                 let dir = PathBuf::from(self.export_dir.trim());
                 if self.export_dir.trim().is_empty() {
-                    notes.push("type a folder for the report first".into());
+                    commands.notify("type a folder for the report first", Level::Error);
                 } else {
                     match report::write_report(&dir, &a) {
-                        Ok(()) => notes.push(format!(
-                            "report written to {} (report.html, report.md, CSV, plots)",
-                            dir.display()
-                        )),
-                        Err(e) => notes.push(e.to_string()),
+                        Ok(()) => commands.notify(
+                            format!(
+                                "report written to {} (report.html, report.md, CSV, plots)",
+                                dir.display()
+                            ),
+                            Level::Info,
+                        ),
+                        Err(e) => commands.notify(e.to_string(), Level::Error),
                     }
                 }
             }
@@ -229,7 +237,6 @@ impl Dashboard {
             });
             tables(ui, &a);
         });
-        notes
     }
 }
 

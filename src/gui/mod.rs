@@ -2,10 +2,14 @@
 //! module that knows a window exists; everything it shows comes from the library's other modules.
 
 pub mod app;
+mod apply;
+pub mod command;
 pub mod compare;
 pub mod dashboard;
 pub mod loader;
 pub mod model;
+pub mod panels;
+pub mod study;
 pub mod training;
 pub mod viewer;
 

@@ -1,0 +1,259 @@
+//! An open study in the app: its store, what was read from it, the reading state of the current case
+//! and the study's mode (choosing a reader, reading, coordinating, reviewing) as one enum holding what
+//! belongs to that mode. Changed only by [`super::apply`]; panels read it.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+pub use super::command::CoordinatorTab;
+use super::compare::CompareView;
+use super::dashboard::Dashboard;
+use super::model::StudyRun;
+use super::panels::coordinator::{CoordinatorParts, OverviewForm};
+use super::panels::grading::Draft;
+use crate::session::{
+    CropRect, ReaderInfo, ReadingRecord, SqliteStore, StoreError, StudyInfo, StudyStatus,
+    StudyStore, WorklistEntry,
+};
+
+/// What the user is doing with the study.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum StudyMode {
+    /// Nobody is reading yet: the reader is to be chosen.
+    #[default]
+    ChoosingReader,
+    /// A reader reads their work list.
+    Reading {
+        /// Who reads.
+        reader: String,
+    },
+    /// The coordinator's view.
+    Coordinating {
+        /// The tab shown.
+        tab: CoordinatorTab,
+    },
+    /// The coordinator reviews cases opened from the compare table: every case, no grading.
+    Reviewing,
+}
+
+impl StudyMode {
+    /// The reader, when reading.
+    pub fn reader(&self) -> Option<&str> {
+        match self {
+            Self::Reading { reader } => Some(reader),
+            _ => None,
+        }
+    }
+
+    /// Whether the coordinator view is shown.
+    pub fn is_coordinating(&self) -> bool {
+        matches!(self, Self::Coordinating { .. })
+    }
+
+    /// Whether the coordinator is reviewing cases.
+    pub fn is_reviewing(&self) -> bool {
+        matches!(self, Self::Reviewing)
+    }
+}
+
+/// An open study.
+pub struct StudySession {
+    /// Study file.
+    pub path: PathBuf,
+    /// Its store.
+    pub store: SqliteStore,
+    /// Protocol, lock, settings.
+    pub info: StudyInfo,
+    /// Readers.
+    pub readers: Vec<ReaderInfo>,
+    /// Choosing a reader, reading, coordinating or reviewing.
+    pub mode: StudyMode,
+    /// The work list (the reader's, or every case when reviewing).
+    pub worklist: Vec<WorklistEntry>,
+    /// Position in it.
+    pub index: usize,
+    /// The reading being prepared.
+    pub draft: Draft,
+    /// The reader's committed reading of the current case.
+    pub own: Option<ReadingRecord>,
+    /// Other readers' readings (only after the reader's own commit and if the study allows).
+    pub others: Option<Vec<ReadingRecord>>,
+    /// The current case's crop rectangle.
+    pub crop: Option<CropRect>,
+    /// Coordinator's progress figures (reloaded on demand).
+    pub status: Option<StudyStatus>,
+    /// Cases with a recorded prediction of the loaded model: (model SHA-256, count), reloaded when
+    /// predictions are recorded or the model changes.
+    pub recorded: Option<(String, usize)>,
+    /// What the coordinator sees (progress, prediction count, compare table) must be reloaded.
+    pub(super) stale: bool,
+    /// The coordinator overview's form (new reader, export file, lock confirmation).
+    pub overview: OverviewForm,
+    /// The compare table (rebuilt when readings or predictions change).
+    pub compare: Option<CompareView>,
+    /// The statistics dashboard.
+    pub dashboard: Dashboard,
+    /// The model running over the whole study.
+    pub study_run: Option<StudyRun>,
+    /// Each case's film, resolved once at opening (asked for several times a frame).
+    pub(super) paths: HashMap<String, PathBuf>,
+}
+
+impl std::fmt::Debug for StudySession {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StudySession")
+            .field("path", &self.path)
+            .field("mode", &self.mode)
+            .field("index", &self.index)
+            .finish()
+    }
+}
+
+impl StudySession {
+    /// Opens the study file at `path`.
+    pub(super) fn open(path: &Path) -> Result<Self, StoreError> {
+        let store = SqliteStore::open(path)?;
+        // Never freeze the window for long behind another program's write: fail, say so, keep the draft.
+        store.set_busy_timeout(std::time::Duration::from_millis(1500))?;
+        let info = store.info()?;
+        let readers = store.readers()?;
+        let paths = store
+            .cases()?
+            .into_iter()
+            .filter_map(|c| store.resolve(&c).map(|p| (c.id, p)))
+            .collect();
+        Ok(Self {
+            overview: OverviewForm::for_study(path),
+            path: path.to_path_buf(),
+            store,
+            info,
+            readers,
+            mode: StudyMode::ChoosingReader,
+            worklist: Vec::new(),
+            index: 0,
+            draft: Draft::default(),
+            own: None,
+            others: None,
+            crop: None,
+            status: None,
+            recorded: None,
+            stale: true,
+            compare: None,
+            dashboard: Dashboard::default(),
+            study_run: None,
+            paths,
+        })
+    }
+
+    /// Whether the coordinator view is shown.
+    pub fn is_coordinating(&self) -> bool {
+        self.mode.is_coordinating()
+    }
+
+    /// The current case's ID.
+    pub fn current_case(&self) -> Option<&str> {
+        self.worklist.get(self.index).map(|e| e.case_id.as_str())
+    }
+
+    /// The film of a case.
+    pub fn case_path(&self, case_id: &str) -> Option<PathBuf> {
+        self.paths.get(case_id).cloned()
+    }
+
+    /// Number of cases in the study.
+    pub fn case_count(&self) -> usize {
+        self.paths.len()
+    }
+
+    /// The parts the coordinator's view shows (the overview form, compare table and dashboard to
+    /// change, the rest to read).
+    pub fn coordinator_parts(&mut self, tab: CoordinatorTab) -> CoordinatorParts<'_> {
+        let cases = self.paths.len();
+        CoordinatorParts {
+            tab,
+            info: &self.info,
+            readers: &self.readers,
+            status: self.status.as_ref(),
+            recorded: self.recorded.as_ref().map(|(_, n)| *n),
+            cases,
+            study_run: self.study_run.as_ref(),
+            overview: &mut self.overview,
+            compare: self.compare.as_mut(),
+            dashboard: &mut self.dashboard,
+        }
+    }
+
+    /// Marks what is derived from readings and predictions as out of date (compare table, dashboard,
+    /// progress figures, prediction count).
+    pub(super) fn invalidate(&mut self) {
+        if let Some(c) = &mut self.compare {
+            c.stale = true;
+        }
+        self.dashboard.invalidate();
+        self.stale = true;
+    }
+}
+
+/// What is open.
+#[derive(Debug, Default)]
+pub enum Source {
+    /// Nothing yet.
+    #[default]
+    Empty,
+    /// Loose files (a file or a folder): viewing only.
+    Files {
+        /// The films.
+        paths: Vec<PathBuf>,
+        /// Current one.
+        index: usize,
+    },
+    /// A reading-sessions study.
+    Study(Box<StudySession>),
+}
+
+impl Source {
+    /// The film of entry `i` of the work list (or of the files).
+    pub fn path_at(&self, i: usize) -> Option<PathBuf> {
+        match self {
+            Self::Empty => None,
+            Self::Files { paths, .. } => paths.get(i).cloned(),
+            Self::Study(s) => s.worklist.get(i).and_then(|e| s.case_path(&e.case_id)),
+        }
+    }
+
+    /// The current position, when something is open.
+    pub fn index(&self) -> Option<usize> {
+        match self {
+            Self::Empty => None,
+            Self::Files { index, .. } => Some(*index),
+            Self::Study(s) => Some(s.index),
+        }
+    }
+
+    /// The current film.
+    pub fn current_path(&self) -> Option<PathBuf> {
+        self.index().and_then(|i| self.path_at(i))
+    }
+
+    /// Entries of the work list (or files).
+    pub fn len(&self) -> usize {
+        match self {
+            Self::Empty => 0,
+            Self::Files { paths, .. } => paths.len(),
+            Self::Study(s) => s.worklist.len(),
+        }
+    }
+
+    /// Whether nothing can be shown.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The open study, if any.
+    pub fn study(&self) -> Option<&StudySession> {
+        match self {
+            Self::Study(s) => Some(s),
+            _ => None,
+        }
+    }
+}
