@@ -1,13 +1,18 @@
-//! Sacro reads pelvic radiographs for radiographic sacroiliitis.
+//! Sacro reads pelvic radiographs for radiographic sacroiliitis: a DICOM/TIFF/PNG viewer, grading by the
+//! modified New York criteria, blinded reading sessions, a ResNet-50 with Grad-CAM, its training, and the
+//! statistics of Bressem et al. 2021.
 //!
-//! The library holds everything; the binary (`src/main.rs`) is a thin command-line shell that will also
-//! open the desktop application. Layers, from the bottom (see `../shared/design/ARCHITECTURE.md`):
+//! The library holds everything; the binary (`src/main.rs`) is a thin command-line shell that also opens
+//! the desktop application. Layers, from the bottom (`ARCHITECTURE.md` at the repository's root is the
+//! map, with the arrows allowed between them):
 //!
-//! - [`imaging`]: DICOM/TIFF/PNG/JPEG decoding, Modality LUT, VOI windowing, geometry. Never sees candle
-//!   or egui.
-//! - `grading`, `stats`: pure rules and statistics (later issues).
-//! - `session`, `model`, `train`, `gui`: reading sessions, the ResNet-50, training and the desktop app
-//!   (later issues).
+//! - [`grading`], [`stats`]: pure rules and statistics, no I/O.
+//! - [`imaging`]: decoding, Modality LUT, VOI windowing, geometry; never sees candle or egui.
+//! - [`kernels`]: CPU kernels (convolutions, batch norm, pooling, Adam); know nothing of ResNet.
+//! - [`phantom`], [`session`]: synthetic films; studies and their stores.
+//! - [`model`]: the network, its weights and cards, prediction and Grad-CAM.
+//! - [`train`], [`report`]: fine-tuning; the statistics report.
+//! - [`gui`]: the desktop app.
 
 pub mod assets;
 pub mod grading;
