@@ -19,7 +19,7 @@ use std::path::{Path, PathBuf};
 /// The library's layers, from the bottom: a file in layer `i` may use layers `0..=i` (same rank: the
 /// modules of one row may not use each other, except where `SAME_ROW_ALLOWED` says so).
 pub const LAYERS: &[&[&str]] = &[
-    &["grading", "stats"],
+    &["escape", "grading", "stats"],
     &["imaging"],
     &["kernels", "phantom", "session"],
     &["model"],

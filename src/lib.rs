@@ -15,6 +15,7 @@
 //! - [`gui`]: the desktop app.
 
 pub mod assets;
+pub mod escape;
 pub mod grading;
 pub mod gui;
 pub mod imaging;

@@ -5,6 +5,17 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+/// `println!` for anything that may hold text from a file, a study or a user: disruptive characters shown
+/// escaped ([`sacro::escape::terminal`]), so nothing printed can drive the terminal.
+macro_rules! say {
+    ($($t:tt)*) => { println!("{}", sacro::escape::terminal(&format!($($t)*))) };
+}
+
+/// `eprintln!` as [`say!`] does `println!`.
+macro_rules! esay {
+    ($($t:tt)*) => { eprintln!("{}", sacro::escape::terminal(&format!($($t)*))) };
+}
+
 mod cli;
 use cli::image::{BenchCommand, ConvertArgs, InfoArgs};
 use cli::study::{ReadArgs, StudyCommand};
@@ -116,7 +127,7 @@ fn main() -> ExitCode {
     match result {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("sacro: {e:#}");
+            esay!("sacro: {e:#}");
             ExitCode::FAILURE
         }
     }

@@ -206,6 +206,28 @@ fn main_screen_snapshot() {
     h.snapshot("main_screen");
 }
 
+/// `sacro` with no argument opens the demo as its demo reader on the first case not yet read, with its
+/// film: not an empty screen asking who you are.
+#[test]
+fn the_demo_opens_as_its_reader_on_a_film() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let mut h = harness(Launch::Nothing);
+    h.state_mut().open_demo_in(tmp.path());
+    h.state_mut().wait_for_films();
+    h.run();
+    match &h.state().source {
+        sacro::gui::app::Source::Study(s) => {
+            assert_eq!(s.mode.reader(), Some(sacro::gui::DEMO_READER));
+            assert!(!s.worklist[s.index].done);
+            assert!(s.worklist[..s.index].iter().all(|e| e.done));
+        }
+        _ => panic!("the demo study is not open"),
+    }
+    assert!(h.state().current_film().is_some(), "no film shown");
+    h.get_by_label_contains("of 24 read");
+    h.get_by_label("not yet read");
+}
+
 #[test]
 fn the_demo_study_opens_with_a_reader_for_the_user() {
     let tmp = tempfile::tempdir().expect("tmp");

@@ -133,20 +133,20 @@ pub fn info(args: InfoArgs) -> anyhow::Result<ExitCode> {
             Ok(r) => {
                 let s = r.summary(args.show_phi);
                 if args.json {
-                    println!("{}", serde_json::to_string(&s)?);
+                    say!("{}", serde_json::to_string(&s)?);
                 } else {
-                    println!("{s}");
+                    say!("{s}");
                 }
             }
             Err(e) => {
                 failed += 1;
                 if args.json {
-                    println!(
+                    say!(
                         "{}",
                         serde_json::json!({"path": path, "error": e.to_string()})
                     );
                 } else {
-                    eprintln!("error: {e}");
+                    esay!("error: {e}");
                 }
             }
         }
@@ -200,9 +200,9 @@ pub fn convert(args: ConvertArgs) -> anyhow::Result<ExitCode> {
         bar.inc(1);
     }
     bar.finish_and_clear();
-    println!("converted {converted}, failed {}", failures.len());
+    say!("converted {converted}, failed {}", failures.len());
     for f in &failures {
-        println!("  failed: {f}");
+        say!("  failed: {f}");
     }
     Ok(if failures.is_empty() {
         ExitCode::SUCCESS
@@ -221,7 +221,7 @@ fn parse_bits(s: &str) -> Result<u8, String> {
 
 pub fn bench_decode(files: &[PathBuf], repeat: usize) -> anyhow::Result<ExitCode> {
     let options = LoadOptions::default();
-    println!("file,median_ms,min_ms,repeat");
+    say!("file,median_ms,min_ms,repeat");
     for file in files {
         let run = || -> anyhow::Result<usize> {
             let r = imaging::load(file, &options)?;
@@ -238,7 +238,7 @@ pub fn bench_decode(files: &[PathBuf], repeat: usize) -> anyhow::Result<ExitCode
             .map(|(t, n)| n.map(|_| t))
             .collect::<anyhow::Result<_>>()?;
         times.sort_by(f64::total_cmp);
-        println!(
+        say!(
             "{},{:.2},{:.2},{}",
             file.display(),
             times[times.len() / 2],

@@ -61,7 +61,7 @@ fn model_dir(given: Option<PathBuf>) -> anyhow::Result<PathBuf> {
     }
     let dir = sacro::model::card::bundled_demo()
         .context("no --model given and no bundled demo model found")?;
-    eprintln!(
+    esay!(
         "no --model: using the bundled demo model {} (trained on synthetic phantoms only; not for clinical use)",
         dir.display()
     );
@@ -87,7 +87,7 @@ pub fn predict(args: PredictArgs) -> anyhow::Result<ExitCode> {
     let predictor = Predictor::load(&model, default_device())?;
     let classes = predictor.card.architecture.classes;
     if predictor.card.cutoffs.is_none() {
-        eprintln!(
+        esay!(
             "warning: {} has no cut-offs in its card; the call columns stay empty",
             model.display()
         );
@@ -97,9 +97,14 @@ pub fn predict(args: PredictArgs) -> anyhow::Result<ExitCode> {
         bail!("no image files found under the given inputs");
     }
     let out: Box<dyn std::io::Write> = match &args.out {
-        Some(p) => Box::new(
-            std::fs::File::create(p).with_context(|| format!("cannot write {}", p.display()))?,
-        ),
+        Some(p) => {
+            sacro::imaging::export::refuse_to_replace(p)
+                .map_err(|e| anyhow::anyhow!("{}: {e}", p.display()))?;
+            Box::new(
+                std::fs::File::create(p)
+                    .with_context(|| format!("cannot write {}", p.display()))?,
+            )
+        }
         None => Box::new(std::io::stdout()),
     };
     let mut w = csv::Writer::from_writer(out);
@@ -161,14 +166,14 @@ pub fn predict(args: PredictArgs) -> anyhow::Result<ExitCode> {
             if args.logits {
                 row.extend(p.logits.iter().map(|l| format!("{l:.6}")));
             }
-            w.write_record(&row)?;
+            w.write_record(row.iter().map(|c| sacro::escape::csv_cell(c).into_owned()))?;
         }
         bar.inc(chunk.len() as u64);
     }
     w.flush()?;
     bar.finish_and_clear();
     for f in &failures {
-        eprintln!("failed: {f}");
+        esay!("failed: {f}");
     }
     Ok(if failures.is_empty() {
         ExitCode::SUCCESS
@@ -212,7 +217,7 @@ pub fn explain(args: ExplainArgs) -> anyhow::Result<ExitCode> {
         .back_to_image(&grid, img.width, img.height)?;
     let rgb = overlay::heatmap_overlay(&grey, &heat.pixels, img.width, img.height, args.opacity)?;
     overlay::write_png(&args.out, &rgb)?;
-    println!(
+    say!(
         "{}: probability {:.4} of {}; heatmap for class {} ({}) written to {}",
         args.file.display(),
         prediction.probability,
@@ -299,21 +304,10 @@ pub fn model(cmd: ModelCommand) -> anyhow::Result<ExitCode> {
                 other => bail!("--arch {other:?}: sacroiliitis or imagenet"),
             };
             let cutoffs = match cutoffs {
-                Some(text) => {
-                    let v: Vec<f64> = text
-                        .split(',')
-                        .map(|x| x.trim().parse())
-                        .collect::<Result<_, _>>()
-                        .map_err(|_| anyhow::anyhow!("--cutoffs {text:?}: three numbers"))?;
-                    let [sensitive, balanced, specific] = v[..] else {
-                        bail!("--cutoffs {text:?}: three numbers");
-                    };
-                    Some(sacro::stats::cutoffs::Cutoffs {
-                        sensitive,
-                        balanced,
-                        specific,
-                    })
-                }
+                Some(text) => Some(
+                    sacro::stats::cutoffs::Cutoffs::parse(&text)
+                        .map_err(|e| anyhow::anyhow!("--cutoffs {e}"))?,
+                ),
                 None => None,
             };
             let tensors = pth::read_pth(&file)?;
@@ -339,7 +333,7 @@ pub fn model(cmd: ModelCommand) -> anyhow::Result<ExitCode> {
                 sacro_version: String::new(),
             };
             let card = card::save(&out, &card, &varmap)?;
-            println!(
+            say!(
                 "wrote {} (weights SHA-256 {})",
                 out.display(),
                 card.weights_sha256
@@ -347,7 +341,7 @@ pub fn model(cmd: ModelCommand) -> anyhow::Result<ExitCode> {
         }
         ModelCommand::Half { dir, out } => {
             let card = card::save_half(&dir, &out)?;
-            println!(
+            say!(
                 "wrote {} (f16 weights, SHA-256 {})",
                 out.display(),
                 card.weights_sha256
@@ -358,7 +352,7 @@ pub fn model(cmd: ModelCommand) -> anyhow::Result<ExitCode> {
                 .with_context(|| format!("{}: no model card", dir.display()))?;
             let card: ModelCard = serde_json::from_str(&text)
                 .with_context(|| format!("{}: not a model card", dir.display()))?;
-            println!("{}", serde_json::to_string_pretty(&card)?);
+            say!("{}", serde_json::to_string_pretty(&card)?);
         }
     }
     Ok(ExitCode::SUCCESS)
@@ -403,7 +397,7 @@ pub fn bench_model(
         Ok((t[t.len() / 2], t[0]))
     };
     let wanted = |work: &str| only.is_none_or(|prefix| work.starts_with(prefix));
-    println!("work,median_s,min_s,repeat");
+    say!("work,median_s,min_s,repeat");
     for (size, batch) in [(224usize, 1usize), (512, 1), (768, 1), (224, 8)] {
         if !wanted(&format!("forward_{size}_b{batch}")) {
             continue;
@@ -413,7 +407,7 @@ pub fn bench_model(
             net.forward_t(&x, false)?;
             Ok(())
         })?;
-        println!("forward_{size}_b{batch},{med:.4},{min:.4},{repeat}");
+        say!("forward_{size}_b{batch},{med:.4},{min:.4},{repeat}");
     }
     if wanted("gradcam_512") {
         let x = sacro::model::random_input(1, 512, &device)?;
@@ -421,7 +415,7 @@ pub fn bench_model(
             sacro::model::gradcam::cam(&net, &x, 1, sacro::model::gradcam::CamMethod::GradCam)?;
             Ok(())
         })?;
-        println!("gradcam_512,{med:.4},{min:.4},{repeat}");
+        say!("gradcam_512,{med:.4},{min:.4},{repeat}");
     }
     drop(net);
     // Training steps as `sacro train` takes them: train-mode forward, cross-entropy, backward, AdamW.
@@ -435,7 +429,7 @@ pub fn bench_model(
             bench.borrow_mut().step()?;
             Ok(())
         })?;
-        println!("train_step_224_b{batch},{med:.4},{min:.4},{repeat}");
+        say!("train_step_224_b{batch},{med:.4},{min:.4},{repeat}");
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -471,8 +465,8 @@ pub fn bench_memory(
         .find_map(|l| l.strip_prefix("VmHWM:"))
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
         .context("peak memory: no VmHWM in /proc/self/status")?;
-    println!("work,peak_rss_mb,step_s");
-    println!(
+    say!("work,peak_rss_mb,step_s");
+    say!(
         "train_step_{size}_b{batch}{}{},{:.0},{:.3}",
         if checkpoint { "_checkpointed" } else { "" },
         if frozen { "_frozen" } else { "" },

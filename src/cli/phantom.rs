@@ -132,7 +132,7 @@ pub fn phantom(args: PhantomArgs) -> anyhow::Result<ExitCode> {
         .iter()
         .filter(|(p, _)| p.grades.definite_sacroiliitis())
         .count();
-    println!(
+    say!(
         "wrote {} synthetic phantom(s) ({} with definite sacroiliitis) and truth.csv to {}",
         made.len(),
         definite,
@@ -140,7 +140,7 @@ pub fn phantom(args: PhantomArgs) -> anyhow::Result<ExitCode> {
     );
     if let Some(protocol) = protocol {
         simulate_study(&study_path, protocol, &roles, &made, args.seed)?;
-        println!(
+        say!(
             "wrote {} ({} protocol, simulated readers: {})",
             study_path.display(),
             protocol.as_str(),

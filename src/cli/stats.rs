@@ -71,23 +71,7 @@ pub struct StatsArgs {
 }
 
 fn parse_cutoffs(s: &str) -> Result<Cutoffs, String> {
-    let v: Vec<f64> = s
-        .split(',')
-        .map(|x| x.trim().parse::<f64>())
-        .collect::<Result<_, _>>()
-        .map_err(|_| format!("{s:?}: expected three numbers SENSITIVE,BALANCED,SPECIFIC"))?;
-    match v[..] {
-        [sensitive, balanced, specific] if v.iter().all(|x| (0.0..=1.0).contains(x)) => {
-            Ok(Cutoffs {
-                sensitive,
-                balanced,
-                specific,
-            })
-        }
-        _ => Err(format!(
-            "{s:?}: expected three probabilities SENSITIVE,BALANCED,SPECIFIC"
-        )),
-    }
+    Cutoffs::parse(s)
 }
 
 /// Runs `sacro stats`.
@@ -171,13 +155,13 @@ pub fn stats(args: StatsArgs) -> anyhow::Result<ExitCode> {
     let analysis = report::analyse(&data, &settings)?;
     if let Some(out) = &args.out {
         report::write_report(out, &analysis)?;
-        eprintln!(
+        esay!(
             "wrote the report to {} (report.html, report.md, CSV tables, plots)",
             out.display()
         );
     }
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&analysis)?);
+        say!("{}", serde_json::to_string_pretty(&analysis)?);
     } else {
         print!("{}", report::markdown(&analysis, false));
     }

@@ -100,6 +100,12 @@ pub enum StudyCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Check the study against its audit trail (hash chain, lock, readings replayed): exit 1 and one
+    /// line per finding when it was changed outside Sacro.
+    Verify {
+        /// Study file.
+        study: PathBuf,
+    },
     /// Change what readers may see after committing a case.
     Set {
         /// Study file.
@@ -158,8 +164,28 @@ pub struct ReadArgs {
     delete: bool,
 }
 
+/// Opens a study and checks it against its audit trail: what does not hold is printed as a warning
+/// (every command still runs; `sacro study verify` fails on it).
 fn open(path: &Path) -> anyhow::Result<SqliteStore> {
-    Ok(SqliteStore::open(path)?)
+    let store = SqliteStore::open(path)?;
+    let problems = store.verify()?;
+    if !problems.is_empty() {
+        esay!(
+            "warning: {} was changed outside Sacro ({} finding(s); `sacro study verify` lists them):",
+            path.display(),
+            problems.len()
+        );
+        for p in problems.iter().take(5) {
+            esay!("  {p}");
+        }
+    }
+    if store.is_read_only() {
+        esay!(
+            "note: {} is open read-only (no permission to write it)",
+            path.display()
+        );
+    }
+    Ok(store)
 }
 
 /// Runs a `sacro study` subcommand.
@@ -171,7 +197,7 @@ pub fn study(cmd: StudyCommand) -> anyhow::Result<ExitCode> {
             seed,
         } => {
             SqliteStore::create(&study, protocol, seed)?;
-            println!(
+            say!(
                 "created {} ({} protocol, seed {seed})",
                 study.display(),
                 protocol.as_str()
@@ -179,15 +205,15 @@ pub fn study(cmd: StudyCommand) -> anyhow::Result<ExitCode> {
         }
         StudyCommand::AddReader { study, name, role } => {
             let r = open(&study)?.add_reader(&name, role)?;
-            println!("added reader {} ({})", r.name, r.role.as_str());
+            say!("added reader {} ({})", r.name, r.role.as_str());
         }
         StudyCommand::AddCases { study, paths } => add_cases(&study, &paths)?,
         StudyCommand::Status { study, json } => {
             let s = session::status(&open(&study)?)?;
             if json {
-                println!("{}", serde_json::to_string_pretty(&s)?);
+                say!("{}", serde_json::to_string_pretty(&s)?);
             } else {
-                println!(
+                say!(
                     "{} protocol, {} cases, {} labelled{}",
                     s.info.protocol.as_str(),
                     s.cases,
@@ -195,7 +221,7 @@ pub fn study(cmd: StudyCommand) -> anyhow::Result<ExitCode> {
                     if s.info.locked { ", LOCKED" } else { "" }
                 );
                 for r in &s.readers {
-                    println!(
+                    say!(
                         "  {:<20} {:<11} {:>4} of {:>4} read",
                         r.reader,
                         r.role.as_str(),
@@ -203,7 +229,7 @@ pub fn study(cmd: StudyCommand) -> anyhow::Result<ExitCode> {
                         r.assigned
                     );
                 }
-                println!(
+                say!(
                     "  awaiting adjudication: {}{}",
                     s.awaiting_adjudication.len(),
                     if s.awaiting_adjudication.is_empty() {
@@ -217,7 +243,7 @@ pub fn study(cmd: StudyCommand) -> anyhow::Result<ExitCode> {
         StudyCommand::Consensus { study, json } => {
             let c = session::consensus(&open(&study)?)?;
             if json {
-                println!("{}", serde_json::to_string_pretty(&c)?);
+                say!("{}", serde_json::to_string_pretty(&c)?);
             } else {
                 for case in &c {
                     let label = match case.label {
@@ -233,7 +259,7 @@ pub fn study(cmd: StudyCommand) -> anyhow::Result<ExitCode> {
                             _ => format!("{} n/a", r.reader),
                         })
                         .collect();
-                    println!(
+                    say!(
                         "{:<10} {:<13} {:<22} {}",
                         case.case_id,
                         label,
@@ -252,19 +278,36 @@ pub fn study(cmd: StudyCommand) -> anyhow::Result<ExitCode> {
                 .unwrap_or_else(|| "readings".into());
             let cons_path = out.with_file_name(format!("{stem}_consensus.csv"));
             csv_io::write_consensus(&cons_path, &session::consensus(&store)?)?;
-            println!("wrote {} and {}", out.display(), cons_path.display());
+            say!("wrote {} and {}", out.display(), cons_path.display());
+        }
+        StudyCommand::Verify { study } => {
+            let store = SqliteStore::open(&study)?;
+            let problems = store.verify()?;
+            if problems.is_empty() {
+                let rows = store.audit()?.len();
+                say!(
+                    "{}: intact: {rows} audit rows in an unbroken chain, the lock state as recorded, every \
+                     reading equal to the trail's replay",
+                    study.display()
+                );
+                return Ok(ExitCode::SUCCESS);
+            }
+            for p in &problems {
+                say!("{}: {p}", study.display());
+            }
+            return Ok(ExitCode::FAILURE);
         }
         StudyCommand::Lock { study } => {
             open(&study)?.lock()?;
-            println!("locked {}", study.display());
+            say!("locked {}", study.display());
         }
         StudyCommand::Audit { study, json } => {
             let rows = open(&study)?.audit()?;
             if json {
-                println!("{}", serde_json::to_string_pretty(&rows)?);
+                say!("{}", serde_json::to_string_pretty(&rows)?);
             } else {
                 for r in rows {
-                    println!(
+                    say!(
                         "{:>5} {} {:<16} {:<15} {:<8} {} -> {}{}",
                         r.seq,
                         r.at,
@@ -293,7 +336,7 @@ pub fn study(cmd: StudyCommand) -> anyhow::Result<ExitCode> {
                 reveal_model_after_commit: reveal_model.unwrap_or(old.reveal_model_after_commit),
             };
             store.set_settings(new)?;
-            println!("{}", serde_json::to_string(&new)?);
+            say!("{}", serde_json::to_string(&new)?);
         }
         StudyCommand::Readings {
             study,
@@ -301,7 +344,7 @@ pub fn study(cmd: StudyCommand) -> anyhow::Result<ExitCode> {
             case,
         } => {
             let others = open(&study)?.others_readings(&reader, &case)?;
-            println!("{}", serde_json::to_string_pretty(&others)?);
+            say!("{}", serde_json::to_string_pretty(&others)?);
         }
     }
     Ok(ExitCode::SUCCESS)
@@ -345,9 +388,9 @@ fn add_cases(study: &Path, paths: &[PathBuf]) -> anyhow::Result<()> {
     }
     let added = store.add_cases(&new)?;
     for c in &added {
-        println!("{}", c.id);
+        say!("{}", c.id);
     }
-    eprintln!("added {} case(s) to {}", added.len(), study.display());
+    esay!("added {} case(s) to {}", added.len(), study.display());
     Ok(())
 }
 
@@ -364,9 +407,9 @@ pub fn read(args: ReadArgs) -> anyhow::Result<ExitCode> {
                     .resolve(&case)
                     .map(|p| p.display().to_string())
                     .unwrap_or_default();
-                println!("{} {} ({} of {} read)", e.case_id, file, done, list.len());
+                say!("{} {} ({} of {} read)", e.case_id, file, done, list.len());
             }
-            None => println!("all {} assigned case(s) read", list.len()),
+            None => say!("all {} assigned case(s) read", list.len()),
         }
         return Ok(ExitCode::SUCCESS);
     }
@@ -377,7 +420,7 @@ pub fn read(args: ReadArgs) -> anyhow::Result<ExitCode> {
             &case,
             args.reason.as_deref().unwrap_or_default(),
         )?;
-        println!("deleted {}'s reading of {case}", args.reader);
+        say!("deleted {}'s reading of {case}", args.reader);
         return Ok(ExitCode::SUCCESS);
     }
     let assessment = match (args.left, args.right, args.not_assessable) {
@@ -409,6 +452,6 @@ pub fn read(args: ReadArgs) -> anyhow::Result<ExitCode> {
         CommitOutcome::Changed => "changed",
         CommitOutcome::Unchanged => "unchanged",
     };
-    println!("{verb} {case} for {}: {what}", args.reader);
+    say!("{verb} {case} for {}: {what}", args.reader);
     Ok(ExitCode::SUCCESS)
 }

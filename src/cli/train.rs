@@ -157,16 +157,16 @@ fn unless_cancelled<T>(
         Ok(v) => Ok(Ok(v)),
         Err(sacro::train::TrainError::Cancelled) => {
             match resume {
-                Some(out) if trainer::resumable(out) => eprintln!(
+                Some(out) if trainer::resumable(out) => esay!(
                     "cancelled: the last completed epoch is checkpointed in {}; the same command with \
                      --resume continues from it",
                     out.display()
                 ),
-                Some(_) => eprintln!(
+                Some(_) => esay!(
                     "cancelled before the first epoch ended: nothing was checkpointed; the same \
                      command without --resume starts again"
                 ),
-                None => eprintln!("cancelled"),
+                None => esay!("cancelled"),
             }
             Ok(Err(ExitCode::from(130)))
         }
@@ -195,10 +195,10 @@ fn load_data(
         Err(code) => return Ok(Err(code)),
     };
     for n in notes {
-        eprintln!("{n}");
+        esay!("{n}");
     }
     let count = |s| ds.indices(s).len();
-    eprintln!(
+    esay!(
         "{} films: {} training, {} validation, {} test",
         ds.examples.len(),
         count(data::Split::Train),
@@ -242,14 +242,14 @@ pub fn train(args: TrainArgs) -> anyhow::Result<ExitCode> {
             &levels,
             sacro::imaging::export::OutputFormat::Png,
         )?;
-        println!(
+        say!(
             "{}: 16 augmented training samples at {size}² (+ definite, − not)",
             png.display()
         );
         return Ok(ExitCode::SUCCESS);
     }
     let device = default_device();
-    eprintln!("training on {device:?}");
+    esay!("training on {device:?}");
     let mut epoch_bar: Option<ProgressBar> = None;
     let mut on_event = |e: Event| match e {
         Event::PhaseStarted {
@@ -261,7 +261,7 @@ pub fn train(args: TrainArgs) -> anyhow::Result<ExitCode> {
             if let Some(b) = epoch_bar.take() {
                 b.finish_and_clear();
             }
-            eprintln!(
+            esay!(
                 "phase {}/{}: {}², {}, {} epochs, batch {} (micro-batch {micro_batch})",
                 phase.index + 1,
                 phases,
@@ -292,11 +292,11 @@ pub fn train(args: TrainArgs) -> anyhow::Result<ExitCode> {
                 r.seconds
             );
             match &epoch_bar {
-                Some(b) => b.suspend(|| eprintln!("{line}")),
-                None => eprintln!("{line}"),
+                Some(b) => b.suspend(|| esay!("{line}")),
+                None => esay!("{line}"),
             }
         }
-        Event::Message(m) => eprintln!("{m}"),
+        Event::Message(m) => esay!("{m}"),
         Event::Loading { .. } | Event::LrStep { .. } => {}
     };
     let trained = sacro::train::train(
@@ -315,7 +315,7 @@ pub fn train(args: TrainArgs) -> anyhow::Result<ExitCode> {
         Ok(summary) => summary,
         Err(code) => return Ok(code),
     };
-    println!(
+    say!(
         "model: {}\nvalidation AUC {:.4}{}",
         summary.model_dir.display(),
         summary.valid_auc,
@@ -325,9 +325,11 @@ pub fn train(args: TrainArgs) -> anyhow::Result<ExitCode> {
             .unwrap_or_default()
     );
     if let Some(c) = summary.cutoffs {
-        println!(
+        say!(
             "cut-offs (validation): sensitive {:.4}, balanced {:.4}, specific {:.4}",
-            c.sensitive, c.balanced, c.specific
+            c.sensitive,
+            c.balanced,
+            c.specific
         );
     }
     Ok(ExitCode::SUCCESS)
@@ -374,9 +376,9 @@ pub fn lr_find(args: LrFindArgs) -> anyhow::Result<ExitCode> {
     sacro::report::plots::write_lr_find(&csv, &png, &result.lrs, &result.losses, result.suggestion)
         .map_err(anyhow::Error::msg)?;
     match result.suggestion {
-        Some(s) => println!("valley: {s:.3e}"),
-        None => println!("no suggestion (the loss did not fall)"),
+        Some(s) => say!("valley: {s:.3e}"),
+        None => say!("no suggestion (the loss did not fall)"),
     }
-    println!("{} and {}", csv.display(), png.display());
+    say!("{} and {}", csv.display(), png.display());
     Ok(ExitCode::SUCCESS)
 }

@@ -125,6 +125,12 @@ impl SacroApp {
         self.apply(Command::Open(path.to_path_buf()));
     }
 
+    /// Opens the demo study (copied into the data folder `data` on first use) as its demo reader on the
+    /// first case not yet read (what `sacro` with no argument shows).
+    pub fn open_demo_in(&mut self, data: &Path) {
+        self.apply_demo(data);
+    }
+
     /// Chooses who is reading: loads their work list and jumps to their first pending case.
     pub fn choose_reader(&mut self, name: &str) {
         self.apply(Command::ChooseReader(name.to_string()));

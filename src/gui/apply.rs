@@ -23,10 +23,7 @@ impl SacroApp {
     pub(super) fn apply(&mut self, command: Command) {
         match command {
             Command::Open(p) => self.open_path(&p),
-            Command::OpenDemo => match super::demo_study() {
-                Ok(p) => self.open_path(&p),
-                Err(e) => self.notify(e, Level::Error),
-            },
+            Command::OpenDemo => self.apply_demo(&super::data_dir()),
             Command::LoadModel(dir) => self.load_model_dir(&dir),
             Command::ChooseReader(name) => self.choose(&name),
             Command::GoTo(i) => self.go_to_entry(i),
@@ -63,6 +60,22 @@ impl SacroApp {
         }
     }
 
+    /// Opens the demo study (copied into `data` on first use) as its demo reader, on the first case
+    /// the demo reader has not read: a newcomer sees a film to grade, not a reader to choose.
+    pub(super) fn apply_demo(&mut self, data: &Path) {
+        match super::demo_study_in(data) {
+            Ok(p) => {
+                self.open_path(&p);
+                let has_demo_reader = matches!(&self.source, Source::Study(s)
+                    if s.readers.iter().any(|r| r.name == super::DEMO_READER));
+                if has_demo_reader {
+                    self.choose(super::DEMO_READER);
+                }
+            }
+            Err(e) => self.notify(e, Level::Error),
+        }
+    }
+
     fn open_path(&mut self, path: &Path) {
         let is_study = path
             .extension()
@@ -70,6 +83,30 @@ impl SacroApp {
         if is_study {
             match StudySession::open(path) {
                 Ok(s) => {
+                    match s.store.verify() {
+                        Ok(problems) if !problems.is_empty() => self.notify(
+                            format!(
+                                "{}: changed outside Sacro ({} finding(s), `sacro study verify` lists \
+                                 them): {}",
+                                path.display(),
+                                problems.len(),
+                                problems[0]
+                            ),
+                            Level::Error,
+                        ),
+                        Ok(_) => {}
+                        Err(e) => self.notify(e.to_string(), Level::Error),
+                    }
+                    if s.store.is_read_only() {
+                        self.notify(
+                            format!(
+                                "{}: opened read-only (no permission to write it): readings cannot be \
+                                 committed",
+                                path.display()
+                            ),
+                            Level::Info,
+                        );
+                    }
                     let single_reader = (s.readers.len() == 1)
                         .then(|| s.readers.first().map(|r| r.name.clone()))
                         .flatten();

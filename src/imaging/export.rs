@@ -53,12 +53,30 @@ fn write_err(path: &Path, e: impl std::fmt::Display) -> ImagingError {
     }
 }
 
+/// Why `path` may not be replaced by an output: a folder, or a database (a Sacro study is an SQLite
+/// file: no export, report or conversion may write over one, its own input included).
+pub fn refuse_to_replace(path: &Path) -> Result<(), String> {
+    if path.is_dir() {
+        return Err("is a folder".into());
+    }
+    let mut head = [0u8; 16];
+    let is_database = std::fs::File::open(path)
+        .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut head))
+        .is_ok_and(|()| &head == b"SQLite format 3\0");
+    if is_database {
+        return Err("is a database (a study?): refusing to write over it".into());
+    }
+    Ok(())
+}
+
 /// Runs `write` on a temporary path beside `path` (same folder, so the rename is atomic), then renames
-/// it into place; on failure the temporary file is removed and nothing appears under `path`.
-pub(crate) fn write_via_temp(
+/// it into place; on failure the temporary file is removed and nothing appears under `path`. Refuses
+/// to replace a folder or a database ([`refuse_to_replace`]) before writing anything.
+pub fn write_via_temp(
     path: &Path,
     write: impl FnOnce(&Path) -> Result<(), String>,
 ) -> Result<(), ImagingError> {
+    refuse_to_replace(path).map_err(|e| write_err(path, e))?;
     let dir = path
         .parent()
         .filter(|p| !p.as_os_str().is_empty())

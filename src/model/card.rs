@@ -172,20 +172,76 @@ pub fn read_card(dir: &Path) -> Result<ModelCard, ModelError> {
         path: card_path.clone(),
         detail: format!("not a Sacro model card: {e}"),
     })?;
-    if card.positive_class >= card.architecture.classes
-        || card.class_names.len() != card.architecture.classes
-    {
-        return Err(ModelError::Weights {
-            path: card_path,
-            detail: format!(
-                "{} class names and positive class {} for a model with {} outputs",
-                card.class_names.len(),
-                card.positive_class,
-                card.architecture.classes
-            ),
-        });
-    }
+    card.check().map_err(|detail| ModelError::Weights {
+        path: card_path,
+        detail,
+    })?;
     Ok(card)
+}
+
+/// The largest input side a card may ask for (the seed study's schedule ends at 768).
+pub const MAX_INPUT_SIDE: u32 = 2048;
+
+impl ModelCard {
+    /// Checks every field a program acts on before anything is allocated or computed from it: the
+    /// architecture's sizes, the input side, the normalisation (finite, standard deviations above zero),
+    /// the classes and the cut-offs (probabilities).
+    pub fn check(&self) -> Result<(), String> {
+        let a = &self.architecture;
+        let r = &a.resnet;
+        if r.layers.iter().any(|&n| n == 0 || n > 64)
+            || !(1..=1024).contains(&r.width_per_group)
+            || !(1..=16).contains(&r.expansion)
+        {
+            return Err(format!(
+                "architecture {r:?} is outside what Sacro builds (1–64 blocks per stage, width per group \
+                 1–1024, expansion 1–16)"
+            ));
+        }
+        if let super::HeadKind::Fastai { hidden } = a.head
+            && !(1..=65_536).contains(&hidden)
+        {
+            return Err(format!("head width {hidden} is outside 1–65536"));
+        }
+        if !(2..=10_000).contains(&a.classes) {
+            return Err(format!("{} outputs: expected 2–10000", a.classes));
+        }
+        if self.positive_class >= a.classes || self.class_names.len() != a.classes {
+            return Err(format!(
+                "{} class names and positive class {} for a model with {} outputs",
+                self.class_names.len(),
+                self.positive_class,
+                a.classes
+            ));
+        }
+        let p = &self.preprocess;
+        if !(16..=MAX_INPUT_SIDE).contains(&p.size) {
+            return Err(format!(
+                "input size {} is outside 16–{MAX_INPUT_SIDE} pixels",
+                p.size
+            ));
+        }
+        if p.mean.iter().any(|m| !m.is_finite()) {
+            return Err(format!("normalisation mean {:?} is not finite", p.mean));
+        }
+        if p.std.iter().any(|s| !s.is_finite() || *s <= 1e-6) {
+            return Err(format!(
+                "normalisation standard deviation {:?}: each must be finite and above zero",
+                p.std
+            ));
+        }
+        if let Some(c) = &self.cutoffs
+            && let Some((name, v)) = c
+                .named()
+                .into_iter()
+                .find(|(_, v)| !(0.0..=1.0).contains(v))
+        {
+            return Err(format!(
+                "the {name} cut-off {v} is not a probability in [0, 1]"
+            ));
+        }
+        Ok(())
+    }
 }
 
 /// Reads a model folder: the card, then the weights, checking their SHA-256 against the card.
@@ -202,4 +258,50 @@ pub fn load(dir: &Path, device: &Device) -> Result<(ModelCard, LoadedNetwork), M
         });
     }
     Ok((card, loaded))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The bundled demo model's card with one field changed, read back from a folder.
+    fn read_changed(change: impl FnOnce(&mut serde_json::Value)) -> Result<ModelCard, ModelError> {
+        let demo = Path::new(env!("CARGO_MANIFEST_DIR")).join("models/demo-phantom/model.json");
+        let mut v: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(demo).expect("demo card")).expect("json");
+        change(&mut v);
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::write(dir.path().join(CARD_FILE), v.to_string()).expect("write");
+        read_card(dir.path())
+    }
+
+    /// Card values that made Sacro allocate 40 GB or divide by zero are refused with the field named.
+    #[test]
+    fn card_values_are_checked_on_load() {
+        assert!(read_changed(|_| {}).is_ok());
+        type Change = fn(&mut serde_json::Value);
+        let cases: [(&str, Change); 5] = [
+            ("input size", |v| v["preprocess"]["size"] = 100_000.into()),
+            ("standard deviation", |v| {
+                v["preprocess"]["std"] = serde_json::json!([0.0, 0.0, 0.0])
+            }),
+            (
+                "cut-off",
+                |v| {
+                    v["cutoffs"] =
+                        serde_json::json!({"sensitive": -1.0, "balanced": 0.5, "specific": 0.9})
+                },
+            ),
+            ("architecture", |v| {
+                v["architecture"]["resnet"]["layers"] = serde_json::json!([3, 4, 100000, 3])
+            }),
+            ("head width", |v| {
+                v["architecture"]["head"] = serde_json::json!({"Fastai": {"hidden": 1_000_000_000}})
+            }),
+        ];
+        for (what, change) in cases {
+            let e = read_changed(change).expect_err(what).to_string();
+            assert!(e.contains(what) && e.contains(CARD_FILE), "{what}: {e}");
+        }
+    }
 }

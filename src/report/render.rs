@@ -6,6 +6,8 @@ use std::path::Path;
 
 use super::analysis::Analysis;
 use super::inputs::InputError;
+use crate::escape;
+use crate::imaging::export::write_via_temp;
 use crate::stats::Estimate;
 
 fn est(e: Option<Estimate>) -> String {
@@ -17,8 +19,10 @@ fn opt(v: Option<f64>) -> String {
     v.map(|v| format!("{v:.3}")).unwrap_or_else(|| "–".into())
 }
 
-/// The report in Markdown (`plots` adds links to roc.png and pr.png).
+/// The report in Markdown (`plots` adds links to roc.png and pr.png). Every name from the data (readers,
+/// the compared score) is written as literal text ([`escape::markdown`]).
 pub fn markdown(a: &Analysis, plots: bool) -> String {
+    let md = |s: &str| escape::markdown(s);
     let pct = (a.level * 100.0).round();
     let mut m = String::new();
     let _ = writeln!(m, "# Sacro statistics report\n");
@@ -57,8 +61,11 @@ pub fn markdown(a: &Analysis, plots: bool) -> String {
     if let Some((name, t)) = &a.comparison {
         let _ = writeln!(
             m,
-            "| DeLong test against {name} (AUC {:.3}) | z = {:.3}, p = {:.4} |",
-            t.auc_b, t.z, t.p
+            "| DeLong test against {} (AUC {:.3}) | z = {:.3}, p = {:.4} |",
+            md(name),
+            t.auc_b,
+            t.z,
+            t.p
         );
     }
     if plots {
@@ -104,7 +111,7 @@ pub fn markdown(a: &Analysis, plots: bool) -> String {
             let _ = writeln!(
                 m,
                 "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
-                r.reader,
+                md(&r.reader),
                 r.n,
                 r.confusion.tp,
                 r.confusion.fp,
@@ -133,8 +140,8 @@ pub fn markdown(a: &Analysis, plots: bool) -> String {
         let _ = writeln!(
             m,
             "| {} | {} | {} | {} | {} | {} |",
-            p.a,
-            p.b,
+            md(&p.a),
+            md(&p.b),
             p.n,
             opt(p.agreement),
             opt(p.pabak),
@@ -151,8 +158,8 @@ pub fn markdown(a: &Analysis, plots: bool) -> String {
             let _ = writeln!(
                 m,
                 "| {} | {} | {} | {} | {} |",
-                g.a,
-                g.b,
+                md(&g.a),
+                md(&g.b),
                 g.joints,
                 opt(g.linear),
                 opt(g.quadratic)
@@ -164,7 +171,11 @@ pub fn markdown(a: &Analysis, plots: bool) -> String {
             m,
             "\nFleiss' kappa of all {} readers ({}) on the {} cases every one of them called: {}.",
             f.readers.len(),
-            f.readers.join(", "),
+            f.readers
+                .iter()
+                .map(|r| md(r))
+                .collect::<Vec<_>>()
+                .join(", "),
             f.n,
             opt(f.kappa)
         );
@@ -195,12 +206,25 @@ fn write_csv(
     header: &[&str],
     rows: impl IntoIterator<Item = Vec<String>>,
 ) -> Result<(), InputError> {
-    let mut w = csv::Writer::from_path(path).map_err(|e| io_err(path, e))?;
-    w.write_record(header).map_err(|e| io_err(path, e))?;
-    for r in rows {
-        w.write_record(&r).map_err(|e| io_err(path, e))?;
-    }
-    w.flush().map_err(|e| io_err(path, e))
+    write_via_temp(path, |tmp| {
+        let mut w = csv::Writer::from_path(tmp).map_err(|e| e.to_string())?;
+        w.write_record(header).map_err(|e| e.to_string())?;
+        for r in rows {
+            w.write_record(r.iter().map(|c| escape::csv_cell(c).into_owned()))
+                .map_err(|e| e.to_string())?;
+        }
+        w.flush().map_err(|e| e.to_string())
+    })
+    .map_err(|e| io_err(path, e))
+}
+
+/// Writes `text` to `dir/name` through a temporary file.
+fn write_text(dir: &Path, name: &str, text: &str) -> Result<(), InputError> {
+    let path = dir.join(name);
+    write_via_temp(&path, |tmp| {
+        std::fs::write(tmp, text).map_err(|e| e.to_string())
+    })
+    .map_err(|e| io_err(&path, e))
 }
 
 fn num(v: Option<f64>) -> String {
@@ -212,7 +236,7 @@ pub fn write_report(dir: &Path, a: &Analysis) -> Result<(), InputError> {
     std::fs::create_dir_all(dir).map_err(|e| io_err(dir, e))?;
     super::plots::write_plots(dir, a).map_err(|e| io_err(&dir.join("roc.png"), e))?;
     let md = markdown(a, true);
-    std::fs::write(dir.join("report.md"), &md).map_err(|e| io_err(&dir.join("report.md"), e))?;
+    write_text(dir, "report.md", &md)?;
     // HTML: the same Markdown, with the PNG links replaced by the inline SVGs so the page stands alone.
     let mut svgs = String::new();
     for f in ["roc.svg", "pr.svg"] {
@@ -223,11 +247,16 @@ pub fn write_report(dir: &Path, a: &Analysis) -> Result<(), InputError> {
         "![ROC curve](roc.png) ![Precision-recall curve](pr.png)",
         "PLOTS_HERE",
     );
+    // Raw HTML in the Markdown (none is written; a name could only bring it in) is shown as text.
+    let events = pulldown_cmark::Parser::new_ext(&body_md, pulldown_cmark::Options::ENABLE_TABLES)
+        .map(|e| match e {
+            pulldown_cmark::Event::Html(h) | pulldown_cmark::Event::InlineHtml(h) => {
+                pulldown_cmark::Event::Text(h)
+            }
+            e => e,
+        });
     let mut body = String::new();
-    pulldown_cmark::html::push_html(
-        &mut body,
-        pulldown_cmark::Parser::new_ext(&body_md, pulldown_cmark::Options::ENABLE_TABLES),
-    );
+    pulldown_cmark::html::push_html(&mut body, events);
     let body = body.replace("<p>PLOTS_HERE</p>", &svgs);
     let html = format!(
         "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>Sacro statistics report</title>\n<style>\
@@ -236,11 +265,9 @@ pub fn write_report(dir: &Path, a: &Analysis) -> Result<(), InputError> {
          td:first-child,th:first-child{{text-align:left}}.plot{{display:inline-block;width:48%}}.plot svg{{width:100%;height:auto}}\
          </style></head><body>\n{body}\n</body></html>\n"
     );
-    std::fs::write(dir.join("report.html"), html)
-        .map_err(|e| io_err(&dir.join("report.html"), e))?;
+    write_text(dir, "report.html", &html)?;
     let json = serde_json::to_string_pretty(a).map_err(|e| io_err(&dir.join("report.json"), e))?;
-    std::fs::write(dir.join("report.json"), json)
-        .map_err(|e| io_err(&dir.join("report.json"), e))?;
+    write_text(dir, "report.json", &json)?;
 
     write_csv(
         &dir.join("roc.csv"),

@@ -61,63 +61,79 @@ pub fn read_case_list(csv_path: &Path) -> StoreResult<Vec<NewCase>> {
     Ok(cases)
 }
 
-fn csv_err(path: &Path, e: impl std::fmt::Display) -> StoreError {
-    StoreError::Invalid(format!("{}: cannot write: {e}", path.display()))
-}
-
 /// Writes readings: `case,reader,role,label,left_grade,right_grade,not_assessable,comment,committed_at`
 /// (`label` = definite radiographic sacroiliitis 0/1, empty when not assessable) — the readers CSV that
 /// `sacro stats` reads.
 pub fn write_readings(path: &Path, readings: &[ReadingRecord]) -> StoreResult<()> {
-    let mut w = csv::Writer::from_path(path).map_err(|e| csv_err(path, e))?;
-    w.write_record([
-        "case",
-        "reader",
-        "role",
-        "label",
-        "left_grade",
-        "right_grade",
-        "not_assessable",
-        "comment",
-        "committed_at",
-    ])
-    .map_err(|e| csv_err(path, e))?;
-    for r in readings {
-        let g = r.reading.grades();
-        let label = r
-            .reading
-            .definite()
-            .map(|d| u8::from(d).to_string())
-            .unwrap_or_default();
-        let na = match &r.reading.assessment {
-            Assessment::NotAssessable { reason } => reason.clone(),
-            Assessment::Graded(_) => String::new(),
-        };
-        w.write_record([
-            r.case_id.as_str(),
-            r.reader.as_str(),
-            r.role.as_str(),
-            label.as_str(),
-            &g.map(|g| g.left.to_string()).unwrap_or_default(),
-            &g.map(|g| g.right.to_string()).unwrap_or_default(),
-            na.as_str(),
-            r.reading.comment.as_deref().unwrap_or(""),
-            r.committed_at.as_str(),
-        ])
-        .map_err(|e| csv_err(path, e))?;
-    }
-    w.flush().map_err(|e| csv_err(path, e))
+    write_csv(
+        path,
+        &[
+            "case",
+            "reader",
+            "role",
+            "label",
+            "left_grade",
+            "right_grade",
+            "not_assessable",
+            "comment",
+            "committed_at",
+        ],
+        readings.iter().map(|r| {
+            let g = r.reading.grades();
+            let label = r
+                .reading
+                .definite()
+                .map(|d| u8::from(d).to_string())
+                .unwrap_or_default();
+            let na = match &r.reading.assessment {
+                Assessment::NotAssessable { reason } => reason.clone(),
+                Assessment::Graded(_) => String::new(),
+            };
+            vec![
+                r.case_id.clone(),
+                r.reader.clone(),
+                r.role.as_str().to_string(),
+                label,
+                g.map(|g| g.left.to_string()).unwrap_or_default(),
+                g.map(|g| g.right.to_string()).unwrap_or_default(),
+                na,
+                r.reading.comment.clone().unwrap_or_default(),
+                r.committed_at.clone(),
+            ]
+        }),
+    )
 }
 
 /// Writes consensus: `case,label,method` (`label` empty when unresolved) — the truth CSV of `sacro stats`.
 pub fn write_consensus(path: &Path, consensus: &[CaseConsensus]) -> StoreResult<()> {
-    let mut w = csv::Writer::from_path(path).map_err(|e| csv_err(path, e))?;
-    w.write_record(["case", "label", "method"])
-        .map_err(|e| csv_err(path, e))?;
-    for c in consensus {
-        let label = c.label.map(|l| u8::from(l).to_string()).unwrap_or_default();
-        w.write_record([c.case_id.as_str(), label.as_str(), c.method.as_str()])
-            .map_err(|e| csv_err(path, e))?;
-    }
-    w.flush().map_err(|e| csv_err(path, e))
+    write_csv(
+        path,
+        &["case", "label", "method"],
+        consensus.iter().map(|c| {
+            vec![
+                c.case_id.clone(),
+                c.label.map(|l| u8::from(l).to_string()).unwrap_or_default(),
+                c.method.as_str().to_string(),
+            ]
+        }),
+    )
+}
+
+/// Writes a CSV through a temporary file (never over a study or a folder), every cell neutralised for
+/// spreadsheets ([`crate::escape::csv_cell`]).
+fn write_csv(
+    path: &Path,
+    header: &[&str],
+    rows: impl Iterator<Item = Vec<String>>,
+) -> StoreResult<()> {
+    crate::imaging::export::write_via_temp(path, |tmp| {
+        let mut w = csv::Writer::from_path(tmp).map_err(|e| e.to_string())?;
+        w.write_record(header).map_err(|e| e.to_string())?;
+        for r in rows {
+            w.write_record(r.iter().map(|c| crate::escape::csv_cell(c).into_owned()))
+                .map_err(|e| e.to_string())?;
+        }
+        w.flush().map_err(|e| e.to_string())
+    })
+    .map_err(|e| StoreError::Invalid(e.to_string()))
 }

@@ -13,7 +13,7 @@ mod sqlite;
 use std::path::PathBuf;
 
 pub use consensus::{CaseConsensus, ConsensusMethod, assigned, consensus_for_case};
-pub use sqlite::SqliteStore;
+pub use sqlite::{SCHEMA_VERSION, SqliteStore};
 
 use crate::grading::Reading;
 
@@ -271,6 +271,10 @@ pub enum StoreError {
         /// Newest version this build knows.
         supported: i64,
     },
+    /// The study file cannot be written (its permissions, another user's file, or opened read-only):
+    /// it can be read, nothing can be committed.
+    #[error("{0}: the study is open read-only (no permission to write it): nothing was written")]
+    ReadOnly(PathBuf),
     /// Another process (another reader's window, a CLI command) holds the study's write lock longer than
     /// the busy timeout: nothing was written; try again.
     #[error(

@@ -29,6 +29,45 @@ pub(crate) fn valid_case_id(id: &str) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
 }
 
+/// A text field typed by a user: no control or bidirectional-override character (line breaks and tabs
+/// only where `multiline`), at most `max` bytes.
+pub(crate) fn validate_text(
+    what: &str,
+    text: &str,
+    multiline: bool,
+    max: usize,
+) -> StoreResult<()> {
+    if text.len() > max {
+        return Err(StoreError::Invalid(format!(
+            "{what} longer than {max} characters"
+        )));
+    }
+    if let Some(c) = crate::escape::refused_char(text, multiline) {
+        return Err(StoreError::Invalid(format!(
+            "{what} contains the character U+{:04X} (a control or bidirectional-override character): \
+             refused",
+            u32::from(c)
+        )));
+    }
+    Ok(())
+}
+
+/// A reader's name: 1–100 characters, nothing that hides or reorders text, no space around it.
+pub(crate) fn validate_reader_name(name: &str) -> StoreResult<()> {
+    if name.trim().is_empty() || name.trim() != name {
+        return Err(StoreError::Invalid(format!(
+            "reader name {:?}: 1–100 printable characters needed, without spaces around them",
+            crate::escape::terminal(name)
+        )));
+    }
+    validate_text("reader name", name, false, 100)
+}
+
+/// Whether two reader names would be taken for one another: equal but for case.
+pub(crate) fn same_reader_name(a: &str, b: &str) -> bool {
+    a.to_lowercase() == b.to_lowercase()
+}
+
 pub(crate) fn validate_reading(reading: &Reading) -> StoreResult<()> {
     if let Assessment::NotAssessable { reason } = &reading.assessment
         && reason.trim().is_empty()
@@ -37,10 +76,11 @@ pub(crate) fn validate_reading(reading: &Reading) -> StoreResult<()> {
             "\"not assessable\" needs a reason".into(),
         ));
     }
-    if reading.comment.as_ref().is_some_and(|c| c.len() > 10_000) {
-        return Err(StoreError::Invalid(
-            "comment longer than 10,000 characters".into(),
-        ));
+    if let Assessment::NotAssessable { reason } = &reading.assessment {
+        validate_text("the \"not assessable\" reason", reason, false, 1_000)?;
+    }
+    if let Some(c) = &reading.comment {
+        validate_text("comment", c, true, 10_000)?;
     }
     Ok(())
 }

@@ -52,6 +52,56 @@ pub struct Cutoffs {
 }
 
 impl Cutoffs {
+    /// Checked cut-offs: probabilities in [0, 1], in order sensitive ≤ balanced ≤ specific (a more
+    /// sensitive call needs a lower cut-off); the error says which rule they break.
+    pub fn new(sensitive: f64, balanced: f64, specific: f64) -> Result<Self, String> {
+        let c = Self {
+            sensitive,
+            balanced,
+            specific,
+        };
+        c.check().map(|()| c)
+    }
+
+    /// Parses `SENSITIVE,BALANCED,SPECIFIC` and checks it ([`Cutoffs::new`]).
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let v: Vec<f64> = text
+            .split(',')
+            .map(|x| x.trim().parse::<f64>())
+            .collect::<Result<_, _>>()
+            .map_err(|_| format!("{text:?}: expected three numbers SENSITIVE,BALANCED,SPECIFIC"))?;
+        match v[..] {
+            [sensitive, balanced, specific] => {
+                Self::new(sensitive, balanced, specific).map_err(|e| format!("{text:?}: {e}"))
+            }
+            _ => Err(format!(
+                "{text:?}: expected three numbers SENSITIVE,BALANCED,SPECIFIC, got {}",
+                v.len()
+            )),
+        }
+    }
+
+    /// Whether the cut-offs are probabilities in order (see [`Cutoffs::new`]).
+    pub fn check(&self) -> Result<(), String> {
+        if let Some((name, v)) = self
+            .named()
+            .into_iter()
+            .find(|(_, v)| !(0.0..=1.0).contains(v))
+        {
+            return Err(format!(
+                "the {name} cut-off {v} is not a probability in [0, 1]"
+            ));
+        }
+        if !(self.sensitive <= self.balanced && self.balanced <= self.specific) {
+            return Err(format!(
+                "cut-offs out of order: sensitive {} ≤ balanced {} ≤ specific {} must hold (a more \
+                 sensitive call uses a lower cut-off)",
+                self.sensitive, self.balanced, self.specific
+            ));
+        }
+        Ok(())
+    }
+
     /// The cut-offs as (name, value) pairs, in report order.
     pub fn named(&self) -> [(&'static str, f64); 3] {
         [
@@ -252,5 +302,21 @@ mod tests {
             "{a:?}"
         );
         assert!(cross_validated(&y[..6], &s[..6], t, 5, 1, 0).is_err());
+    }
+
+    #[test]
+    fn given_cutoffs_must_be_probabilities_in_order() {
+        assert!(Cutoffs::parse("0.2,0.5,0.8").is_ok());
+        assert!(Cutoffs::parse("0.5,0.5,0.5").is_ok());
+        let e = Cutoffs::parse("0.9,0.5,0.1").unwrap_err();
+        assert!(e.contains("out of order"), "{e}");
+        assert!(
+            Cutoffs::parse("0.2,0.5,1.5")
+                .unwrap_err()
+                .contains("specific")
+        );
+        assert!(Cutoffs::parse("0.2,NaN,0.8").is_err());
+        assert!(Cutoffs::parse("0.2,0.5").unwrap_err().contains("got 2"));
+        assert!(Cutoffs::parse("a,b,c").is_err());
     }
 }

@@ -108,8 +108,10 @@ pub(super) fn write_predictions(
     write_text(path, &text)
 }
 
+/// A CSV field: neutralised for spreadsheets ([`crate::escape::csv_cell`]), quoted where needed.
 pub(super) fn csv_field(s: &str) -> String {
-    if s.contains([',', '"', '\n']) {
+    let s = crate::escape::csv_cell(s);
+    if s.contains([',', '"', '\n', '\r']) {
         format!("\"{}\"", s.replace('"', "\"\""))
     } else {
         s.to_string()

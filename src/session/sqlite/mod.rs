@@ -7,6 +7,7 @@
 //! Files: [`schema`] (version, migrations, connection settings), `queries` (rows and shared SQL), `store`
 //! (the [`StudyStore`] implementation); the rules any store shares are in [`super::rules`].
 
+mod chain;
 mod queries;
 pub mod schema;
 mod store;
@@ -20,13 +21,18 @@ use super::{CaseInfo, Protocol, StoreError, StoreResult, StudySettings, StudySto
 
 use queries::audit;
 pub use schema::SCHEMA_VERSION;
-use schema::{COORDINATOR, MIGRATIONS, configure};
+use schema::{AUDIT_APPEND_ONLY, CHAINED_FROM, COORDINATOR, MIGRATIONS, configure};
 
 /// A study kept in one SQLite file.
 pub struct SqliteStore {
     path: PathBuf,
     conn: Mutex<Connection>,
+    /// Opened without write access: reads work, every write is refused.
+    read_only: bool,
 }
+
+/// The first bytes of every SQLite database file.
+const SQLITE_MAGIC: &[u8; 16] = b"SQLite format 3\0";
 
 impl std::fmt::Debug for SqliteStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -55,6 +61,7 @@ impl SqliteStore {
         let store = Self {
             path: path.to_path_buf(),
             conn: Mutex::new(conn),
+            read_only: false,
         };
         {
             let mut conn = store.conn();
@@ -65,6 +72,9 @@ impl SqliteStore {
             for sql in MIGRATIONS {
                 tx.execute_batch(sql).map_err(|e| store.db(e))?;
             }
+            chain::seal_existing(&tx).map_err(|e| store.db(e))?;
+            tx.execute_batch(AUDIT_APPEND_ONLY)
+                .map_err(|e| store.db(e))?;
             let settings = StudySettings {
                 reveal_readers_after_commit: protocol == Protocol::Single,
                 reveal_model_after_commit: true,
@@ -105,8 +115,19 @@ impl SqliteStore {
     }
 
     /// Opens an existing study file, checking that it is an intact Sacro study of a known schema, and
-    /// migrating an older schema in place.
+    /// migrating an older schema in place. Nothing is written to the file until it is known to be a
+    /// Sacro study (the checks run on a read-only connection): a foreign database or an empty file is
+    /// refused unchanged. A file this user may not write opens read-only ([`SqliteStore::is_read_only`]).
     pub fn open(path: &Path) -> StoreResult<Self> {
+        Self::open_with(path, false)
+    }
+
+    /// Opens a study for reading only: every write is refused with [`StoreError::ReadOnly`].
+    pub fn open_read_only(path: &Path) -> StoreResult<Self> {
+        Self::open_with(path, true)
+    }
+
+    fn open_with(path: &Path, read_only: bool) -> StoreResult<Self> {
         if !path.is_file() {
             return Err(StoreError::NotFound(path.to_path_buf()));
         }
@@ -114,12 +135,62 @@ impl SqliteStore {
             path: path.to_path_buf(),
             detail,
         };
+        let mut head = Vec::with_capacity(16);
+        std::fs::File::open(path)
+            .and_then(|f| std::io::Read::read_to_end(&mut std::io::Read::take(f, 16), &mut head))
+            .map_err(|e| corrupt(format!("cannot read: {e}")))?;
+        if head.len() < 16 {
+            return Err(corrupt(format!(
+                "not an SQLite database ({} bytes: empty or too short)",
+                head.len()
+            )));
+        }
+        if head[..] != SQLITE_MAGIC[..] {
+            return Err(corrupt("not an SQLite database".into()));
+        }
+        let version = Self::check_read_only(path)?;
+        let flags = if read_only {
+            OpenFlags::SQLITE_OPEN_READ_ONLY
+        } else {
+            OpenFlags::SQLITE_OPEN_READ_WRITE
+        };
+        let conn = Connection::open_with_flags(path, flags | OpenFlags::SQLITE_OPEN_NO_MUTEX)
+            .map_err(|e| corrupt(e.to_string()))?;
+        // SQLite opens a file it may not write read-only even when asked for read-write.
+        let read_only = read_only || conn.is_readonly("main").unwrap_or(true);
+        if read_only {
+            conn.busy_timeout(std::time::Duration::from_secs(30))
+                .map_err(|e| corrupt(e.to_string()))?;
+            if version < SCHEMA_VERSION {
+                return Err(StoreError::ReadOnly(path.to_path_buf()));
+            }
+        } else {
+            configure(&conn).map_err(|e| corrupt(e.to_string()))?;
+        }
+        let store = Self {
+            path: path.to_path_buf(),
+            conn: Mutex::new(conn),
+            read_only,
+        };
+        store.migrate(version)?;
+        store.info()?;
+        Ok(store)
+    }
+
+    /// The checks that make a file a Sacro study, on a read-only connection (nothing is written): its
+    /// integrity, a known schema version and the study tables. Returns the schema version.
+    fn check_read_only(path: &Path) -> StoreResult<i64> {
+        let corrupt = |detail: String| StoreError::Corrupt {
+            path: path.to_path_buf(),
+            detail,
+        };
         let conn = Connection::open_with_flags(
             path,
-            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
         )
         .map_err(|e| corrupt(e.to_string()))?;
-        configure(&conn).map_err(|e| corrupt(e.to_string()))?;
+        conn.busy_timeout(std::time::Duration::from_secs(30))
+            .map_err(|e| corrupt(e.to_string()))?;
         let check: String = conn
             .query_row("PRAGMA quick_check", [], |r| r.get(0))
             .map_err(|e| corrupt(e.to_string()))?;
@@ -154,13 +225,12 @@ impl SqliteStore {
                 "schema version set but the study tables are missing".into(),
             ));
         }
-        let store = Self {
-            path: path.to_path_buf(),
-            conn: Mutex::new(conn),
-        };
-        store.migrate(version)?;
-        store.info()?;
-        Ok(store)
+        Ok(version)
+    }
+
+    /// Whether the study was opened without write access (every write is refused).
+    pub fn is_read_only(&self) -> bool {
+        self.read_only
     }
 
     pub(super) fn migrate(&self, from: i64) -> StoreResult<()> {
@@ -173,6 +243,11 @@ impl SqliteStore {
             .map_err(|e| self.db(e))?;
         for sql in &MIGRATIONS[from as usize..] {
             tx.execute_batch(sql).map_err(|e| self.db(e))?;
+        }
+        if from < CHAINED_FROM {
+            chain::seal_existing(&tx).map_err(|e| self.db(e))?;
+            tx.execute_batch(AUDIT_APPEND_ONLY)
+                .map_err(|e| self.db(e))?;
         }
         tx.pragma_update(None, "user_version", SCHEMA_VERSION)
             .map_err(|e| self.db(e))?;
@@ -247,6 +322,9 @@ impl SqliteStore {
         &self,
         f: impl FnOnce(&Transaction<'_>) -> StoreResult<T>,
     ) -> StoreResult<T> {
+        if self.read_only {
+            return Err(StoreError::ReadOnly(self.path.clone()));
+        }
         let mut conn = self.conn();
         let tx = conn
             .transaction_with_behavior(TransactionBehavior::Immediate)

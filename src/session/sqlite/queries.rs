@@ -45,6 +45,7 @@ pub(super) fn row_to_reading(
     })
 }
 
+/// Appends an audit row, linked to the chain ([`super::chain`]), and records the new head.
 pub(super) fn audit(
     tx: &Connection,
     actor: &str,
@@ -54,12 +55,24 @@ pub(super) fn audit(
     new: Option<&str>,
     reason: Option<&str>,
 ) -> rusqlite::Result<usize> {
-    tx.execute(
-        &format!(
-            "INSERT INTO audit (at, actor, action, case_id, old_value, new_value, reason) VALUES ({NOW}, ?1, ?2, ?3, ?4, ?5, ?6)"
-        ),
-        params![actor, action, case_id, old, new, reason],
-    )
+    let at: String = tx.query_row(&format!("SELECT {NOW}"), [], |r| r.get(0))?;
+    let prev = super::chain::head(tx)?;
+    let fields = super::chain::Fields {
+        at: &at,
+        actor,
+        action,
+        case_id,
+        old,
+        new,
+        reason,
+    };
+    let hash = super::chain::link(&prev, &fields);
+    let n = tx.execute(
+        "INSERT INTO audit (at, actor, action, case_id, old_value, new_value, reason, hash) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+        params![at, actor, action, case_id, old, new, reason, hash],
+    )?;
+    super::chain::set_meta(tx, "audit_head", &hash)?;
+    Ok(n)
 }
 
 impl SqliteStore {

@@ -5,7 +5,7 @@
 use rusqlite::Connection;
 
 /// Newest schema version this build writes and reads.
-pub const SCHEMA_VERSION: i64 = 2;
+pub const SCHEMA_VERSION: i64 = 3;
 pub(super) const COORDINATOR: &str = "coordinator";
 pub(super) const NOW: &str = "strftime('%Y-%m-%dT%H:%M:%fZ','now')";
 
@@ -81,7 +81,19 @@ CREATE TRIGGER crops_locked_update BEFORE UPDATE ON crops
 CREATE TRIGGER crops_locked_delete BEFORE DELETE ON crops
     WHEN (SELECT value FROM meta WHERE key = 'locked') = '1' BEGIN SELECT RAISE(ABORT, 'study is locked'); END;
 "#,
+    // The audit trail as a hash chain (chain.rs): the column, filled for existing rows by
+    // `chain::seal_existing` with the append-only trigger dropped around it (`AUDIT_APPEND_ONLY`).
+    r#"
+DROP TRIGGER audit_no_update;
+ALTER TABLE audit ADD COLUMN hash TEXT;
+"#,
 ];
+
+/// The schema version from which audit rows carry their hash link.
+pub(super) const CHAINED_FROM: i64 = 3;
+
+/// The append-only rule on audit rows' updates, restored after the chain's migration.
+pub(super) const AUDIT_APPEND_ONLY: &str = "CREATE TRIGGER IF NOT EXISTS audit_no_update BEFORE UPDATE ON audit BEGIN SELECT RAISE(ABORT, 'audit rows are append-only'); END;";
 
 pub(super) fn configure(conn: &Connection) -> rusqlite::Result<()> {
     conn.busy_timeout(std::time::Duration::from_secs(30))?;

@@ -9,7 +9,10 @@ use super::queries::{audit, reading_to_row};
 use super::schema::{COORDINATOR, NOW};
 use crate::grading::Reading;
 use crate::session::consensus::assigned;
-use crate::session::rules::{order_key, valid_case_id, validate_reading};
+use crate::session::rules::{
+    order_key, same_reader_name, valid_case_id, validate_reader_name, validate_reading,
+    validate_text,
+};
 use crate::session::{
     AuditRow, CaseInfo, CommitOutcome, CropRect, NewCase, PredictionRecord, ReaderInfo,
     ReadingRecord, Role, StoreError, StoreResult, StudyInfo, StudySettings, StudyStore,
@@ -44,12 +47,7 @@ impl StudyStore for SqliteStore {
     }
 
     fn add_reader(&self, name: &str, role: Role) -> StoreResult<ReaderInfo> {
-        let name = name.trim();
-        if name.is_empty() || name.len() > 100 || name.chars().any(char::is_control) {
-            return Err(StoreError::Invalid(format!(
-                "reader name {name:?}: 1–100 printable characters needed"
-            )));
-        }
+        validate_reader_name(name)?;
         self.write(|tx| {
             self.ensure_unlocked(tx)?;
             let info = self.info_in(tx)?;
@@ -69,7 +67,7 @@ impl StudyStore for SqliteStore {
                 });
             }
             let readers = self.readers_in(tx)?;
-            if readers.iter().any(|r| r.name == name) {
+            if readers.iter().any(|r| same_reader_name(&r.name, name)) {
                 return Err(StoreError::DuplicateReader(name.to_string()));
             }
             if role != Role::Reader
@@ -244,6 +242,17 @@ impl StudyStore for SqliteStore {
             if old.is_some_and(|o| &o.reading == reading) {
                 return Ok(CommitOutcome::Unchanged);
             }
+            // Decided here, inside the transaction: a commit racing another of the same reader finds
+            // the reading there and is a change, which needs its reason like any other.
+            if old.is_some() && reason.is_none_or(|r| r.trim().is_empty()) {
+                return Err(StoreError::Invalid(format!(
+                    "{} has a reading of case {case_id} already: changing it needs a reason",
+                    reader.name
+                )));
+            }
+            if let Some(r) = reason {
+                validate_text("reason", r, false, 1_000)?;
+            }
             let (l, r, na) = reading_to_row(reading);
             tx.execute(
                 &format!(
@@ -408,6 +417,9 @@ impl StudyStore for SqliteStore {
             tx.execute("UPDATE meta SET value = '1' WHERE key = 'locked'", [])
                 .map_err(|e| self.db(e))?;
             audit(tx, COORDINATOR, "lock", None, None, None, None).map_err(|e| self.db(e))?;
+            // The lock records the chain's head: what the study held when it was locked.
+            let head = super::chain::head(tx).map_err(|e| self.db(e))?;
+            super::chain::set_meta(tx, "lock_head", &head).map_err(|e| self.db(e))?;
             Ok(())
         })
     }

@@ -1,0 +1,547 @@
+//! Defects a probe of the released binary found (issue "Hostile files, careless hands…"), each with its
+//! reproduction: a study written over by its own export, a refused file changed by the refusal, a study
+//! nobody may write, cut-offs out of order, script in a reader's name reaching report.html, formulas in
+//! CSV cells, reader names that look alike, terminal escapes.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use sacro::grading::{Assessment, JointGrade as G, JointGrades, Reading};
+use sacro::session::{NewCase, Protocol, Role, SqliteStore, StoreError, StudyStore};
+
+fn sacro() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_sacro"))
+}
+
+fn graded(l: G, r: G, comment: Option<&str>) -> Reading {
+    Reading {
+        assessment: Assessment::Graded(JointGrades::new(l, r)),
+        comment: comment.map(str::to_string),
+    }
+}
+
+/// A study with `readers` (all plain readers, single-reader protocol) and three cases.
+fn study(dir: &Path, readers: &[&str]) -> (PathBuf, SqliteStore) {
+    let path = dir.join("study.sacro");
+    let store = SqliteStore::create(&path, Protocol::Single, 5).expect("create");
+    for r in readers {
+        store.add_reader(r, Role::Reader).expect("reader");
+    }
+    let cases: Vec<NewCase> = (1..=3)
+        .map(|i| NewCase {
+            path: None,
+            sop_instance_uid: Some(format!("2.25.{i}")),
+            case_id: None,
+        })
+        .collect();
+    store.add_cases(&cases).expect("cases");
+    (path, store)
+}
+
+fn bytes(p: &Path) -> Vec<u8> {
+    std::fs::read(p).expect("read")
+}
+
+/// Every file in `dir`, with its bytes (to show that nothing was created or changed).
+fn snapshot(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
+    let mut v: Vec<_> = std::fs::read_dir(dir)
+        .expect("dir")
+        .map(|e| {
+            let p = e.expect("entry").path();
+            let b = std::fs::read(&p).unwrap_or_default();
+            (p, b)
+        })
+        .collect();
+    v.sort();
+    v
+}
+
+/// `sacro study export s.sacro --out s.sacro` replaced the study with a CSV (readings and audit gone).
+#[test]
+fn an_export_never_writes_over_a_study() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let (path, store) = study(tmp.path(), &["ann"]);
+    store
+        .commit_reading(
+            "ann",
+            "C0001",
+            &graded(G::Unequivocal, G::Normal, None),
+            None,
+        )
+        .expect("commit");
+    drop(store);
+    let before = bytes(&path);
+    let out = sacro()
+        .args(["study", "export"])
+        .arg(&path)
+        .arg("--out")
+        .arg(&path)
+        .output()
+        .expect("run");
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("database"), "{err}");
+    assert_eq!(bytes(&path), before, "the study changed");
+    assert_eq!(
+        SqliteStore::open(&path)
+            .expect("still a study")
+            .all_readings()
+            .expect("readings")
+            .len(),
+        1
+    );
+    // Another study as the target is refused too; a fresh file is written whole.
+    std::fs::create_dir(tmp.path().join("o")).expect("mkdir");
+    let (other, _) = study(&tmp.path().join("o"), &["bob"]);
+    let other_before = bytes(&other);
+    let out = sacro()
+        .args(["study", "export"])
+        .arg(&path)
+        .arg("--out")
+        .arg(&other)
+        .output()
+        .expect("run");
+    assert!(!out.status.success());
+    assert_eq!(bytes(&other), other_before);
+    let csv = tmp.path().join("readings.csv");
+    let out = sacro()
+        .args(["study", "export"])
+        .arg(&path)
+        .arg("--out")
+        .arg(&csv)
+        .output()
+        .expect("run");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        std::fs::read_to_string(&csv)
+            .expect("csv")
+            .contains("C0001")
+    );
+}
+
+/// `study status` on a foreign SQLite database switched it to WAL mode; on an empty file it made a 4 KB
+/// database. Refused files must stay exactly as they were, with nothing created beside them.
+#[test]
+fn refused_files_are_not_changed() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let foreign = tmp.path().join("other.sacro");
+    {
+        let c = rusqlite::Connection::open(&foreign).expect("sqlite");
+        c.execute_batch("CREATE TABLE t (x); INSERT INTO t VALUES (1);")
+            .expect("table");
+    }
+    let empty = tmp.path().join("empty.sacro");
+    std::fs::write(&empty, b"").expect("empty");
+    let text = tmp.path().join("text.sacro");
+    std::fs::write(&text, b"just some text, not a database").expect("text");
+    let before = snapshot(tmp.path());
+    for p in [&foreign, &empty, &text] {
+        match SqliteStore::open(p) {
+            Err(StoreError::Corrupt { path, .. }) => assert_eq!(&path, p),
+            other => panic!("{}: {other:?}", p.display()),
+        }
+        let out = sacro()
+            .args(["study", "status"])
+            .arg(p)
+            .output()
+            .expect("run");
+        assert!(!out.status.success());
+    }
+    assert_eq!(snapshot(tmp.path()), before, "a refused file changed");
+    let mode: String = rusqlite::Connection::open(&foreign)
+        .expect("sqlite")
+        .query_row("PRAGMA journal_mode", [], |r| r.get(0))
+        .expect("mode");
+    assert_eq!(mode, "delete");
+}
+
+/// A study opened read-only (or one this user may not write) shows everything and refuses every write
+/// with a clear error, leaving the file as it was.
+#[test]
+fn a_read_only_study_reads_and_refuses_writes() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let (path, store) = study(tmp.path(), &["ann"]);
+    store
+        .commit_reading(
+            "ann",
+            "C0001",
+            &graded(G::Unequivocal, G::Normal, None),
+            None,
+        )
+        .expect("commit");
+    drop(store);
+    let before = bytes(&path);
+    let ro = SqliteStore::open_read_only(&path).expect("open read-only");
+    assert!(ro.is_read_only());
+    assert_eq!(ro.all_readings().expect("read").len(), 1);
+    assert_eq!(ro.worklist("ann").expect("worklist").len(), 3);
+    let e = ro
+        .commit_reading("ann", "C0002", &graded(G::Normal, G::Normal, None), None)
+        .expect_err("refused");
+    assert!(matches!(e, StoreError::ReadOnly(_)), "{e}");
+    assert!(e.to_string().contains("read-only"), "{e}");
+    assert!(ro.lock().is_err());
+    assert!(ro.add_reader("bob", Role::Reader).is_err());
+    drop(ro);
+    assert_eq!(bytes(&path), before);
+    // Without write permission the plain open is read-only too (root may write anything: then the
+    // permission cannot take it away, and the explicit read-only open above is what is checked).
+    let mut perms = std::fs::metadata(&path).expect("meta").permissions();
+    perms.set_readonly(true);
+    std::fs::set_permissions(&path, perms).expect("chmod");
+    let writable = std::fs::OpenOptions::new().append(true).open(&path).is_ok();
+    let opened = SqliteStore::open(&path).expect("open a write-protected study");
+    assert_eq!(opened.is_read_only(), !writable);
+}
+
+/// Cut-offs in the wrong order (sensitive above specific) were accepted silently.
+#[test]
+fn cutoffs_out_of_order_are_refused() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let scores = tmp.path().join("scores.csv");
+    let truth = tmp.path().join("truth.csv");
+    let mut s = String::from("case,probability\n");
+    let mut t = String::from("case,label\n");
+    for i in 0..20 {
+        s.push_str(&format!("C{i},{}\n", f64::from(i) / 20.0));
+        t.push_str(&format!("C{i},{}\n", u8::from(i >= 10)));
+    }
+    std::fs::write(&scores, s).expect("scores");
+    std::fs::write(&truth, t).expect("truth");
+    let run = |cutoffs: &str| {
+        sacro()
+            .args(["stats", "--json", "--predictions"])
+            .arg(&scores)
+            .arg("--truth")
+            .arg(&truth)
+            .args(["--cutoffs", cutoffs])
+            .output()
+            .expect("run")
+    };
+    let bad = run("0.9,0.5,0.1");
+    assert!(!bad.status.success());
+    let err = String::from_utf8_lossy(&bad.stderr);
+    assert!(err.contains("out of order"), "{err}");
+    let good = run("0.1,0.5,0.9");
+    assert!(
+        good.status.success(),
+        "{}",
+        String::from_utf8_lossy(&good.stderr)
+    );
+}
+
+/// A reader named `<img src=x onerror=alert(1)>` was written unescaped into report.html; names and
+/// comments starting with `=`, `+`, `-`, `@` went verbatim into CSVs a spreadsheet runs.
+#[test]
+fn names_reach_reports_and_csvs_as_text() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let evil = "<img src=x onerror=alert(1)>";
+    let formula = "=HYPERLINK(\"http://x\",\"y\")";
+    let (path, store) = study(tmp.path(), &[evil, formula, "@SUM(A1)"]);
+    for (i, r) in [evil, formula, "@SUM(A1)"].iter().enumerate() {
+        for c in 1..=3 {
+            let l = if (c + i) % 2 == 0 {
+                G::Unequivocal
+            } else {
+                G::Normal
+            };
+            store
+                .commit_reading(
+                    r,
+                    &format!("C000{c}"),
+                    &graded(l, l, Some("+1 see <script>alert(2)</script>")),
+                    None,
+                )
+                .expect("commit");
+        }
+    }
+    for c in 1..=3 {
+        store
+            .record_prediction(&format!("C000{c}"), "m", f64::from(c) / 4.0)
+            .expect("prediction");
+    }
+    drop(store);
+    // The export: every cell a spreadsheet would run starts with an apostrophe.
+    let csv = tmp.path().join("export.csv");
+    let out = sacro()
+        .args(["study", "export"])
+        .arg(&path)
+        .arg("--out")
+        .arg(&csv)
+        .output()
+        .expect("run");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut reader = csv::Reader::from_path(&csv).expect("csv");
+    let mut cells = 0;
+    for rec in reader.records() {
+        for cell in rec.expect("record").iter() {
+            cells += 1;
+            assert!(
+                !cell.starts_with(['=', '+', '-', '@', '\t', '\r']),
+                "a formula cell: {cell:?}"
+            );
+        }
+    }
+    assert!(cells > 0);
+    let text = std::fs::read_to_string(&csv).expect("csv");
+    assert!(text.contains("'=HYPERLINK") && text.contains("'@SUM(A1)") && text.contains("'+1 see"));
+    // The report: the names are text in report.html, never markup.
+    let report = tmp.path().join("report");
+    let scores = tmp.path().join("scores.csv");
+    std::fs::write(
+        &scores,
+        "case,probability\nC0001,0.25\nC0002,0.5\nC0003,0.75\n",
+    )
+    .expect("scores");
+    let truth = tmp.path().join("truth.csv");
+    std::fs::write(&truth, "case,label\nC0001,0\nC0002,1\nC0003,0\n").expect("truth");
+    let out = sacro()
+        .args(["stats", "--predictions"])
+        .arg(&scores)
+        .arg("--truth")
+        .arg(&truth)
+        .arg("--readers")
+        .arg(&csv)
+        .args(["--cutoffs", "0.3,0.5,0.7", "--out"])
+        .arg(&report)
+        .output()
+        .expect("run");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let html = std::fs::read_to_string(report.join("report.html")).expect("html");
+    assert!(
+        html.contains("&lt;img src=x onerror=alert(1)&gt;"),
+        "the name is missing"
+    );
+    assert!(
+        !html.contains("<img") && !html.contains("<script"),
+        "markup in the report"
+    );
+    for f in std::fs::read_dir(&report).expect("report") {
+        let p = f.expect("entry").path();
+        if p.extension().is_some_and(|e| e == "csv") {
+            let mut r = csv::Reader::from_path(&p).expect("csv");
+            for rec in r.records() {
+                for cell in rec.expect("record").iter() {
+                    let formula = cell.starts_with(['=', '@', '\t', '\r'])
+                        || (cell.starts_with(['+', '-']) && cell.parse::<f64>().is_err());
+                    assert!(!formula, "{}: formula cell {cell:?}", p.display());
+                }
+            }
+        }
+    }
+}
+
+/// Reader names that differ only in case, or carry control or bidirectional-override characters, were
+/// accepted; so were control characters in comments and reasons.
+#[test]
+fn look_alike_names_and_control_characters_are_refused() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let (_, store) = study(tmp.path(), &["Dr One"]);
+    for name in [
+        "dr one",
+        "DR ONE",
+        "Dr\u{202E}eno",
+        "Dr\u{1b}[31mOne",
+        " Dr One ",
+    ] {
+        assert!(
+            store.add_reader(name, Role::Reader).is_err(),
+            "{name:?} accepted"
+        );
+    }
+    assert_eq!(store.readers().expect("readers").len(), 1);
+    for comment in ["a\u{7}b", "\u{1b}]0;x\u{7}", "a\u{2066}b"] {
+        let e = store
+            .commit_reading(
+                "Dr One",
+                "C0001",
+                &graded(G::Normal, G::Normal, Some(comment)),
+                None,
+            )
+            .expect_err("control character");
+        assert!(e.to_string().contains("character"), "{e}");
+    }
+    // A multi-line comment is fine.
+    store
+        .commit_reading(
+            "Dr One",
+            "C0001",
+            &graded(G::Normal, G::Normal, Some("line one\nline two")),
+            None,
+        )
+        .expect("multi-line comment");
+}
+
+/// A Body Part Examined carrying a terminal escape sequence reached the terminal raw.
+#[test]
+fn printed_text_cannot_drive_the_terminal() {
+    use dicom_like::write_with_body_part;
+    let tmp = tempfile::tempdir().expect("tmp");
+    let file = tmp.path().join("x.dcm");
+    write_with_body_part(&file, "PELVIS\u{1b}]0;owned\u{7}\u{1b}[2J");
+    let out = sacro().arg("info").arg(&file).output().expect("run");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        !text.contains('\u{1b}') && !text.contains('\u{7}'),
+        "{text:?}"
+    );
+    assert!(text.contains("\\u{1b}"), "{text}");
+}
+
+mod dicom_like {
+    /// A real test film with its Body Part Examined replaced (through `sacro convert`'s sibling: the
+    /// phantom writer would do, but the real file keeps this independent of the generator).
+    pub fn write_with_body_part(out: &std::path::Path, value: &str) {
+        let src = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../shared/testdata/dicom/real/CR_spine_6154.dcm");
+        let bytes = std::fs::read(&src).expect("test film");
+        // (0018,0015) Body Part Examined, explicit VR little endian: tag, "CS", 2-byte length, value.
+        let tag = [0x18u8, 0x00, 0x15, 0x00];
+        let mut v = value.as_bytes().to_vec();
+        if v.len() % 2 == 1 {
+            v.push(b' ');
+        }
+        let mut element = tag.to_vec();
+        element.extend_from_slice(b"CS");
+        element.extend_from_slice(&(v.len() as u16).to_le_bytes());
+        element.extend_from_slice(&v);
+        let at = bytes
+            .windows(4)
+            .position(|w| w == tag)
+            .expect("Body Part Examined in the test film");
+        let old_len = u16::from_le_bytes([bytes[at + 6], bytes[at + 7]]) as usize;
+        let mut outb = bytes[..at].to_vec();
+        outb.extend_from_slice(&element);
+        outb.extend_from_slice(&bytes[at + 8 + old_len..]);
+        std::fs::write(out, outb).expect("write");
+    }
+}
+
+/// With the sqlite3 shell, `UPDATE readings SET left_grade=4` changed a reading with no audit row,
+/// `UPDATE meta … locked='0'` unlocked a locked study, and after `DROP TRIGGER` audit rows could be
+/// rewritten; Sacro showed all of it as genuine. Now `verify` (and every open) says so.
+#[test]
+fn tampering_with_the_file_is_detected() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let make = |name: &str| {
+        let dir = tmp.path().join(name);
+        std::fs::create_dir(&dir).expect("mkdir");
+        let (path, store) = study(&dir, &["ann", "bob"]);
+        for (r, c) in [("ann", "C0001"), ("bob", "C0001"), ("ann", "C0002")] {
+            store
+                .commit_reading(r, c, &graded(G::Minimal, G::Normal, None), None)
+                .expect("commit");
+        }
+        store
+            .commit_reading(
+                "ann",
+                "C0001",
+                &graded(G::Unequivocal, G::Normal, None),
+                Some("second look"),
+            )
+            .expect("change");
+        (path, store)
+    };
+    let verify = |path: &Path| {
+        let out = sacro()
+            .args(["study", "verify"])
+            .arg(path)
+            .output()
+            .expect("run");
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+        )
+    };
+    let sql = |path: &Path, sql: &str| {
+        rusqlite::Connection::open(path)
+            .expect("sqlite")
+            .execute_batch(sql)
+            .expect("tamper");
+    };
+    // Intact: nothing found, by the API and the command.
+    let (clean, store) = make("clean");
+    assert_eq!(store.verify().expect("verify"), Vec::<String>::new());
+    store.lock().expect("lock");
+    assert_eq!(store.verify().expect("verify"), Vec::<String>::new());
+    drop(store);
+    let (ok, text) = verify(&clean);
+    assert!(ok && text.contains("intact"), "{text}");
+
+    // A reading changed with SQL.
+    let (p, store) = make("grade");
+    drop(store);
+    sql(
+        &p,
+        "UPDATE readings SET left_grade = 4 WHERE case_id = 'C0002'",
+    );
+    let (ok, text) = verify(&p);
+    assert!(!ok && text.contains("case C0002 by ann differs"), "{text}");
+    // Every command warns on open.
+    let status = sacro()
+        .args(["study", "status"])
+        .arg(&p)
+        .output()
+        .expect("run");
+    assert!(String::from_utf8_lossy(&status.stderr).contains("changed outside Sacro"));
+
+    // A reading added or removed without the trail.
+    let (p, store) = make("delete");
+    drop(store);
+    sql(
+        &p,
+        "DELETE FROM readings WHERE case_id = 'C0001' AND reader_id = (SELECT id FROM readers WHERE name = 'bob')",
+    );
+    let (ok, text) = verify(&p);
+    assert!(
+        !ok && text.contains("case C0001 by bob") && text.contains("missing"),
+        "{text}"
+    );
+
+    // A locked study unlocked.
+    let (p, store) = make("unlock");
+    store.lock().expect("lock");
+    drop(store);
+    sql(&p, "UPDATE meta SET value = '0' WHERE key = 'locked'");
+    let (ok, text) = verify(&p);
+    assert!(!ok && text.contains("marked unlocked"), "{text}");
+
+    // An audit row rewritten after dropping the trigger (the reason of the change), and the last row
+    // removed.
+    let (p, store) = make("rewrite");
+    drop(store);
+    sql(
+        &p,
+        "DROP TRIGGER audit_no_update; UPDATE audit SET reason = 'typo' WHERE action = 'change_reading';",
+    );
+    let (ok, text) = verify(&p);
+    assert!(
+        !ok && text.contains("does not match the audit chain"),
+        "{text}"
+    );
+    let (p, store) = make("truncate");
+    drop(store);
+    sql(
+        &p,
+        "DROP TRIGGER audit_no_delete; DELETE FROM audit WHERE seq = (SELECT max(seq) FROM audit);",
+    );
+    let (ok, text) = verify(&p);
+    assert!(!ok && text.contains("head differs"), "{text}");
+}
