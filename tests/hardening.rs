@@ -545,3 +545,63 @@ fn tampering_with_the_file_is_detected() {
     let (ok, text) = verify(&p);
     assert!(!ok && text.contains("head differs"), "{text}");
 }
+
+/// `convert` on a folder holding `a.dcm`, `a.DCM` and `a` reported "converted 3" and wrote one `a.tiff`;
+/// an output folder inside the input folder was converted again on the next run.
+#[test]
+fn convert_writes_one_output_per_input_and_skips_its_own_output() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let input = tmp.path().join("in");
+    std::fs::create_dir(&input).expect("mkdir");
+    let film = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../shared/testdata/dicom/real/CR_spine_6154.dcm");
+    for name in ["a.dcm", "a.DCM", "a"] {
+        std::fs::copy(&film, input.join(name)).expect("copy");
+    }
+    let out = input.join("out");
+    let run = || {
+        let o = sacro()
+            .arg("convert")
+            .arg(&input)
+            .arg("--out")
+            .arg(&out)
+            .output()
+            .expect("run");
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    };
+    let first = run();
+    assert!(first.contains("converted 3, failed 0"), "{first}");
+    let mut written: Vec<String> = std::fs::read_dir(&out)
+        .expect("out")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .collect();
+    written.sort();
+    assert_eq!(written, ["a.tiff", "a_2.tiff", "a_3.tiff"]);
+    let second = run();
+    assert!(second.contains("converted 3, failed 0"), "{second}");
+    assert_eq!(std::fs::read_dir(&out).expect("out").count(), 3);
+}
+
+/// `sacro info /dev/zero` read without limit (8 GB in 8 s): the type is told from the first bytes and
+/// nothing more is read. Run under a 1 GiB address-space limit, where reading on would abort.
+#[test]
+fn a_device_or_a_non_image_is_not_read_whole() {
+    if !Path::new("/dev/zero").exists() {
+        return;
+    }
+    let out = Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "ulimit -v 1048576; exec '{}' info /dev/zero",
+            env!("CARGO_BIN_EXE_sacro")
+        ))
+        .output()
+        .expect("run");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("/dev/zero") && err.contains("first bytes"),
+        "{err}"
+    );
+}

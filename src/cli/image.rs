@@ -128,7 +128,12 @@ pub enum BenchCommand {
 pub fn info(args: InfoArgs) -> anyhow::Result<ExitCode> {
     let options = args.load.options();
     let mut failed = 0;
-    for (_, path) in batch::gather_inputs(&args.inputs)? {
+    let gathered = batch::gather_inputs(&args.inputs)?;
+    for s in &gathered.skipped {
+        failed += 1;
+        esay!("error: {s}");
+    }
+    for (_, path) in gathered.files {
         match imaging::load(&path, &options) {
             Ok(r) => {
                 let s = r.summary(args.show_phi);
@@ -174,10 +179,13 @@ pub fn convert(args: ConvertArgs) -> anyhow::Result<ExitCode> {
     };
     std::fs::create_dir_all(&args.out)
         .with_context(|| format!("cannot create {}", args.out.display()))?;
-    let inputs = batch::gather_inputs(&args.inputs)?;
+    let gathered = batch::gather_inputs_excluding(&args.inputs, Some(&args.out))?;
+    let inputs = gathered.files;
     if inputs.is_empty() {
         bail!("no image files found under the given inputs");
     }
+    let outputs =
+        batch::unique_output_paths(&inputs, &args.out, batch::output_extension(&settings));
     let bar = ProgressBar::new(inputs.len() as u64);
     bar.set_style(
         ProgressStyle::with_template("{bar:40} {pos}/{len} {elapsed} {wide_msg}")
@@ -186,11 +194,25 @@ pub fn convert(args: ConvertArgs) -> anyhow::Result<ExitCode> {
     if inputs.len() < 2 {
         bar.set_draw_target(indicatif::ProgressDrawTarget::hidden());
     }
-    let mut failures = Vec::new();
+    let mut failures: Vec<String> = gathered
+        .skipped
+        .iter()
+        .filter(|s| !s.ends_with("not read as input"))
+        .cloned()
+        .collect();
     let mut converted = 0usize;
-    for (root, input) in &inputs {
+    for ((root, input), out) in inputs.iter().zip(outputs) {
         bar.set_message(input.display().to_string());
-        match batch::convert_one(root, input, &args.out, &settings) {
+        let usual = batch::output_path(root, input, &args.out, batch::output_extension(&settings));
+        if out != usual {
+            say!(
+                "{} -> {} ({} is another input's)",
+                input.display(),
+                out.display(),
+                usual.display()
+            );
+        }
+        match batch::convert_one(input, out, &settings) {
             Ok(out) => {
                 converted += 1;
                 tracing::info!("{} -> {}", input.display(), out.display());

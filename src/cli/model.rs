@@ -92,7 +92,11 @@ pub fn predict(args: PredictArgs) -> anyhow::Result<ExitCode> {
             model.display()
         );
     }
-    let inputs = batch::gather_inputs(&args.inputs)?;
+    let gathered = batch::gather_inputs(&args.inputs)?;
+    for s in &gathered.skipped {
+        esay!("skipped: {s}");
+    }
+    let inputs = gathered.files;
     if inputs.is_empty() {
         bail!("no image files found under the given inputs");
     }

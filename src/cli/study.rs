@@ -358,11 +358,11 @@ fn add_cases(study: &Path, paths: &[PathBuf]) -> anyhow::Result<()> {
         if p.extension().is_some_and(|e| e.eq_ignore_ascii_case("csv")) {
             new.extend(csv_io::read_case_list(p)?);
         } else {
-            images.extend(
-                batch::gather_inputs(std::slice::from_ref(p))?
-                    .into_iter()
-                    .map(|(_, f)| f),
-            );
+            let gathered = batch::gather_inputs(std::slice::from_ref(p))?;
+            for s in &gathered.skipped {
+                esay!("skipped: {s}");
+            }
+            images.extend(gathered.files.into_iter().map(|(_, f)| f));
         }
     }
     let mut failures = Vec::new();

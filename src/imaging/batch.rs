@@ -32,10 +32,31 @@ pub struct ConvertSettings {
     pub load: LoadOptions,
 }
 
+/// What [`gather_inputs`] found: each file with the root it was found under, and the folders inside
+/// the roots that could not be read (reported and skipped, not fatal).
+#[derive(Debug, Default)]
+pub struct Gathered {
+    /// (root, file), sorted per root.
+    pub files: Vec<(PathBuf, PathBuf)>,
+    /// One line per folder skipped: which and why.
+    pub skipped: Vec<String>,
+}
+
 /// Files under the given paths: files as given, folders walked recursively (hidden entries skipped,
-/// only names that look like images), sorted. Each input is paired with the root it was found under.
-pub fn gather_inputs(paths: &[PathBuf]) -> Result<Vec<(PathBuf, PathBuf)>, ImagingError> {
-    let mut out = Vec::new();
+/// only names that look like images), sorted. A root that cannot be read is an error; a folder inside
+/// one that cannot be read is skipped and named in [`Gathered::skipped`].
+pub fn gather_inputs(paths: &[PathBuf]) -> Result<Gathered, ImagingError> {
+    gather_inputs_excluding(paths, None)
+}
+
+/// [`gather_inputs`], leaving out the folder `exclude` (a conversion's output folder inside its input:
+/// what it wrote is not input the next time).
+pub fn gather_inputs_excluding(
+    paths: &[PathBuf],
+    exclude: Option<&Path>,
+) -> Result<Gathered, ImagingError> {
+    let exclude = exclude.and_then(|e| e.canonicalize().ok());
+    let mut out = Gathered::default();
     for root in paths {
         let meta = std::fs::metadata(root).map_err(|source| ImagingError::Io {
             path: root.clone(),
@@ -43,36 +64,94 @@ pub fn gather_inputs(paths: &[PathBuf]) -> Result<Vec<(PathBuf, PathBuf)>, Imagi
         })?;
         if meta.is_dir() {
             let mut found = Vec::new();
-            walk(root, &mut found)?;
+            walk(root, exclude.as_deref(), &mut found, &mut out.skipped, true)?;
             found.sort();
-            out.extend(found.into_iter().map(|f| (root.clone(), f)));
+            out.files
+                .extend(found.into_iter().map(|f| (root.clone(), f)));
         } else {
             let parent = root.parent().map(Path::to_path_buf).unwrap_or_default();
-            out.push((parent, root.clone()));
+            out.files.push((parent, root.clone()));
         }
     }
     Ok(out)
 }
 
-fn walk(dir: &Path, found: &mut Vec<PathBuf>) -> Result<(), ImagingError> {
-    let io = |source| ImagingError::Io {
-        path: dir.to_path_buf(),
-        source,
+fn walk(
+    dir: &Path,
+    exclude: Option<&Path>,
+    found: &mut Vec<PathBuf>,
+    skipped: &mut Vec<String>,
+    is_root: bool,
+) -> Result<(), ImagingError> {
+    if exclude.is_some_and(|e| dir.canonicalize().is_ok_and(|d| d == e)) {
+        skipped.push(format!(
+            "{}: the output folder, not read as input",
+            dir.display()
+        ));
+        return Ok(());
+    }
+    let entries = match std::fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(source) if is_root => {
+            return Err(ImagingError::Io {
+                path: dir.to_path_buf(),
+                source,
+            });
+        }
+        Err(e) => {
+            skipped.push(format!("{}: cannot read the folder: {e}", dir.display()));
+            return Ok(());
+        }
     };
-    for entry in std::fs::read_dir(dir).map_err(io)? {
-        let entry = entry.map_err(io)?;
+    for entry in entries {
+        let entry = match entry {
+            Ok(e) => e,
+            Err(e) => {
+                skipped.push(format!("{}: cannot list an entry: {e}", dir.display()));
+                continue;
+            }
+        };
         let path = entry.path();
         if entry.file_name().to_string_lossy().starts_with('.') {
             continue;
         }
-        let kind = entry.file_type().map_err(io)?;
-        if kind.is_dir() {
-            walk(&path, found)?;
-        } else if kind.is_file() && super::has_image_extension(&path) {
-            found.push(path);
+        match entry.file_type() {
+            Ok(kind) if kind.is_dir() => walk(&path, exclude, found, skipped, false)?,
+            Ok(kind) if kind.is_file() && super::has_image_extension(&path) => found.push(path),
+            Ok(_) => {}
+            Err(e) => skipped.push(format!("{}: {e}", path.display())),
         }
     }
     Ok(())
+}
+
+/// Output paths for `inputs` (root, file) under `out_dir` ([`output_path`]), made unique within the
+/// run: where two inputs would give one name (`a.dcm` and `a.DCM`, or the same stem in one folder), the
+/// later ones get `_2`, `_3`, … so that nothing one input writes is overwritten by another.
+pub fn unique_output_paths(
+    inputs: &[(PathBuf, PathBuf)],
+    out_dir: &Path,
+    extension: &str,
+) -> Vec<PathBuf> {
+    let mut taken = std::collections::HashSet::new();
+    inputs
+        .iter()
+        .map(|(root, input)| {
+            let first = output_path(root, input, out_dir, extension);
+            let key = |p: &Path| p.to_string_lossy().to_lowercase();
+            let mut candidate = first.clone();
+            let mut n = 2;
+            while !taken.insert(key(&candidate)) {
+                let stem = first
+                    .file_stem()
+                    .map(|s| s.to_string_lossy().into_owned())
+                    .unwrap_or_default();
+                candidate = first.with_file_name(format!("{stem}_{n}.{extension}"));
+                n += 1;
+            }
+            candidate
+        })
+        .collect()
 }
 
 /// The output path for `input` found under `root`: the same relative folder under `out_dir`, the file's
@@ -96,20 +175,22 @@ pub fn voi_for(radiograph: &Radiograph, choice: &WindowChoice) -> Result<Voi, Im
     }
 }
 
-/// Converts one file; returns the path written.
-pub fn convert_one(
-    root: &Path,
-    input: &Path,
-    out_dir: &Path,
-    settings: &ConvertSettings,
-) -> Result<PathBuf, ImagingError> {
-    let radiograph = super::load(input, &settings.load)?;
-    let ext = if settings.raw {
+/// The extension a conversion writes.
+pub fn output_extension(settings: &ConvertSettings) -> &'static str {
+    if settings.raw {
         "tiff"
     } else {
         settings.format.extension()
-    };
-    let out = output_path(root, input, out_dir, ext);
+    }
+}
+
+/// Converts one file into `out` (from [`unique_output_paths`]); returns the path written.
+pub fn convert_one(
+    input: &Path,
+    out: PathBuf,
+    settings: &ConvertSettings,
+) -> Result<PathBuf, ImagingError> {
+    let radiograph = super::load(input, &settings.load)?;
     if let Some(parent) = out.parent() {
         std::fs::create_dir_all(parent).map_err(|source| ImagingError::Io {
             path: parent.to_path_buf(),
@@ -130,4 +211,50 @@ pub fn convert_one(
         )?;
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A folder that cannot be read inside a walk (here: one that vanished) is skipped and named; the
+    /// walk goes on. (Permissions cannot make a folder unreadable for root, who runs CI.)
+    #[test]
+    fn an_unreadable_inner_folder_is_skipped_and_named() {
+        let tmp = tempfile::tempdir().expect("tmp");
+        let gone = tmp.path().join("gone");
+        let (mut found, mut skipped) = (Vec::new(), Vec::new());
+        walk(&gone, None, &mut found, &mut skipped, false).expect("not fatal inside a root");
+        assert!(found.is_empty());
+        assert_eq!(skipped.len(), 1);
+        assert!(
+            skipped[0].contains("gone") && skipped[0].contains("cannot read"),
+            "{skipped:?}"
+        );
+        assert!(
+            walk(&gone, None, &mut found, &mut skipped, true).is_err(),
+            "a root is an error"
+        );
+    }
+
+    #[test]
+    fn outputs_that_would_collide_get_numbered() {
+        let root = PathBuf::from("/in");
+        let inputs: Vec<(PathBuf, PathBuf)> = ["/in/a.dcm", "/in/a.DCM", "/in/a", "/in/sub/a.dcm"]
+            .iter()
+            .map(|p| (root.clone(), PathBuf::from(p)))
+            .collect();
+        let out = unique_output_paths(&inputs, Path::new("/out"), "tiff");
+        assert_eq!(
+            out,
+            [
+                "/out/a.tiff",
+                "/out/a_2.tiff",
+                "/out/a_3.tiff",
+                "/out/sub/a.tiff"
+            ]
+            .map(PathBuf::from)
+            .to_vec()
+        );
+    }
 }

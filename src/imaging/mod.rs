@@ -277,8 +277,44 @@ pub fn load(path: &Path, options: &LoadOptions) -> Result<Radiograph, ImagingErr
             limit: options.max_file_bytes,
         });
     }
-    let bytes = std::fs::read(path).map_err(io)?;
+    let bytes = read_bounded(path, options.max_file_bytes)?;
     load_bytes(path, &bytes, options)
+}
+
+/// Bytes read to tell a file's type before anything else is read.
+const HEAD_BYTES: u64 = 1024;
+
+/// The file's bytes, read only if its first bytes are a format Sacro reads, and never more than
+/// `limit`: what the size on disk says is not trusted (a device such as `/dev/zero` or a pipe has
+/// none, and a file can grow while it is read).
+pub fn read_bounded(path: &Path, limit: u64) -> Result<Vec<u8>, ImagingError> {
+    use std::io::Read;
+    let io = |source| ImagingError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    let mut file = std::fs::File::open(path).map_err(io)?;
+    let mut bytes = Vec::new();
+    (&mut file)
+        .take(HEAD_BYTES.min(limit))
+        .read_to_end(&mut bytes)
+        .map_err(io)?;
+    if sniff(&bytes).is_none() && !dicom::looks_like_bare_dataset(&bytes) {
+        return Err(ImagingError::UnknownFormat {
+            path: path.to_path_buf(),
+            detail: format!("first bytes {:02X?}", &bytes[..bytes.len().min(8)]),
+        });
+    }
+    let left = (limit + 1).saturating_sub(bytes.len() as u64);
+    (&mut file).take(left).read_to_end(&mut bytes).map_err(io)?;
+    if bytes.len() as u64 > limit {
+        return Err(ImagingError::FileTooLarge {
+            path: path.to_path_buf(),
+            size: bytes.len() as u64,
+            limit,
+        });
+    }
+    Ok(bytes)
 }
 
 /// Loads a radiograph from bytes already in memory; `path` is used for messages and the source record.
