@@ -605,3 +605,47 @@ fn a_device_or_a_non_image_is_not_read_whole() {
         "{err}"
     );
 }
+
+/// A chest radiograph got the demo model's "probability 0.622" and a definite call at the sensitive
+/// cut-off with no word that the model is for pelvic films. Now its result comes with a warning (a CSV
+/// column and a line on standard error); pelvic films get none.
+#[test]
+fn a_film_outside_the_model_s_scope_is_flagged() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let real = root.join("../shared/testdata/dicom/real");
+    let out = tmp.path().join("p.csv");
+    let o = sacro()
+        .arg("predict")
+        .arg("--model")
+        .arg(root.join("models/demo-phantom"))
+        .arg("--out")
+        .arg(&out)
+        .arg(root.join("assets/demo/P0001.dcm"))
+        .arg(real.join("RG1_J2KI.dcm"))
+        .arg(real.join("MR_small.dcm"))
+        .arg(real.join("SC_rgb_rle.dcm"))
+        .output()
+        .expect("run");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("outside what the model is for"), "{err}");
+    let mut r = csv::Reader::from_path(&out).expect("csv");
+    let col = r
+        .headers()
+        .expect("header")
+        .iter()
+        .position(|h| h == "scope_warning")
+        .expect("scope_warning column");
+    let warnings: std::collections::HashMap<String, String> = r
+        .records()
+        .map(|x| {
+            let x = x.expect("row");
+            (x[0].to_string(), x[col].to_string())
+        })
+        .collect();
+    assert_eq!(warnings["P0001"], "", "a pelvic phantom is in scope");
+    assert!(warnings["RG1_J2KI"].contains("CHEST"), "{warnings:?}");
+    assert!(warnings["MR_small"].contains("modality MR"), "{warnings:?}");
+    assert!(warnings["SC_rgb_rle"].contains("colour"), "{warnings:?}");
+}

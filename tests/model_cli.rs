@@ -48,7 +48,8 @@ fn predict_writes_the_statistics_csv_and_matches_the_library() {
             "call_balanced",
             "call_specific",
             "logit_0",
-            "logit_1"
+            "logit_1",
+            "scope_warning"
         ]
     );
     let rows: Vec<csv::StringRecord> = r.records().map(|x| x.expect("row")).collect();

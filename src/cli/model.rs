@@ -71,6 +71,11 @@ fn model_dir(given: Option<PathBuf>) -> anyhow::Result<PathBuf> {
 /// A radiograph windowed as the model's pre-processing expects ([`imaging::Radiograph::default_unit`]),
 /// with its 8-bit grey levels for overlays.
 fn windowed(path: &Path) -> anyhow::Result<(GreyImage, Vec<u8>)> {
+    windowed_film(path).map(|(unit, grey, _)| (unit, grey))
+}
+
+/// [`windowed`] and the radiograph's attributes, for the model's scope check.
+fn windowed_film(path: &Path) -> anyhow::Result<(GreyImage, Vec<u8>, imaging::Radiograph)> {
     let r = imaging::load(path, &LoadOptions::default())?;
     let unit = r.default_unit();
     let grey = unit
@@ -78,7 +83,7 @@ fn windowed(path: &Path) -> anyhow::Result<(GreyImage, Vec<u8>)> {
         .iter()
         .map(|&v| (v * 255.0).round().clamp(0.0, 255.0) as u8)
         .collect();
-    Ok((unit, grey))
+    Ok((unit, grey, r))
 }
 
 /// Runs `sacro predict`.
@@ -125,7 +130,9 @@ pub fn predict(args: PredictArgs) -> anyhow::Result<ExitCode> {
     if args.logits {
         header.extend((0..classes).map(|i| format!("logit_{i}")));
     }
+    header.push("scope_warning".into());
     w.write_record(&header)?;
+    let mut out_of_scope = 0usize;
     let bar = ProgressBar::new(inputs.len() as u64);
     bar.set_style(
         ProgressStyle::with_template("{bar:40} {pos}/{len} {elapsed} eta {eta}")
@@ -139,17 +146,24 @@ pub fn predict(args: PredictArgs) -> anyhow::Result<ExitCode> {
         let mut tensors = Vec::new();
         let mut files = Vec::new();
         for (_, file) in chunk {
-            match windowed(file)
-                .and_then(|(img, _)| Ok(predictor.input(&img.pixels, img.width, img.height)?))
-            {
-                Ok(t) => {
+            match windowed_film(file).and_then(|(img, _, r)| {
+                let warning = predictor
+                    .card
+                    .scope
+                    .warning(&r.identity, r.photometric.is_colour());
+                Ok((
+                    predictor.input(&img.pixels, img.width, img.height)?,
+                    warning,
+                ))
+            }) {
+                Ok((t, warning)) => {
                     tensors.push(t);
-                    files.push(file);
+                    files.push((file, warning));
                 }
                 Err(e) => failures.push(format!("{e:#}")),
             }
         }
-        for (file, p) in files.iter().zip(predictor.predict(&tensors)?) {
+        for ((file, warning), p) in files.iter().zip(predictor.predict(&tensors)?) {
             let case = file
                 .file_stem()
                 .map(|s| s.to_string_lossy().into_owned())
@@ -170,12 +184,22 @@ pub fn predict(args: PredictArgs) -> anyhow::Result<ExitCode> {
             if args.logits {
                 row.extend(p.logits.iter().map(|l| format!("{l:.6}")));
             }
+            if let Some(w) = warning {
+                out_of_scope += 1;
+                esay!("warning: {}: {w}", file.display());
+            }
+            row.push(warning.clone().unwrap_or_default());
             w.write_record(row.iter().map(|c| sacro::escape::csv_cell(c).into_owned()))?;
         }
         bar.inc(chunk.len() as u64);
     }
     w.flush()?;
     bar.finish_and_clear();
+    if out_of_scope > 0 {
+        esay!(
+            "warning: {out_of_scope} film(s) outside what the model is for (column scope_warning)"
+        );
+    }
     for f in &failures {
         esay!("failed: {f}");
     }
@@ -335,6 +359,7 @@ pub fn model(cmd: ModelCommand) -> anyhow::Result<ExitCode> {
                 intended_use: "research; not validated for clinical use".into(),
                 weights_sha256: String::new(),
                 sacro_version: String::new(),
+                scope: Default::default(),
             };
             let card = card::save(&out, &card, &varmap)?;
             say!(

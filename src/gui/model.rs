@@ -26,6 +26,9 @@ pub struct ModelOutput {
     pub class: usize,
     /// Grad-CAM, or Grad-CAM++ when Grad-CAM was empty.
     pub method: CamMethod,
+    /// Why the model should not be trusted on this film (its DICOM attributes are outside the card's
+    /// scope), shown beside the result.
+    pub warning: Option<String>,
 }
 
 type Done = (PathBuf, String, Result<ModelOutput, String>);
@@ -112,7 +115,12 @@ fn run(predictor: &Predictor, film: &Film) -> Result<ModelOutput, String> {
         .preprocess
         .back_to_image(&grid, hw, hh)
         .map_err(|e| e.to_string())?;
+    let r = &film.radiograph;
     Ok(ModelOutput {
+        warning: predictor
+            .card
+            .scope
+            .warning(&r.identity, r.photometric.is_colour()),
         probability: pred.probability,
         calls: pred.calls,
         class,

@@ -37,6 +37,11 @@ pub enum Photometric {
 }
 
 impl Photometric {
+    /// Whether the file held a colour image (shown as its luminance).
+    pub fn is_colour(&self) -> bool {
+        matches!(self, Self::ColourAsLuminance(_))
+    }
+
     /// The DICOM term, e.g. `MONOCHROME1`.
     pub fn as_str(&self) -> &str {
         match self {

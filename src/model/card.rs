@@ -39,6 +39,74 @@ pub struct ModelCard {
     pub weights_sha256: String,
     /// Sacro version that wrote the card.
     pub sacro_version: String,
+    /// The films the model is for (cards written before this field: Sacro's pelvic radiographs).
+    #[serde(default)]
+    pub scope: Scope,
+}
+
+/// The films a model is for, by their DICOM attributes: a film whose attributes say otherwise still gets
+/// a result, but never without a plain warning beside it ([`Scope::warning`]).
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Scope {
+    /// Body Part Examined values (DICOM defined terms, upper case).
+    pub body_parts: Vec<String>,
+    /// Modalities.
+    pub modalities: Vec<String>,
+}
+
+impl Default for Scope {
+    /// Sacro's models: radiographs (CR, DX, RG) of the pelvis, sacrum or sacroiliac joints.
+    fn default() -> Self {
+        Self {
+            body_parts: [
+                "PELVIS",
+                "SACRUM",
+                "SIJOINT",
+                "SI JOINT",
+                "SACROILIAC",
+                "HIP",
+            ]
+            .map(String::from)
+            .to_vec(),
+            modalities: ["CR", "DX", "RG"].map(String::from).to_vec(),
+        }
+    }
+}
+
+impl Scope {
+    /// Why the model should not be trusted on a film with these attributes (none when they fit or are
+    /// not known: a PNG says nothing): another body part, another modality, a colour image.
+    pub fn warning(&self, identity: &crate::imaging::Identity, colour: bool) -> Option<String> {
+        let mut why = Vec::new();
+        let norm = |s: &str| s.trim().to_uppercase();
+        if let Some(b) = identity.body_part.as_deref().map(norm)
+            && !b.is_empty()
+            && !self.body_parts.iter().any(|p| norm(p) == b)
+        {
+            why.push(format!(
+                "Body Part Examined {b} (the model is for {})",
+                self.body_parts.join(", ")
+            ));
+        }
+        if let Some(m) = identity.modality.as_deref().map(norm)
+            && !m.is_empty()
+            && !self.modalities.iter().any(|x| norm(x) == m)
+        {
+            why.push(format!(
+                "modality {m} (the model is for {})",
+                self.modalities.join(", ")
+            ));
+        }
+        if colour {
+            why.push("a colour image (the model is for grey radiographs)".into());
+        }
+        (!why.is_empty()).then(|| {
+            format!(
+                "outside what the model is for: {}; its result may mean nothing here",
+                why.join("; ")
+            )
+        })
+    }
 }
 
 /// Writes `weights.safetensors` and `model.json` into `dir` (created), filling in the weights' SHA-256.

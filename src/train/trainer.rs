@@ -591,6 +591,7 @@ fn finish(
         intended_use: "research; not validated for clinical use".into(),
         weights_sha256: String::new(),
         sacro_version: String::new(),
+        scope: Default::default(),
     };
     card::save(&model_dir, &card, &learner.varmap)?;
     // The model folder describes itself: the schedule, the history and the validation predictions.

@@ -58,6 +58,7 @@ pub fn model_folder(dir: &Path) -> ModelCard {
         intended_use: "tests only".into(),
         weights_sha256: String::new(),
         sacro_version: String::new(),
+        scope: Default::default(),
     };
     card::save(dir, &card, &varmap).expect("save")
 }

@@ -44,6 +44,11 @@ pub fn ui(ui: &mut egui::Ui, view: &ModelView<'_>) {
     match m.result(path) {
         Some(o) => {
             ui.label(RichText::new(format!("Model: probability {:.3}", o.probability)).strong());
+            if let Some(w) = &o.warning {
+                ui.label(
+                    RichText::new(format!("⚠ {w}")).color(egui::Color32::from_rgb(255, 170, 80)),
+                );
+            }
             ui.small(format!(
                 "heatmap (H): {} of \"{}\"",
                 match o.method {
