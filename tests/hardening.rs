@@ -649,3 +649,44 @@ fn a_film_outside_the_model_s_scope_is_flagged() {
     assert!(warnings["MR_small"].contains("modality MR"), "{warnings:?}");
     assert!(warnings["SC_rgb_rle"].contains("colour"), "{warnings:?}");
 }
+
+/// On a tiny set (4 positive, 3 negative cases) `sacro stats` refused everything, because the default
+/// cross-validated cut-offs need five of each. Now it reports what can be computed and says why the
+/// cut-offs were chosen without cross-validation.
+#[test]
+fn stats_on_a_tiny_set_report_what_can_be_computed() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let scores = tmp.path().join("scores.csv");
+    let truth = tmp.path().join("truth.csv");
+    let p = [0.9, 0.8, 0.7, 0.3, 0.6, 0.2, 0.1];
+    let y = [1, 1, 1, 1, 0, 0, 0];
+    let mut s = String::from("case,probability\n");
+    let mut t = String::from("case,label\n");
+    for (i, (p, y)) in p.iter().zip(y).enumerate() {
+        s.push_str(&format!("C{i},{p}\n"));
+        t.push_str(&format!("C{i},{y}\n"));
+    }
+    std::fs::write(&scores, s).expect("scores");
+    std::fs::write(&truth, t).expect("truth");
+    let out = sacro()
+        .args(["stats", "--json", "--predictions"])
+        .arg(&scores)
+        .arg("--truth")
+        .arg(&truth)
+        .output()
+        .expect("run");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let a: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    let method = a["cutoff_method"].as_str().expect("method");
+    assert!(
+        method.contains("too few cases") && method.contains("4 positive, 3 negative"),
+        "{method}"
+    );
+    // AUC by hand: 12 pairs, the negative 0.6 outranks the positive 0.3 once: 11/12.
+    let auc = a["auc_delong"]["value"].as_f64().expect("auc");
+    assert!((auc - 11.0 / 12.0).abs() < 1e-12, "{auc}");
+}

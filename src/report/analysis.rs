@@ -224,36 +224,65 @@ fn kappa_ci(
     }
 }
 
+/// Cut-offs by repeated stratified cross-validation where each class has a case for every fold;
+/// otherwise chosen directly on the whole set, saying why (a tiny set still gets its AUC, intervals and
+/// kappa rather than nothing).
+fn cv_or_direct(y: &[bool], p: &[f64], s: &Settings) -> Result<(Cutoffs, String), StatsError> {
+    let (folds, repeats) = s.cv;
+    let pos = y.iter().filter(|&&v| v).count();
+    let neg = y.len() - pos;
+    if pos >= folds && neg >= folds {
+        let c = cutoffs::cross_validated(y, p, s.targets, folds, repeats, s.seed)?;
+        return Ok((
+            c,
+            format!("by {repeats}× repeated stratified {folds}-fold cross-validation"),
+        ));
+    }
+    let c = cutoffs::choose_all(y, p, s.targets)?;
+    Ok((
+        c,
+        format!(
+            "directly, without cross-validation: too few cases for {folds}-fold cross-validation \
+             ({pos} positive, {neg} negative; {folds} of each needed)"
+        ),
+    ))
+}
+
 /// Runs the analysis.
 pub fn analyse(data: &Data, s: &Settings) -> Result<Analysis, StatsError> {
     let (y, p) = (&data.truth, &data.scores);
     let auc_delong = delong::auc_ci(y, p, s.level)?;
     let auc_bootstrap = bootstrap::auc(y, p, s.auc_resamples, s.level, s.seed)?;
-    let (folds, repeats) = s.cv;
     let (cutoffs, cutoff_method) = match &s.cutoffs {
         CutoffSource::Given(c) => (*c, "given by the user".to_string()),
         CutoffSource::ModelCard(c) => (
             *c,
             "the model card's, chosen on the model's validation set".to_string(),
         ),
-        CutoffSource::Validation(vy, vp) => (
-            cutoffs::cross_validated(vy, vp, s.targets, folds, repeats, s.seed)?,
-            format!(
-                "chosen on the validation set ({} cases) by {repeats}× repeated stratified {folds}-fold cross-validation \
-                 (sensitivity ≥ {}, Youden, specificity ≥ {}), applied unchanged here",
-                vy.len(),
-                s.targets.sensitivity,
-                s.targets.specificity
-            ),
-        ),
-        CutoffSource::ThisSet => (
-            cutoffs::cross_validated(y, p, s.targets, folds, repeats, s.seed)?,
-            format!(
-                "chosen on this data set by {repeats}× repeated stratified {folds}-fold cross-validation \
-                 (sensitivity ≥ {}, Youden, specificity ≥ {}); optimistic, prefer --cutoffs-from a validation set",
-                s.targets.sensitivity, s.targets.specificity
-            ),
-        ),
+        CutoffSource::Validation(vy, vp) => {
+            let (c, how) = cv_or_direct(vy, vp, s)?;
+            (
+                c,
+                format!(
+                    "chosen on the validation set ({} cases) {how} (sensitivity ≥ {}, Youden, specificity ≥ {}), \
+                     applied unchanged here",
+                    vy.len(),
+                    s.targets.sensitivity,
+                    s.targets.specificity
+                ),
+            )
+        }
+        CutoffSource::ThisSet => {
+            let (c, how) = cv_or_direct(y, p, s)?;
+            (
+                c,
+                format!(
+                    "chosen on this data set {how} (sensitivity ≥ {}, Youden, specificity ≥ {}); optimistic, \
+                     prefer --cutoffs-from a validation set",
+                    s.targets.sensitivity, s.targets.specificity
+                ),
+            )
+        }
     };
     let mut at_cutoffs = Vec::new();
     let mut model_calls: Vec<(String, Vec<bool>)> = Vec::new();
