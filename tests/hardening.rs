@@ -38,6 +38,20 @@ fn study(dir: &Path, readers: &[&str]) -> (PathBuf, SqliteStore) {
     (path, store)
 }
 
+/// [`study`] with one reader, `ann`, who has read case C0001; the store closed.
+fn study_with_one_reading(dir: &Path) -> PathBuf {
+    let (path, store) = study(dir, &["ann"]);
+    store
+        .commit_reading(
+            "ann",
+            "C0001",
+            &graded(G::Unequivocal, G::Normal, None),
+            None,
+        )
+        .expect("commit");
+    path
+}
+
 fn bytes(p: &Path) -> Vec<u8> {
     std::fs::read(p).expect("read")
 }
@@ -60,16 +74,7 @@ fn snapshot(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
 #[test]
 fn an_export_never_writes_over_a_study() {
     let tmp = tempfile::tempdir().expect("tmp");
-    let (path, store) = study(tmp.path(), &["ann"]);
-    store
-        .commit_reading(
-            "ann",
-            "C0001",
-            &graded(G::Unequivocal, G::Normal, None),
-            None,
-        )
-        .expect("commit");
-    drop(store);
+    let path = study_with_one_reading(tmp.path());
     let before = bytes(&path);
     let out = sacro()
         .args(["study", "export"])
@@ -164,16 +169,7 @@ fn refused_files_are_not_changed() {
 #[test]
 fn a_read_only_study_reads_and_refuses_writes() {
     let tmp = tempfile::tempdir().expect("tmp");
-    let (path, store) = study(tmp.path(), &["ann"]);
-    store
-        .commit_reading(
-            "ann",
-            "C0001",
-            &graded(G::Unequivocal, G::Normal, None),
-            None,
-        )
-        .expect("commit");
-    drop(store);
+    let path = study_with_one_reading(tmp.path());
     let before = bytes(&path);
     let ro = SqliteStore::open_read_only(&path).expect("open read-only");
     assert!(ro.is_read_only());

@@ -18,7 +18,7 @@ use sha2::{Digest, Sha256};
 
 use super::SqliteStore;
 use crate::grading::Reading;
-use crate::session::StoreResult;
+use crate::session::{AuditRow, StoreResult};
 
 /// The fields of an audit row that its hash covers, in order.
 pub(super) struct Fields<'a> {
@@ -61,62 +61,52 @@ pub(super) fn set_meta(conn: &Connection, key: &str, value: &str) -> rusqlite::R
     )
 }
 
-/// One audit row as stored.
-struct Row {
-    seq: i64,
-    at: String,
-    actor: String,
-    action: String,
-    case_id: Option<String>,
-    old: Option<String>,
-    new: Option<String>,
-    reason: Option<String>,
-    hash: Option<String>,
-}
-
-impl Row {
-    fn fields(&self) -> Fields<'_> {
-        Fields {
-            at: &self.at,
-            actor: &self.actor,
-            action: &self.action,
-            case_id: self.case_id.as_deref(),
-            old: self.old.as_deref(),
-            new: self.new.as_deref(),
-            reason: self.reason.as_deref(),
-        }
-    }
-
-    fn describe(&self) -> String {
-        format!(
-            "audit row {} ({} by {}{})",
-            self.seq,
-            self.action,
-            self.actor,
-            self.case_id
-                .as_deref()
-                .map(|c| format!(", case {c}"))
-                .unwrap_or_default()
-        )
+/// The fields of a stored row.
+fn fields(a: &AuditRow) -> Fields<'_> {
+    Fields {
+        at: &a.at,
+        actor: &a.actor,
+        action: &a.action,
+        case_id: a.case_id.as_deref(),
+        old: a.old_value.as_deref(),
+        new: a.new_value.as_deref(),
+        reason: a.reason.as_deref(),
     }
 }
 
-fn rows(conn: &Connection) -> rusqlite::Result<Vec<Row>> {
+/// A row as the findings name it.
+fn describe(a: &AuditRow) -> String {
+    format!(
+        "audit row {} ({} by {}{})",
+        a.seq,
+        a.action,
+        a.actor,
+        a.case_id
+            .as_deref()
+            .map(|c| format!(", case {c}"))
+            .unwrap_or_default()
+    )
+}
+
+/// Every audit row in order, with its stored link (none before the chain's migration).
+pub(super) fn rows(conn: &Connection) -> rusqlite::Result<Vec<(AuditRow, Option<String>)>> {
     let mut stmt = conn.prepare(
         "SELECT seq, at, actor, action, case_id, old_value, new_value, reason, hash FROM audit ORDER BY seq",
     )?;
     stmt.query_map([], |r| {
-        Ok(Row {
-            seq: r.get(0)?,
-            at: r.get(1)?,
-            actor: r.get(2)?,
-            action: r.get(3)?,
-            case_id: r.get(4)?,
-            old: r.get(5)?,
-            new: r.get(6)?,
-            reason: r.get(7)?,
-            hash: r.get(8)?,
-        })
+        Ok((
+            AuditRow {
+                seq: r.get(0)?,
+                at: r.get(1)?,
+                actor: r.get(2)?,
+                action: r.get(3)?,
+                case_id: r.get(4)?,
+                old_value: r.get(5)?,
+                new_value: r.get(6)?,
+                reason: r.get(7)?,
+            },
+            r.get(8)?,
+        ))
     })?
     .collect()
 }
@@ -127,11 +117,11 @@ fn rows(conn: &Connection) -> rusqlite::Result<Vec<Row>> {
 pub(super) fn seal_existing(conn: &Connection) -> rusqlite::Result<()> {
     let mut prev = String::new();
     let mut lock = None;
-    for row in rows(conn)? {
-        let hash = match &row.hash {
-            Some(h) => h.clone(),
+    for (row, stored) in rows(conn)? {
+        let hash = match stored {
+            Some(h) => h,
             None => {
-                let h = link(&prev, &row.fields());
+                let h = link(&prev, &fields(&row));
                 conn.execute(
                     "UPDATE audit SET hash = ?1 WHERE seq = ?2",
                     params![h, row.seq],
@@ -159,16 +149,16 @@ impl SqliteStore {
         let mut problems = Vec::new();
         let rows = rows(&conn).map_err(|e| self.db(e))?;
         let mut prev = String::new();
-        for row in &rows {
-            let expected = link(&prev, &row.fields());
-            if row.hash.as_deref() != Some(expected.as_str()) {
+        for (row, stored) in &rows {
+            let expected = link(&prev, &fields(row));
+            if stored.as_deref() != Some(expected.as_str()) {
                 problems.push(format!(
                     "{} does not match the audit chain: the trail was changed outside Sacro",
-                    row.describe()
+                    describe(row)
                 ));
             }
             // Go on from the stored link, so that each break is reported once, where it is.
-            prev = row.hash.clone().unwrap_or(expected);
+            prev = stored.clone().unwrap_or(expected);
         }
         let meta = |key: &str| -> StoreResult<Option<String>> {
             conn.query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0))
@@ -183,39 +173,39 @@ impl SqliteStore {
             );
         }
         let locked = meta("locked")?.as_deref() == Some("1");
-        let lock_row = rows.iter().find(|r| r.action == "lock");
+        let lock_row = rows.iter().find(|(r, _)| r.action == "lock");
         match (lock_row, locked) {
-            (Some(r), false) => problems.push(format!(
+            (Some((r, _)), false) => problems.push(format!(
                 "the study was locked ({}) but is marked unlocked: unlocked outside Sacro",
-                r.describe()
+                describe(r)
             )),
             (None, true) => {
                 problems.push("the study is marked locked but its audit trail has no lock".into())
             }
-            (Some(r), true) => {
-                if meta("lock_head")? != r.hash {
+            (Some((r, hash)), true) => {
+                if meta("lock_head")? != *hash {
                     problems
                         .push("the lock's recorded chain head differs from its audit row".into());
                 }
-                if let Some(after) = rows.iter().find(|x| x.seq > r.seq) {
-                    problems.push(format!("{} comes after the lock", after.describe()));
+                if let Some((after, _)) = rows.iter().find(|(x, _)| x.seq > r.seq) {
+                    problems.push(format!("{} comes after the lock", describe(after)));
                 }
             }
             (None, false) => {}
         }
         // The readings the trail says were committed, replayed in order.
         let mut replay: BTreeMap<(String, String), Reading> = BTreeMap::new();
-        for r in &rows {
+        for (r, _) in &rows {
             let Some(case) = r.case_id.clone() else {
                 continue;
             };
             match r.action.as_str() {
                 "create_reading" | "change_reading" => {
-                    match r.new.as_deref().map(serde_json::from_str::<Reading>) {
+                    match r.new_value.as_deref().map(serde_json::from_str::<Reading>) {
                         Some(Ok(reading)) => {
                             replay.insert((case, r.actor.clone()), reading);
                         }
-                        _ => problems.push(format!("{} holds no readable reading", r.describe())),
+                        _ => problems.push(format!("{} holds no readable reading", describe(r))),
                     }
                 }
                 "delete_reading" => {

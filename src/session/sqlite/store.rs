@@ -489,23 +489,8 @@ impl StudyStore for SqliteStore {
     }
 
     fn audit(&self) -> StoreResult<Vec<AuditRow>> {
-        let conn = self.conn();
-        let mut stmt = conn
-            .prepare("SELECT seq, at, actor, action, case_id, old_value, new_value, reason FROM audit ORDER BY seq")
-            .map_err(|e| self.db(e))?;
-        stmt.query_map([], |r| {
-            Ok(AuditRow {
-                seq: r.get(0)?,
-                at: r.get(1)?,
-                actor: r.get(2)?,
-                action: r.get(3)?,
-                case_id: r.get(4)?,
-                old_value: r.get(5)?,
-                new_value: r.get(6)?,
-                reason: r.get(7)?,
-            })
-        })
-        .and_then(Iterator::collect)
-        .map_err(|e| self.db(e))
+        super::chain::rows(&self.conn())
+            .map(|rows| rows.into_iter().map(|(row, _)| row).collect())
+            .map_err(|e| self.db(e))
     }
 }
