@@ -686,3 +686,61 @@ fn stats_on_a_tiny_set_report_what_can_be_computed() {
     let auc = a["auc_delong"]["value"].as_f64().expect("auc");
     assert!((auc - 11.0 / 12.0).abs() < 1e-12, "{auc}");
 }
+
+/// A file name that is not UTF-8 made `info --json` fail on the whole folder without naming the file,
+/// and `add-cases` store a path with replacement characters that no longer existed. Such names are now
+/// skipped, shown escaped, and everything else is read.
+#[cfg(unix)]
+#[test]
+fn names_that_are_not_utf8_are_named_and_skipped() {
+    use std::os::unix::ffi::OsStrExt;
+    let tmp = tempfile::tempdir().expect("tmp");
+    let dir = tmp.path().join("films");
+    std::fs::create_dir(&dir).expect("mkdir");
+    let film = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../shared/testdata/dicom/real/CR_spine_6154.dcm");
+    std::fs::copy(&film, dir.join("good.dcm")).expect("copy");
+    std::fs::copy(&film, dir.join(std::ffi::OsStr::from_bytes(b"bad\xff.dcm"))).expect("copy");
+    let out = sacro()
+        .args(["info", "--json"])
+        .arg(&dir)
+        .output()
+        .expect("run");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    let lines: Vec<serde_json::Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("a JSON line"))
+        .collect();
+    assert_eq!(lines.len(), 2, "{text}");
+    assert!(lines.iter().any(|v| {
+        v["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("bad\\xFF.dcm"))
+    }));
+    assert!(
+        lines.iter().any(|v| v["width"].as_u64().is_some()),
+        "{text}"
+    );
+    // add-cases: the good film becomes a case, the other is named and left out.
+    let (study_path, _) = study(tmp.path(), &["ann"]);
+    let out = sacro()
+        .args(["study", "add-cases"])
+        .arg(&study_path)
+        .arg(&dir)
+        .output()
+        .expect("run");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("bad\\xFF.dcm") && err.contains("not valid UTF-8"),
+        "{err}"
+    );
+    let store = SqliteStore::open(&study_path).expect("open");
+    let cases = store.cases().expect("cases");
+    assert_eq!(cases.len(), 4, "three made by the helper and the good film");
+    assert!(cases.iter().all(|c| {
+        c.path
+            .as_ref()
+            .is_none_or(|p| !p.to_string_lossy().contains('\u{FFFD}'))
+    }));
+}

@@ -131,7 +131,11 @@ pub fn info(args: InfoArgs) -> anyhow::Result<ExitCode> {
     let gathered = batch::gather_inputs(&args.inputs)?;
     for s in &gathered.skipped {
         failed += 1;
-        esay!("error: {s}");
+        if args.json {
+            say!("{}", serde_json::json!({ "error": s }));
+        } else {
+            esay!("error: {s}");
+        }
     }
     for (_, path) in gathered.files {
         match imaging::load(&path, &options) {

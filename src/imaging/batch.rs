@@ -44,7 +44,9 @@ pub struct Gathered {
 
 /// Files under the given paths: files as given, folders walked recursively (hidden entries skipped,
 /// only names that look like images), sorted. A root that cannot be read is an error; a folder inside
-/// one that cannot be read is skipped and named in [`Gathered::skipped`].
+/// one that cannot be read is skipped and named in [`Gathered::skipped`]. So is a file or folder whose
+/// name is not valid UTF-8 (shown with the bytes escaped): a study, a CSV or JSON could not name it
+/// without changing it.
 pub fn gather_inputs(paths: &[PathBuf]) -> Result<Gathered, ImagingError> {
     gather_inputs_excluding(paths, None)
 }
@@ -68,6 +70,8 @@ pub fn gather_inputs_excluding(
             found.sort();
             out.files
                 .extend(found.into_iter().map(|f| (root.clone(), f)));
+        } else if root.to_str().is_none() {
+            out.skipped.push(not_utf8(root));
         } else {
             let parent = root.parent().map(Path::to_path_buf).unwrap_or_default();
             out.files.push((parent, root.clone()));
@@ -115,6 +119,10 @@ fn walk(
         if entry.file_name().to_string_lossy().starts_with('.') {
             continue;
         }
+        if entry.file_name().to_str().is_none() {
+            skipped.push(not_utf8(&path));
+            continue;
+        }
         match entry.file_type() {
             Ok(kind) if kind.is_dir() => walk(&path, exclude, found, skipped, false)?,
             Ok(kind) if kind.is_file() && super::has_image_extension(&path) => found.push(path),
@@ -123,6 +131,14 @@ fn walk(
         }
     }
     Ok(())
+}
+
+/// Why a path is skipped: its name is not UTF-8 (shown escaped, e.g. `"bad\xFF.dcm"`).
+fn not_utf8(path: &Path) -> String {
+    format!(
+        "{:?}: the name is not valid UTF-8; rename it to read it",
+        path.as_os_str()
+    )
 }
 
 /// Output paths for `inputs` (root, file) under `out_dir` ([`output_path`]), made unique within the
@@ -256,5 +272,23 @@ mod tests {
             .map(PathBuf::from)
             .to_vec()
         );
+    }
+
+    /// A name that is not UTF-8 is skipped and shown escaped; the other files are found.
+    #[cfg(unix)]
+    #[test]
+    fn names_that_are_not_utf8_are_skipped_and_shown_escaped() {
+        use std::os::unix::ffi::OsStrExt;
+        let tmp = tempfile::tempdir().expect("tmp");
+        let bad = tmp.path().join(std::ffi::OsStr::from_bytes(b"bad\xff.dcm"));
+        std::fs::write(&bad, b"x").expect("write");
+        std::fs::write(tmp.path().join("good.dcm"), b"x").expect("write");
+        let g = gather_inputs(&[tmp.path().to_path_buf()]).expect("gather");
+        assert_eq!(g.files.len(), 1);
+        assert!(g.files[0].1.ends_with("good.dcm"));
+        assert_eq!(g.skipped.len(), 1);
+        assert!(g.skipped[0].contains("bad\\xFF.dcm"), "{:?}", g.skipped);
+        let g = gather_inputs(&[bad]).expect("a file given directly");
+        assert!(g.files.is_empty() && g.skipped.len() == 1);
     }
 }
