@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 
 torch.set_num_threads(int(os.environ.get("THREADS", os.cpu_count())))
-# (in channels, out channels, kernel, stride, input side, count), as src/model/conv_layers.rs.
+# (in channels, out channels, kernel, stride, input side, count), as src/kernels/conv/layers.rs.
 SHAPES = [(3, 64, 7, 2, 224, 1), (64, 64, 1, 1, 56, 1), (64, 64, 3, 1, 56, 3), (64, 256, 1, 1, 56, 4),
           (256, 64, 1, 1, 56, 2), (256, 128, 1, 1, 56, 1), (128, 128, 3, 2, 56, 1), (128, 512, 1, 1, 28, 4),
           (256, 512, 1, 2, 56, 1), (512, 128, 1, 1, 28, 3), (128, 128, 3, 1, 28, 3), (512, 256, 1, 1, 28, 1),

@@ -1,14 +1,14 @@
 #!/usr/bin/env bash
-# Each ResNet-50 convolution shape at 224² batch 8, Sacro's im2col op (src/model/conv_layers.rs, an ignored
+# Each ResNet-50 convolution shape at 224² batch 8, Sacro's im2col op (src/kernels/conv/layers.rs, an ignored
 # test built in release) beside PyTorch's (benches/conv_layers.py), same thread count, both with Sacro's
 # glibc allocator settings (src/main.rs; a test binary does not set them itself): forward and backward
 # (input and weight gradients) medians, the ratio per shape and the totals weighted by how often each
 # shape occurs. Usage: [ROUNDS=2] benches/conv_layers.sh   (needs: pip install torch)
 #
 # PARTS=1: instead, where the time of the 3x3 stride-1 shapes goes inside Sacro's op (an ignored test in
-# src/model/conv.rs): the forward pass's im2col and products; the backward pass's gradient transpose,
+# src/kernels/conv/im2col.rs): the forward pass's im2col and products; the backward pass's gradient transpose,
 # whole-batch im2col, weight-gradient product, W^T*G and col2im; fastest of six runs per part, the products'
-# GFLOP/s; then the same for the Winograd op of those shapes (src/model/winograd.rs: each transform and the
+# GFLOP/s; then the same for the Winograd op of those shapes (src/kernels/conv/winograd/tests.rs: each transform and the
 # 16 products). Compare with this script's PyTorch times for the same shapes.
 # SACRO_WINOGRAD=off: the layer times with im2col for the 3x3 stride-1 shapes too.
 set -euo pipefail
@@ -28,7 +28,7 @@ fi
 # over minutes, so one round can be biased either way.
 for round in $(seq "${ROUNDS:-2}"); do
 echo "## round $round"
-sacro=$(GLIBC_TUNABLES=$tunables RAYON_NUM_THREADS=$threads cargo test --release --quiet --lib conv_layers -- --ignored --nocapture 2>/dev/null | grep -E '^(layer|[0-9]|total)')
+sacro=$(GLIBC_TUNABLES=$tunables RAYON_NUM_THREADS=$threads cargo test --release --quiet --lib kernels::conv::layers -- --ignored --nocapture 2>/dev/null | grep -E '^(layer|[0-9]|total)')
 torch=$(GLIBC_TUNABLES=$tunables THREADS=$threads python3 benches/conv_layers.py)
 echo "layer,count,sacro_fwd_ms,torch_fwd_ms,fwd_ratio,sacro_bwd_ms,torch_bwd_ms,bwd_ratio"
 paste -d, <(echo "$sacro" | tail -n +2) <(echo "$torch" | tail -n +2) |

@@ -70,7 +70,7 @@ unseen=$!
 
 # Training steps through both convolution paths on the GPU (the default there: candle's conv2d and its
 # conv_transpose2d backward; SACRO_CONV=tensor: tensor operations with a GEMM backward,
-# src/model/conv_tensor.rs); the faster one that works trains the model.
+# src/kernels/conv/tensor.rs); the faster one that works trains the model.
 if [ -z "${SKIP_BENCH:-}" ]; then
   log "sacro bench (CUDA, f32)"
   timeout 150 $sacro bench model --device $dev --repeat 5 --train-batch 8,32 | tee /tmp/bench_sacro.csv
