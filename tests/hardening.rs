@@ -52,6 +52,17 @@ fn study_with_one_reading(dir: &Path) -> PathBuf {
     path
 }
 
+/// `sacro study export STUDY --out OUT`.
+fn export(study: &Path, out: &Path) -> std::process::Output {
+    sacro()
+        .args(["study", "export"])
+        .arg(study)
+        .arg("--out")
+        .arg(out)
+        .output()
+        .expect("run sacro study export")
+}
+
 fn bytes(p: &Path) -> Vec<u8> {
     std::fs::read(p).expect("read")
 }
@@ -76,13 +87,7 @@ fn an_export_never_writes_over_a_study() {
     let tmp = tempfile::tempdir().expect("tmp");
     let path = study_with_one_reading(tmp.path());
     let before = bytes(&path);
-    let out = sacro()
-        .args(["study", "export"])
-        .arg(&path)
-        .arg("--out")
-        .arg(&path)
-        .output()
-        .expect("run");
+    let out = export(&path, &path);
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("database"), "{err}");
@@ -99,23 +104,11 @@ fn an_export_never_writes_over_a_study() {
     std::fs::create_dir(tmp.path().join("o")).expect("mkdir");
     let (other, _) = study(&tmp.path().join("o"), &["bob"]);
     let other_before = bytes(&other);
-    let out = sacro()
-        .args(["study", "export"])
-        .arg(&path)
-        .arg("--out")
-        .arg(&other)
-        .output()
-        .expect("run");
+    let out = export(&path, &other);
     assert!(!out.status.success());
     assert_eq!(bytes(&other), other_before);
     let csv = tmp.path().join("readings.csv");
-    let out = sacro()
-        .args(["study", "export"])
-        .arg(&path)
-        .arg("--out")
-        .arg(&csv)
-        .output()
-        .expect("run");
+    let out = export(&path, &csv);
     assert!(
         out.status.success(),
         "{}",
@@ -263,13 +256,7 @@ fn names_reach_reports_and_csvs_as_text() {
     drop(store);
     // The export: every cell a spreadsheet would run starts with an apostrophe.
     let csv = tmp.path().join("export.csv");
-    let out = sacro()
-        .args(["study", "export"])
-        .arg(&path)
-        .arg("--out")
-        .arg(&csv)
-        .output()
-        .expect("run");
+    let out = export(&path, &csv);
     assert!(
         out.status.success(),
         "{}",

@@ -33,7 +33,7 @@ pub struct StatsArgs {
     #[arg(long, conflicts_with = "cutoffs")]
     cutoffs_from: Option<PathBuf>,
     /// Cut-offs given directly: SENSITIVE,BALANCED,SPECIFIC.
-    #[arg(long, value_parser = parse_cutoffs)]
+    #[arg(long, value_parser = Cutoffs::parse)]
     cutoffs: Option<Cutoffs>,
     /// A second model's predictions on the same cases, compared by the DeLong test.
     #[arg(long)]
@@ -68,10 +68,6 @@ pub struct StatsArgs {
     /// Confidence level of every interval.
     #[arg(long, default_value_t = 0.95)]
     level: f64,
-}
-
-fn parse_cutoffs(s: &str) -> Result<Cutoffs, String> {
-    Cutoffs::parse(s)
 }
 
 /// Runs `sacro stats`.

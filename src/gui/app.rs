@@ -224,11 +224,6 @@ impl SacroApp {
         self.view.as_ref().map(|(_, v)| v)
     }
 
-    /// Milliseconds from request to first paint of the last film.
-    pub fn last_open_ms(&self) -> Option<f64> {
-        self.stats.last_open_ms
-    }
-
     pub(super) fn notify(&mut self, text: impl Into<String>, level: Level) {
         self.toasts.push(text, level);
     }

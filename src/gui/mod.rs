@@ -49,13 +49,8 @@ pub fn data_dir() -> PathBuf {
     eframe::storage_dir(APP_NAME).unwrap_or_else(|| std::env::temp_dir().join("sacro"))
 }
 
-/// The demo study, copied on first use from the bundled (read-only) assets into the user's data folder so
-/// that readings can be committed to it. Returns the study file.
-pub fn demo_study() -> Result<PathBuf, String> {
-    demo_study_in(&data_dir())
-}
-
-/// [`demo_study`] with the data folder given.
+/// The demo study, copied on first use from the bundled (read-only) assets into the data folder `data`
+/// (the app uses [`data_dir`]) so that readings can be committed to it. Returns the study file.
 pub fn demo_study_in(data: &Path) -> Result<PathBuf, String> {
     let src = assets_dir().join("demo");
     let dst = data.join("demo");

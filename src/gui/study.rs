@@ -160,11 +160,6 @@ impl StudySession {
         self.paths.get(case_id).cloned()
     }
 
-    /// Number of cases in the study.
-    pub fn case_count(&self) -> usize {
-        self.paths.len()
-    }
-
     /// The parts the coordinator's view shows (the overview form, compare table and dashboard to
     /// change, the rest to read).
     pub fn coordinator_parts(&mut self, tab: CoordinatorTab) -> CoordinatorParts<'_> {
@@ -247,13 +242,5 @@ impl Source {
     /// Whether nothing can be shown.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
-    }
-
-    /// The open study, if any.
-    pub fn study(&self) -> Option<&StudySession> {
-        match self {
-            Self::Study(s) => Some(s),
-            _ => None,
-        }
     }
 }

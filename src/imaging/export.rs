@@ -53,6 +53,9 @@ fn write_err(path: &Path, e: impl std::fmt::Display) -> ImagingError {
     }
 }
 
+/// The first bytes of every SQLite database file (a Sacro study is one).
+pub const SQLITE_HEADER: &[u8; 16] = b"SQLite format 3\0";
+
 /// Why `path` may not be replaced by an output: a folder, or a database (a Sacro study is an SQLite
 /// file: no export, report or conversion may write over one, its own input included).
 pub fn refuse_to_replace(path: &Path) -> Result<(), String> {
@@ -62,7 +65,7 @@ pub fn refuse_to_replace(path: &Path) -> Result<(), String> {
     let mut head = [0u8; 16];
     let is_database = std::fs::File::open(path)
         .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut head))
-        .is_ok_and(|()| &head == b"SQLite format 3\0");
+        .is_ok_and(|()| &head == SQLITE_HEADER);
     if is_database {
         return Err("is a database (a study?): refusing to write over it".into());
     }

@@ -31,9 +31,6 @@ pub struct SqliteStore {
     read_only: bool,
 }
 
-/// The first bytes of every SQLite database file.
-const SQLITE_MAGIC: &[u8; 16] = b"SQLite format 3\0";
-
 impl std::fmt::Debug for SqliteStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("SqliteStore")
@@ -145,7 +142,7 @@ impl SqliteStore {
                 head.len()
             )));
         }
-        if head[..] != SQLITE_MAGIC[..] {
+        if head[..] != crate::imaging::export::SQLITE_HEADER[..] {
             return Err(corrupt("not an SQLite database".into()));
         }
         let version = Self::check_read_only(path)?;
