@@ -14,6 +14,7 @@ pub mod grads;
 pub mod head;
 pub mod init;
 pub mod norm;
+pub mod pickle;
 pub mod predict;
 pub mod preprocess;
 pub mod pth;
