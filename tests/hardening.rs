@@ -731,3 +731,134 @@ fn names_that_are_not_utf8_are_named_and_skipped() {
             .is_none_or(|p| !p.to_string_lossy().contains('\u{FFFD}'))
     }));
 }
+
+/// An 8-bit PNG went through the automatic percentile window before the model, so a model trained in
+/// PyTorch or fastai on exported PNGs (pixels / 255) saw other inputs in Sacro. Display-ready 8-bit
+/// images now go as stored (v / 255, what torchvision's `ToTensor` gives), exactly as through a DICOM
+/// whose window maps v to v / 255; the card records the policy and `predict` follows it.
+#[test]
+fn eight_bit_images_reach_the_model_as_stored() {
+    use sacro::imaging::{self, LoadOptions, Window, WindowPolicy, WindowPreset};
+    let tmp = tempfile::tempdir().expect("tmp");
+    let (w, h) = (96u32, 80u32);
+    // A skewed histogram (mostly dark, a few bright pixels), as an exported radiograph has.
+    let values: Vec<u8> = (0..w * h)
+        .map(|i| {
+            let (x, y) = (i % w, i / w);
+            if (x * 7 + y * 13) % 53 == 0 {
+                250
+            } else {
+                (30 + (x + 2 * y) % 90) as u8
+            }
+        })
+        .collect();
+    let png = tmp.path().join("export.png");
+    image::GrayImage::from_raw(w, h, values.clone())
+        .expect("image")
+        .save(&png)
+        .expect("png");
+    let stored: Vec<u16> = values.iter().map(|&v| v.into()).collect();
+    let windows = [WindowPreset {
+        window: Window {
+            // PS3.3 C.11.2.1.2.1 LINEAR: ((v - (c - 0.5)) / (w - 1) + 0.5) = v / 255 for c = 128, w = 256.
+            center: 128.0,
+            width: 256.0,
+            function: sacro::imaging::VoiFunction::Linear,
+        },
+        explanation: None,
+    }];
+    let dcm = tmp.path().join("export.dcm");
+    imaging::dicom_write::write_dicom(
+        &dcm,
+        &imaging::dicom_write::DicomImageSpec {
+            width: w,
+            height: h,
+            pixels: &stored,
+            bits_stored: 8,
+            photometric: imaging::Photometric::Monochrome2,
+            modality: "DX",
+            sop_class_uid: "1.2.840.10008.5.1.4.1.1.1.1",
+            study_uid: "2.25.1",
+            series_uid: "2.25.2",
+            sop_instance_uid: "2.25.3",
+            patient_name: "SYNTHETIC^WINDOW",
+            patient_id: "SYN0",
+            series_description: "synthetic test image",
+            body_part: "PELVIS",
+            view_position: "AP",
+            study_date: "20260101",
+            pixel_spacing_mm: (0.2, 0.2),
+            windows: &windows,
+            burned_in_annotation: false,
+            deflate: false,
+        },
+    )
+    .expect("dicom");
+    let expected: Vec<f32> = values.iter().map(|&v| f32::from(v) / 255.0).collect();
+    let png_r = imaging::load(&png, &LoadOptions::default()).expect("png");
+    assert!(png_r.is_display_ready_8bit());
+    assert_eq!(
+        png_r.model_unit(WindowPolicy::AsStored8Bit).pixels,
+        expected
+    );
+    // The old behaviour (kept for cards written before the policy): far from what PyTorch sees.
+    let auto = png_r.model_unit(WindowPolicy::FileOrAuto).pixels;
+    let rel = (auto
+        .iter()
+        .zip(&expected)
+        .map(|(a, b)| f64::from(a - b).powi(2))
+        .sum::<f64>()
+        / expected.iter().map(|&b| f64::from(b).powi(2)).sum::<f64>())
+    .sqrt();
+    assert!(rel > 0.05, "auto window {rel}");
+    // A DICOM with its own window is not "as stored": its window is used, and this one maps v to v / 255.
+    let dcm_r = imaging::load(&dcm, &LoadOptions::default()).expect("dcm");
+    assert!(!dcm_r.is_display_ready_8bit());
+    let via_window = dcm_r.model_unit(WindowPolicy::AsStored8Bit).pixels;
+    let worst = via_window
+        .iter()
+        .zip(&expected)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0.0f32, f32::max);
+    assert!(worst < 1e-6, "window 128/256 gives v/255 ({worst})");
+
+    // Cards: written before the policy → the old behaviour; new cards → as stored.
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let demo = root.join("models/demo-phantom");
+    let card_text = std::fs::read_to_string(demo.join("model.json")).expect("card");
+    let card: sacro::model::card::ModelCard = serde_json::from_str(&card_text).expect("card");
+    assert_eq!(card.preprocess.window, WindowPolicy::FileOrAuto);
+    assert_eq!(
+        sacro::model::preprocess::Preprocess::imagenet(224).window,
+        WindowPolicy::AsStored8Bit
+    );
+    // `predict` follows the card: with "as stored", the PNG and the DICOM give the same probability.
+    let model = tmp.path().join("model");
+    std::fs::create_dir(&model).expect("dir");
+    std::fs::copy(
+        demo.join("weights.safetensors"),
+        model.join("weights.safetensors"),
+    )
+    .expect("w");
+    let mut json: serde_json::Value = serde_json::from_str(&card_text).expect("json");
+    json["preprocess"]["window"] = "as_stored_8bit".into();
+    std::fs::write(model.join("model.json"), json.to_string()).expect("card");
+    let out = tmp.path().join("p.csv");
+    let o = sacro()
+        .args(["predict", "--model"])
+        .arg(&model)
+        .arg("--out")
+        .arg(&out)
+        .arg(&png)
+        .arg(&dcm)
+        .output()
+        .expect("run");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let mut r = csv::Reader::from_path(&out).expect("csv");
+    let p: Vec<f64> = r
+        .records()
+        .map(|x| x.expect("row")[2].parse().expect("probability"))
+        .collect();
+    assert_eq!(p.len(), 2);
+    assert!((p[0] - p[1]).abs() < 1e-5, "{p:?}");
+}

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use anyhow::{Context, bail};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
-use sacro::imaging::{self, GreyImage, LoadOptions, batch, overlay};
+use sacro::imaging::{self, GreyImage, LoadOptions, WindowPolicy, batch, overlay};
 use sacro::model::gradcam::CamMethod;
 use sacro::model::predict::{Predictor, default_device};
 
@@ -70,14 +70,17 @@ fn model_dir(given: Option<PathBuf>) -> anyhow::Result<PathBuf> {
 
 /// A radiograph windowed as the model's pre-processing expects ([`imaging::Radiograph::default_unit`]),
 /// with its 8-bit grey levels for overlays.
-fn windowed(path: &Path) -> anyhow::Result<(GreyImage, Vec<u8>)> {
-    windowed_film(path).map(|(unit, grey, _)| (unit, grey))
+fn windowed(path: &Path, policy: WindowPolicy) -> anyhow::Result<(GreyImage, Vec<u8>)> {
+    windowed_film(path, policy).map(|(unit, grey, _)| (unit, grey))
 }
 
 /// [`windowed`] and the radiograph's attributes, for the model's scope check.
-fn windowed_film(path: &Path) -> anyhow::Result<(GreyImage, Vec<u8>, imaging::Radiograph)> {
+fn windowed_film(
+    path: &Path,
+    policy: WindowPolicy,
+) -> anyhow::Result<(GreyImage, Vec<u8>, imaging::Radiograph)> {
     let r = imaging::load(path, &LoadOptions::default())?;
-    let unit = r.default_unit();
+    let unit = r.model_unit(policy);
     let grey = unit
         .pixels
         .iter()
@@ -146,7 +149,7 @@ pub fn predict(args: PredictArgs) -> anyhow::Result<ExitCode> {
         let mut tensors = Vec::new();
         let mut files = Vec::new();
         for (_, file) in chunk {
-            match windowed_film(file).and_then(|(img, _, r)| {
+            match windowed_film(file, predictor.card.preprocess.window).and_then(|(img, _, r)| {
                 let warning = predictor
                     .card
                     .scope
@@ -214,7 +217,7 @@ pub fn predict(args: PredictArgs) -> anyhow::Result<ExitCode> {
 pub fn explain(args: ExplainArgs) -> anyhow::Result<ExitCode> {
     let model = model_dir(args.model)?;
     let predictor = Predictor::load(&model, default_device())?;
-    let (img, grey) = windowed(&args.file)?;
+    let (img, grey) = windowed(&args.file, predictor.card.preprocess.window)?;
     let input = predictor.input(&img.pixels, img.width, img.height)?;
     let prediction = predictor
         .predict(std::slice::from_ref(&input))?
@@ -279,6 +282,11 @@ pub enum ModelCommand {
         /// Input size of the model's pre-processing.
         #[arg(long, default_value_t = 512)]
         size: u32,
+        /// How the checkpoint's training fed films: `as-stored` (8-bit PNG/JPEG/TIFF exports as v/255, as
+        /// torchvision and fastai read them) or `file-or-auto` (every film through its window or the
+        /// automatic one).
+        #[arg(long, default_value = "as-stored", value_parser = WindowPolicy::parse)]
+        window_policy: WindowPolicy,
         /// Cut-offs SENSITIVE,BALANCED,SPECIFIC to put in the card.
         #[arg(long)]
         cutoffs: Option<String>,
@@ -312,6 +320,7 @@ pub fn model(cmd: ModelCommand) -> anyhow::Result<ExitCode> {
             out,
             arch,
             size,
+            window_policy,
             cutoffs,
             training_data,
         } => {
@@ -348,7 +357,10 @@ pub fn model(cmd: ModelCommand) -> anyhow::Result<ExitCode> {
                     .map(|n| n.to_string_lossy().into_owned())
                     .unwrap_or_else(|| "model".into()),
                 architecture: config,
-                preprocess: Preprocess::imagenet(size),
+                preprocess: Preprocess {
+                    window: window_policy,
+                    ..Preprocess::imagenet(size)
+                },
                 class_names,
                 positive_class: positive,
                 cutoffs,

@@ -65,7 +65,7 @@ fn predict_one(
     predictor: &Predictor,
     radiograph: &crate::imaging::Radiograph,
 ) -> Result<(crate::model::Tensor, crate::model::predict::Prediction), String> {
-    let unit = radiograph.default_unit();
+    let unit = radiograph.model_unit(predictor.card.preprocess.window);
     let input = predictor
         .input(&unit.pixels, unit.width, unit.height)
         .map_err(|e| e.to_string())?;

@@ -23,7 +23,9 @@ pub use error::ImagingError;
 pub use geometry::{GreyImage, Rect};
 pub use modality::{LookupTable, ModalityLut};
 pub use raster::burn_text;
-pub use voi::{DisplayTransform, NamedPreset, Voi, VoiFunction, Window, WindowPreset};
+pub use voi::{
+    DisplayTransform, NamedPreset, Voi, VoiFunction, Window, WindowPolicy, WindowPreset,
+};
 
 /// Photometric Interpretation of the source, after decoding.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -236,6 +238,38 @@ impl Radiograph {
             height: self.height(),
             pixels: self.display(self.default_voi()).to_unit(&self.image.pixels),
         }
+    }
+
+    /// Whether the stored values are display-ready 8-bit grey levels: at most 8 bits, unsigned, no
+    /// rescaling, and no window or VOI LUT of the file's own (a PNG, a JPEG, an 8-bit TIFF or DICOM export).
+    pub fn is_display_ready_8bit(&self) -> bool {
+        self.bits_stored <= 8
+            && !self.signed
+            && matches!(self.modality_lut, ModalityLut::Identity)
+            && self.presets.is_empty()
+            && self.voi_luts.is_empty()
+    }
+
+    /// The film as a model sees it under `policy`: display-ready 8-bit images as stored (`v / 255`,
+    /// MONOCHROME1 inverted) with [`WindowPolicy::AsStored8Bit`], else [`Radiograph::default_unit`].
+    pub fn model_unit(&self, policy: WindowPolicy) -> GreyImage {
+        if policy == WindowPolicy::AsStored8Bit && self.is_display_ready_8bit() {
+            let invert = self.inverted_by_default();
+            return GreyImage {
+                width: self.width(),
+                height: self.height(),
+                pixels: self
+                    .image
+                    .pixels
+                    .iter()
+                    .map(|&v| {
+                        let u = (v / 255.0).clamp(0.0, 1.0);
+                        if invert { 1.0 - u } else { u }
+                    })
+                    .collect(),
+            };
+        }
+        self.default_unit()
     }
 
     /// The display transform for a VOI stage, inverted for MONOCHROME1.

@@ -43,6 +43,37 @@ impl VoiFunction {
     }
 }
 
+/// How a film is windowed for a model (recorded in the model card, so that prediction follows training).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WindowPolicy {
+    /// Display-ready 8-bit images (PNG, JPEG, 8-bit TIFF or DICOM with no window, VOI LUT or rescaling of
+    /// their own) go as stored, `v / 255`, as torchvision's `ToTensor` and fastai feed them; other films
+    /// as [`WindowPolicy::FileOrAuto`].
+    #[default]
+    #[serde(rename = "as_stored_8bit")]
+    AsStored8Bit,
+    /// The file's window, else its VOI LUT, else the automatic window, for every film (what Sacro did for
+    /// all films before the policy was recorded: cards without it).
+    FileOrAuto,
+}
+
+impl WindowPolicy {
+    /// The policy of a card written before the field existed.
+    pub fn legacy() -> Self {
+        Self::FileOrAuto
+    }
+
+    /// Parses `as-stored` or `file-or-auto`.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        match text {
+            "as-stored" | "as_stored_8bit" => Ok(Self::AsStored8Bit),
+            "file-or-auto" | "file_or_auto" => Ok(Self::FileOrAuto),
+            other => Err(format!("{other:?}: as-stored or file-or-auto")),
+        }
+    }
+}
+
 /// A window: center and width in modality units, and the VOI function that shapes it.
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Window {

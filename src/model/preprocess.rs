@@ -3,7 +3,7 @@
 
 use candle_core::{Device, Result, Tensor};
 
-use crate::imaging::GreyImage;
+use crate::imaging::{GreyImage, WindowPolicy};
 
 /// How a non-square film becomes square.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -25,6 +25,10 @@ pub struct Preprocess {
     pub mean: [f32; 3],
     /// Per-channel standard deviation.
     pub std: [f32; 3],
+    /// How films were windowed for training, so prediction does the same (cards written before the
+    /// field: the file's window or the automatic one, for every film).
+    #[serde(default = "WindowPolicy::legacy")]
+    pub window: WindowPolicy,
 }
 
 impl Preprocess {
@@ -35,6 +39,7 @@ impl Preprocess {
             fit: Fit::Pad,
             mean: [0.485, 0.456, 0.406],
             std: [0.229, 0.224, 0.225],
+            window: WindowPolicy::AsStored8Bit,
         }
     }
 

@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use super::TrainError;
 use super::augment::AugmentConfig;
 use super::optim::AdamConfig;
+use crate::imaging::WindowPolicy;
 use crate::model::NetworkConfig;
 use crate::model::preprocess::Fit;
 
@@ -41,6 +42,9 @@ pub struct TrainConfig {
     pub base_weights: Option<PathBuf>,
     /// Pad or crop non-square films.
     pub fit: Fit,
+    /// How films are windowed: display-ready 8-bit images as stored (`v / 255`, the default) or every film
+    /// through its file window or the automatic one (recorded in the model card).
+    pub window: WindowPolicy,
     /// Progressive resizing stages, in order.
     pub stages: Vec<Stage>,
     /// One-cycle maximum learning rate while frozen.
@@ -80,6 +84,7 @@ impl Default for TrainConfig {
             architecture: NetworkConfig::sacroiliitis(),
             base_weights: None,
             fit: Fit::Pad,
+            window: WindowPolicy::AsStored8Bit,
             stages: vec![stage(224, 64), stage(512, 32), stage(768, 84)],
             lr_frozen: 2e-3,
             lr_unfrozen: [1e-5, 1e-3],

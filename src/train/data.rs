@@ -328,12 +328,14 @@ pub fn load(
     entries: &[Entry],
     cache_size: u32,
     fit: crate::model::preprocess::Fit,
+    window: crate::imaging::WindowPolicy,
     source: &str,
     progress: &(dyn Fn(usize, usize) + Sync),
     cancel: &AtomicBool,
 ) -> Result<Dataset, TrainError> {
     let pre = Preprocess {
         fit,
+        window,
         ..Preprocess::imagenet(cache_size)
     };
     let done = AtomicUsize::new(0);
@@ -345,7 +347,7 @@ pub fn load(
             }
             let rad = imaging::load(&e.path, &LoadOptions::default())
                 .map_err(|err| TrainError::Data(err.to_string()))?;
-            let unit = rad.default_unit();
+            let unit = rad.model_unit(window);
             let sq = pre
                 .square(&unit.pixels, unit.width, unit.height)
                 .map_err(|err| TrainError::Data(format!("{}: {err}", e.path.display())))?;
@@ -393,6 +395,7 @@ pub fn open(
         &entries,
         cfg.cache_size(),
         cfg.fit,
+        cfg.window,
         &source,
         progress,
         cancel,

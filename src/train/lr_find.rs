@@ -37,6 +37,7 @@ pub fn lr_find(
         .ok_or_else(|| TrainError::Data("the configuration has no phase with epochs".into()))?;
     let pre = Preprocess {
         fit: cfg.fit,
+        window: cfg.window,
         ..Preprocess::imagenet(phase.size)
     };
     let micro = micro_batch(cfg, phase.size, phase.batch);

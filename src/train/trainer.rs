@@ -415,6 +415,7 @@ pub fn train(
         let phase = phases[state.phase];
         let pre = Preprocess {
             fit: cfg.fit,
+            window: cfg.window,
             ..Preprocess::imagenet(phase.size)
         };
         let micro = micro_batch(cfg, phase.size, phase.batch);
@@ -543,6 +544,7 @@ fn finish(
     let size = cfg.stages.last().map_or(224, |s| s.size);
     let pre = Preprocess {
         fit: cfg.fit,
+        window: cfg.window,
         ..Preprocess::imagenet(size)
     };
     let micro = micro_batch(cfg, size, cfg.stages.last().map_or(8, |s| s.batch));
