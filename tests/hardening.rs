@@ -862,3 +862,90 @@ fn eight_bit_images_reach_the_model_as_stored() {
     assert_eq!(p.len(), 2);
     assert!((p[0] - p[1]).abs() < 1e-5, "{p:?}");
 }
+
+/// A study named patients: film paths as given (`PACS/DOE_JOHN_19700101_MRN12345/img3.dcm`) were printed
+/// by `read --next` and `predict`. Paths are stored relative to the study's folder, never printed in a
+/// reading session, and absent from every export; `--show-path(s)` shows them on the reader's own machine.
+#[test]
+fn identifying_paths_stay_out_of_reading_sessions_and_exports() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let folder = tmp.path().join("PACS/DOE_JOHN_19700101_MRN12345");
+    std::fs::create_dir_all(&folder).expect("dir");
+    let film = folder.join("img3.dcm");
+    std::fs::copy(root.join("assets/demo/P0001.dcm"), &film).expect("copy");
+    let study = tmp.path().join("study.sacro");
+    let store = SqliteStore::create(&study, Protocol::Single, 5).expect("create");
+    store.add_reader("ann", Role::Reader).expect("reader");
+    drop(store);
+    let run = |args: &[&str]| {
+        let o = sacro()
+            .args(args)
+            .current_dir(tmp.path())
+            .output()
+            .expect("run");
+        assert!(
+            o.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        )
+    };
+    let film_arg = film.to_str().expect("utf-8 temp path");
+    run(&["study", "add-cases", "study.sacro", film_arg]);
+    let store = SqliteStore::open(&study).expect("open");
+    let cases = store.cases().expect("cases");
+    let stored = cases[0].path.clone().expect("path");
+    assert!(stored.is_relative(), "{}", stored.display());
+    store
+        .commit_reading(
+            "ann",
+            &cases[0].id,
+            &graded(G::Normal, G::Normal, None),
+            None,
+        )
+        .expect("commit");
+    store.add_reader("bob", Role::Reader).expect("reader");
+    drop(store);
+
+    let next = run(&["read", "study.sacro", "--reader", "bob", "--next"]);
+    assert!(
+        next.contains("C0001") || next.contains(&cases[0].id),
+        "{next}"
+    );
+    assert!(
+        !next.contains("DOE_JOHN") && !next.contains("img3"),
+        "{next}"
+    );
+    let shown = run(&[
+        "read",
+        "study.sacro",
+        "--reader",
+        "bob",
+        "--next",
+        "--show-path",
+    ]);
+    assert!(shown.contains("DOE_JOHN"), "asked for: {shown}");
+
+    let mut everything = String::new();
+    run(&["study", "export", "study.sacro", "--out", "export.csv"]);
+    for f in ["export.csv", "export_consensus.csv"] {
+        everything += &std::fs::read_to_string(tmp.path().join(f)).expect("export");
+    }
+    everything += &run(&["study", "audit", "study.sacro", "--json"]);
+    everything += &run(&["study", "consensus", "study.sacro", "--json"]);
+    everything += &run(&["study", "status", "study.sacro", "--json"]);
+    run(&["predict", "--out", "p.csv", film_arg]);
+    everything += &std::fs::read_to_string(tmp.path().join("p.csv")).expect("predictions");
+    assert!(
+        !everything.contains("DOE_JOHN") && !everything.contains("MRN12345"),
+        "{everything}"
+    );
+    run(&["predict", "--show-paths", "--out", "q.csv", film_arg]);
+    let q = std::fs::read_to_string(tmp.path().join("q.csv")).expect("predictions");
+    assert!(q.contains("DOE_JOHN"), "asked for: {q}");
+}

@@ -29,6 +29,10 @@ pub struct PredictArgs {
     /// Radiographs per forward pass.
     #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..=256))]
     batch: u32,
+    /// Write each film's path as given in the `file` column (default: its file name only, because folder
+    /// names of PACS exports often name the patient).
+    #[arg(long)]
+    show_paths: bool,
 }
 
 /// Arguments of `sacro explain`.
@@ -134,6 +138,7 @@ pub fn predict(args: PredictArgs) -> anyhow::Result<ExitCode> {
         header.extend((0..classes).map(|i| format!("logit_{i}")));
     }
     header.push("scope_warning".into());
+    header.push("sop_instance_uid".into());
     w.write_record(&header)?;
     let mut out_of_scope = 0usize;
     let bar = ProgressBar::new(inputs.len() as u64);
@@ -156,7 +161,7 @@ pub fn predict(args: PredictArgs) -> anyhow::Result<ExitCode> {
                     .warning(&r.identity, r.photometric.is_colour());
                 Ok((
                     predictor.input(&img.pixels, img.width, img.height)?,
-                    warning,
+                    (warning, r.identity.sop_instance_uid),
                 ))
             }) {
                 Ok((t, warning)) => {
@@ -166,7 +171,7 @@ pub fn predict(args: PredictArgs) -> anyhow::Result<ExitCode> {
                 Err(e) => failures.push(format!("{e:#}")),
             }
         }
-        for ((file, warning), p) in files.iter().zip(predictor.predict(&tensors)?) {
+        for ((file, (warning, uid)), p) in files.iter().zip(predictor.predict(&tensors)?) {
             let case = file
                 .file_stem()
                 .map(|s| s.to_string_lossy().into_owned())
@@ -176,9 +181,16 @@ pub fn predict(args: PredictArgs) -> anyhow::Result<ExitCode> {
                     .map(|c| u8::from(c[i]).to_string())
                     .unwrap_or_default()
             };
+            let shown = if args.show_paths {
+                file.display().to_string()
+            } else {
+                file.file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default()
+            };
             let mut row = vec![
                 case,
-                file.display().to_string(),
+                shown,
                 format!("{:.6}", p.probability),
                 call(0),
                 call(1),
@@ -192,6 +204,7 @@ pub fn predict(args: PredictArgs) -> anyhow::Result<ExitCode> {
                 esay!("warning: {}: {w}", file.display());
             }
             row.push(warning.clone().unwrap_or_default());
+            row.push(uid.clone().unwrap_or_default());
             w.write_record(row.iter().map(|c| sacro::escape::csv_cell(c).into_owned()))?;
         }
         bar.inc(chunk.len() as u64);

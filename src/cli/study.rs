@@ -141,9 +141,13 @@ pub struct ReadArgs {
     /// Case ID to read.
     #[arg(long, required_unless_present = "next")]
     case: Option<String>,
-    /// Show this reader's next unread case instead of committing.
+    /// Show this reader's next unread case instead of committing: its case ID and SOP Instance UID.
     #[arg(long, conflicts_with_all = ["case", "left", "right", "not_assessable", "delete"])]
     next: bool,
+    /// With --next, also show the film's path on this machine (paths may name patients: PACS exports
+    /// put names and record numbers in folder names, so they are not shown unless asked for).
+    #[arg(long, requires = "next")]
+    show_path: bool,
     /// Left sacroiliac joint grade 0–4.
     #[arg(long, value_parser = parse_grade, requires = "right")]
     left: Option<JointGrade>,
@@ -403,11 +407,20 @@ pub fn read(args: ReadArgs) -> anyhow::Result<ExitCode> {
         match list.iter().find(|e| !e.done) {
             Some(e) => {
                 let case = store.case(&e.case_id)?;
-                let file = store
-                    .resolve(&case)
-                    .map(|p| p.display().to_string())
+                let uid = case
+                    .sop_instance_uid
+                    .as_deref()
+                    .map(|u| format!(" SOP Instance UID {u}"))
                     .unwrap_or_default();
-                say!("{} {} ({} of {} read)", e.case_id, file, done, list.len());
+                let file = if args.show_path {
+                    store
+                        .resolve(&case)
+                        .map(|p| format!(" {}", p.display()))
+                        .unwrap_or_default()
+                } else {
+                    String::new()
+                };
+                say!("{}{uid}{file} ({} of {} read)", e.case_id, done, list.len());
             }
             None => say!("all {} assigned case(s) read", list.len()),
         }

@@ -381,7 +381,16 @@ impl SacroApp {
             }
             _ => {
                 let text = match self.loader.error(&path) {
-                    Some(e) => format!("Cannot show {}:\n{e}", path.display()),
+                    // In a study the film is named by its pseudonymous case ID: its path may name the
+                    // patient (PACS exports put names and record numbers in folder names).
+                    Some(e) => match &self.source {
+                        Source::Study(s) => format!(
+                            "Cannot show case {}:\n{}",
+                            s.current_case().unwrap_or("?"),
+                            e.replace(&path.display().to_string(), "the film")
+                        ),
+                        _ => format!("Cannot show {}:\n{e}", path.display()),
+                    },
                     None => {
                         if !self.loader.is_pending(&path) {
                             self.loader.request(&path);
