@@ -148,7 +148,25 @@ pub fn stats(args: StatsArgs) -> anyhow::Result<ExitCode> {
         },
         cv: (args.cv_folds, args.cv_repeats),
     };
-    let analysis = report::analyse(&data, &settings)?;
+    // Progress on standard error (hidden when it is not a terminal): a million rows with the default
+    // resamples take a while even on all cores.
+    let bar = indicatif::ProgressBar::new(0);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(
+            "{prefix} [{bar:30}] {pos}/{len} bootstrap resamples, {eta} left",
+        )
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+        .progress_chars("=> "),
+    );
+    bar.set_prefix(format!("{} cases", data.truth.len()));
+    let analysis = report::analyse_with(&data, &settings, &|done, total| {
+        if bar.length() != Some(total as u64) {
+            bar.set_length(total as u64);
+        }
+        bar.set_position(done as u64);
+    });
+    bar.finish_and_clear();
+    let analysis = analysis?;
     if let Some(out) = &args.out {
         report::write_report(out, &analysis)?;
         esay!(

@@ -3,10 +3,11 @@
 //! disagreement subset. Pure computation over the matched inputs; rendering is in `render`.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use super::inputs::ReaderRow;
 use crate::stats::agreement::{
-    Weights, binary_kappa, cohen_kappa, fleiss_kappa, pabak, percent_agreement,
+    Weights, binary_kappa_table, binary_table, cohen_kappa, fleiss_kappa, pabak, percent_agreement,
 };
 use crate::stats::bootstrap::{self, BootstrapEstimate};
 use crate::stats::confusion::{ConfusionMatrix, Metrics};
@@ -205,19 +206,34 @@ pub struct Analysis {
     pub seed: u64,
 }
 
+/// Counts finished resamples against the total an analysis will draw.
+struct Work<'a> {
+    total: usize,
+    done: AtomicUsize,
+    report: &'a (dyn Fn(usize, usize) + Sync),
+}
+
+impl Work<'_> {
+    fn tick(&self, n: usize) {
+        let done = self.done.fetch_add(n, Ordering::Relaxed) + n;
+        (self.report)(done.min(self.total), self.total);
+    }
+}
+
 fn kappa_ci(
     a: &[bool],
     b: &[bool],
     s: &Settings,
     salt: u64,
+    work: &Work<'_>,
 ) -> (Option<BootstrapEstimate>, Option<String>) {
-    match bootstrap::paired(
-        a,
-        b,
-        binary_kappa,
+    match bootstrap::table_with(
+        &binary_table(a, b),
+        binary_kappa_table,
         s.kappa_resamples,
         s.level,
         s.seed.wrapping_add(salt),
+        &|n| work.tick(n),
     ) {
         Ok(k) => (Some(k), None),
         Err(e) => (None, Some(e.to_string())),
@@ -250,9 +266,33 @@ fn cv_or_direct(y: &[bool], p: &[f64], s: &Settings) -> Result<(Cutoffs, String)
 
 /// Runs the analysis.
 pub fn analyse(data: &Data, s: &Settings) -> Result<Analysis, StatsError> {
+    analyse_with(data, s, &|_, _| {})
+}
+
+/// [`analyse`], reporting `(resamples done, resamples in all)` as the bootstraps run (on all threads).
+pub fn analyse_with(
+    data: &Data,
+    s: &Settings,
+    progress: &(dyn Fn(usize, usize) + Sync),
+) -> Result<Analysis, StatsError> {
     let (y, p) = (&data.truth, &data.scores);
+    let readers_n = data
+        .readers
+        .iter()
+        .map(|r| r.reader.as_str())
+        .collect::<BTreeSet<_>>()
+        .len();
+    // Kappa intervals: the model at three cut-offs against the truth, then every pair of raters
+    // (the truth, each reader, the model at each cut-off).
+    let raters_n = 1 + readers_n + 3;
+    let work = Work {
+        total: s.auc_resamples + s.kappa_resamples * (3 + raters_n * (raters_n - 1) / 2),
+        done: AtomicUsize::new(0),
+        report: progress,
+    };
     let auc_delong = delong::auc_ci(y, p, s.level)?;
-    let auc_bootstrap = bootstrap::auc(y, p, s.auc_resamples, s.level, s.seed)?;
+    let auc_bootstrap =
+        bootstrap::auc_with(y, p, s.auc_resamples, s.level, s.seed, &|n| work.tick(n))?;
     let (cutoffs, cutoff_method) = match &s.cutoffs {
         CutoffSource::Given(c) => (*c, "given by the user".to_string()),
         CutoffSource::ModelCard(c) => (
@@ -294,7 +334,7 @@ pub fn analyse(data: &Data, s: &Settings) -> Result<Analysis, StatsError> {
             cutoff: c,
             confusion,
             metrics: confusion.metrics(s.level),
-            kappa: kappa_ci(y, &calls, s, 100 + i as u64).0,
+            kappa: kappa_ci(y, &calls, s, 100 + i as u64, &work).0,
         });
         model_calls.push((format!("model@{name}"), calls));
     }
@@ -370,9 +410,10 @@ pub fn analyse(data: &Data, s: &Settings) -> Result<Analysis, StatsError> {
                 .filter_map(|(x, y)| Some(((*x)?, (*y)?)))
                 .unzip();
             let (kappa, note) = if a.is_empty() {
+                work.tick(s.kappa_resamples);
                 (None, Some("no case rated by both".into()))
             } else {
-                kappa_ci(&a, &b, s, (i * 1000 + j) as u64)
+                kappa_ci(&a, &b, s, (i * 1000 + j) as u64, &work)
             };
             agreement.push(PairAgreement {
                 a: raters[i].0.clone(),
@@ -480,4 +521,50 @@ pub fn analyse(data: &Data, s: &Settings) -> Result<Analysis, StatsError> {
         level: s.level,
         seed: s.seed,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn progress_counts_every_resample_once() {
+        let n = 120;
+        let data = Data {
+            cases: (0..n).map(|i| format!("C{i}")).collect(),
+            truth: (0..n).map(|i| i % 3 == 0).collect(),
+            scores: (0..n)
+                .map(|i| ((i * 37) % 100) as f64 / 100.0 + if i % 3 == 0 { 0.2 } else { 0.0 })
+                .collect(),
+            comparison: None,
+            readers: (0..n)
+                .flat_map(|i| {
+                    ["ann", "bob"].map(|r| ReaderRow {
+                        case: format!("C{i}"),
+                        reader: r.into(),
+                        label: Some((i * (r.len() + 5)) % 4 == 0),
+                        left: None,
+                        right: None,
+                    })
+                })
+                .collect(),
+            excluded_unlabelled: 0,
+        };
+        let s = Settings {
+            auc_resamples: 200,
+            kappa_resamples: 50,
+            ..Settings::default()
+        };
+        let last = std::sync::Mutex::new((0usize, 0usize));
+        let a = analyse_with(&data, &s, &|done, total| {
+            let mut l = last.lock().unwrap();
+            *l = (l.0.max(done), total);
+        })
+        .unwrap();
+        // 3 kappas at the cut-offs and the pairs among truth, 2 readers and 3 cut-offs (15).
+        let (done, total) = last.into_inner().unwrap();
+        assert_eq!(total, 200 + 50 * (3 + 15));
+        assert_eq!(done, total);
+        assert_eq!(a, analyse(&data, &s).unwrap(), "progress changes nothing");
+    }
 }

@@ -9,7 +9,7 @@ pub mod study;
 
 use std::path::{Path, PathBuf};
 
-pub use analysis::{Analysis, CutoffSource, Data, Settings, analyse};
+pub use analysis::{Analysis, CutoffSource, Data, Settings, analyse, analyse_with};
 pub use inputs::{InputError, Predictions, ReaderRow, TruthLabels};
 pub use render::{markdown, write_report};
 

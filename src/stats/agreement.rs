@@ -38,7 +38,22 @@ pub fn cohen_kappa(
     for (&x, &y) in a.iter().zip(b) {
         observed[x * k + y] += 1.0;
     }
-    let n = a.len() as f64;
+    kappa_from_table(&observed, k, weights)
+}
+
+/// Cohen's kappa from a `k × k` table of counts (row: the first rater's category, column: the second's).
+pub fn kappa_from_table(observed: &[f64], k: usize, weights: Weights) -> Result<f64, StatsError> {
+    if observed.len() != k * k {
+        return Err(StatsError::BadInput(format!(
+            "a {k}×{k} table needs {} counts, not {}",
+            k * k,
+            observed.len()
+        )));
+    }
+    let n: f64 = observed.iter().sum();
+    if n <= 0.0 {
+        return Err(StatsError::BadInput("kappa of an empty table".into()));
+    }
     let row: Vec<f64> = (0..k)
         .map(|i| (0..k).map(|j| observed[i * k + j]).sum())
         .collect();
@@ -67,6 +82,21 @@ pub fn cohen_kappa(
         ));
     }
     Ok(1.0 - num / den)
+}
+
+/// The 2×2 table of two binary raters: `[no/no, no/yes, yes/no, yes/yes]`.
+pub fn binary_table(a: &[bool], b: &[bool]) -> [u64; 4] {
+    let mut t = [0u64; 4];
+    for (&x, &y) in a.iter().zip(b) {
+        t[usize::from(x) * 2 + usize::from(y)] += 1;
+    }
+    t
+}
+
+/// Cohen's kappa of a 2×2 table ([`binary_table`]).
+pub fn binary_kappa_table(t: &[u64; 4]) -> Result<f64, StatsError> {
+    let observed = t.map(|c| c as f64);
+    kappa_from_table(&observed, 2, Weights::None)
 }
 
 /// Cohen's kappa of two binary raters.

@@ -4,6 +4,8 @@
 
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
+use rand_distr::Distribution;
+use rayon::prelude::*;
 
 use super::{Estimate, StatsError, check_binary, roc::roc_auc};
 
@@ -49,6 +51,59 @@ fn interval(
     })
 }
 
+/// Called as resamples finish, with how many just finished (from any thread).
+pub type Tick<'a> = &'a (dyn Fn(usize) + Sync);
+
+/// The random stream of one resample: seeded by `seed`, one ChaCha stream per resample, so the result
+/// does not depend on how many threads draw them or in which order.
+fn rng_for(seed: u64, resample: usize) -> ChaCha8Rng {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    rng.set_stream(resample as u64);
+    rng
+}
+
+/// Scores replaced by their rank among the distinct scores, by class: a resample's AUC is then a
+/// counting pass over the ranks (no sort), `O(n + distinct)`.
+struct Ranked {
+    pos: Vec<u32>,
+    neg: Vec<u32>,
+    levels: usize,
+}
+
+impl Ranked {
+    fn new(pos: &[f64], neg: &[f64]) -> Self {
+        let mut all: Vec<f64> = pos.iter().chain(neg).copied().collect();
+        all.sort_by(f64::total_cmp);
+        all.dedup_by(|a, b| a.total_cmp(b).is_eq());
+        let rank = |v: &f64| all.partition_point(|x| x.total_cmp(v).is_lt()) as u32;
+        Self {
+            pos: pos.iter().map(rank).collect(),
+            neg: neg.iter().map(rank).collect(),
+            levels: all.len(),
+        }
+    }
+
+    /// The AUC of one stratified resample (ties count half), drawing positives then negatives.
+    fn resample_auc(&self, rng: &mut ChaCha8Rng, pos_n: &mut [u64], neg_n: &mut [u64]) -> f64 {
+        pos_n.fill(0);
+        neg_n.fill(0);
+        for _ in 0..self.pos.len() {
+            pos_n[self.pos[rng.random_range(0..self.pos.len())] as usize] += 1;
+        }
+        for _ in 0..self.neg.len() {
+            neg_n[self.neg[rng.random_range(0..self.neg.len())] as usize] += 1;
+        }
+        let (mut below, mut sum) = (0u64, 0.0f64);
+        for (&p, &n) in pos_n.iter().zip(neg_n.iter()) {
+            if p > 0 {
+                sum += p as f64 * (below as f64 + 0.5 * n as f64);
+            }
+            below += n;
+        }
+        sum / (self.pos.len() as f64 * self.neg.len() as f64)
+    }
+}
+
 /// AUC with a stratified bootstrap percentile interval.
 pub fn auc(
     labels: &[bool],
@@ -57,53 +112,138 @@ pub fn auc(
     level: f64,
     seed: u64,
 ) -> Result<BootstrapEstimate, StatsError> {
+    auc_with(labels, scores, resamples, level, seed, &|_| {})
+}
+
+/// [`auc`] on all threads, reporting each finished resample to `tick`.
+pub fn auc_with(
+    labels: &[bool],
+    scores: &[f64],
+    resamples: usize,
+    level: f64,
+    seed: u64,
+    tick: Tick<'_>,
+) -> Result<BootstrapEstimate, StatsError> {
     check_binary(labels, scores, "a bootstrap AUC")?;
     let value = roc_auc(labels, scores)?;
     let (pos, neg) = super::split_by_class(labels, scores);
-    let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    let mut y = vec![true; pos.len()];
-    y.extend(std::iter::repeat_n(false, neg.len()));
-    let mut s = vec![0.0; y.len()];
-    let mut stats = Vec::with_capacity(resamples);
-    for _ in 0..resamples {
-        for v in s.iter_mut().take(pos.len()) {
-            *v = pos[rng.random_range(0..pos.len())];
+    let ranked = Ranked::new(&pos, &neg);
+    let stats: Vec<f64> = (0..resamples)
+        .into_par_iter()
+        .map_init(
+            || (vec![0u64; ranked.levels], vec![0u64; ranked.levels]),
+            |(pos_n, neg_n), r| {
+                let v = ranked.resample_auc(&mut rng_for(seed, r), pos_n, neg_n);
+                tick(1);
+                v
+            },
+        )
+        .collect();
+    interval(value, stats, resamples, level)
+}
+
+/// A statistic of a table of counts (e.g. kappa of a 2×2 table) with a case-resampling bootstrap
+/// percentile interval, on all threads, reporting each finished resample to `tick`.
+///
+/// Resampling `n` cases with replacement and tabulating them gives a multinomial draw of `n` over the
+/// cells with the observed proportions, so each resample is drawn as that multinomial (one binomial per
+/// cell, `O(cells)`) rather than case by case (`O(n)`): the same distribution, for any `n`.
+pub fn table_with<const K: usize>(
+    table: &[u64; K],
+    statistic: impl Fn(&[u64; K]) -> Result<f64, StatsError> + Sync,
+    resamples: usize,
+    level: f64,
+    seed: u64,
+    tick: Tick<'_>,
+) -> Result<BootstrapEstimate, StatsError> {
+    let value = match statistic(table) {
+        Ok(v) => v,
+        Err(e) => {
+            tick(resamples);
+            return Err(e);
         }
-        for v in s.iter_mut().skip(pos.len()) {
-            *v = neg[rng.random_range(0..neg.len())];
-        }
-        stats.push(roc_auc(&y, &s)?);
-    }
+    };
+    let n: u64 = table.iter().sum();
+    let stats: Vec<f64> = (0..resamples)
+        .into_par_iter()
+        .map(|r| {
+            let mut rng = rng_for(seed, r);
+            let mut draw = [0u64; K];
+            let (mut left_n, mut left_cells) = (n, n);
+            for (i, &c) in table.iter().enumerate() {
+                if left_n == 0 || left_cells == 0 {
+                    break;
+                }
+                draw[i] = if c == left_cells {
+                    left_n
+                } else {
+                    let p = c as f64 / left_cells as f64;
+                    rand_distr::Binomial::new(left_n, p)
+                        .map(|b| b.sample(&mut rng))
+                        .unwrap_or(0)
+                };
+                left_n -= draw[i];
+                left_cells -= c;
+            }
+            tick(1);
+            statistic(&draw).ok()
+        })
+        .flatten()
+        .collect();
     interval(value, stats, resamples, level)
 }
 
 /// A statistic of paired ratings with a case-resampling bootstrap percentile interval; resamples where
 /// the statistic is undefined are counted and left out.
-pub fn paired<T: Clone>(
+pub fn paired<T: Clone + Send + Sync>(
     a: &[T],
     b: &[T],
-    statistic: impl Fn(&[T], &[T]) -> Result<f64, StatsError>,
+    statistic: impl Fn(&[T], &[T]) -> Result<f64, StatsError> + Sync,
     resamples: usize,
     level: f64,
     seed: u64,
 ) -> Result<BootstrapEstimate, StatsError> {
-    let value = statistic(a, b)?;
+    paired_with(a, b, statistic, resamples, level, seed, &|_| {})
+}
+
+/// [`paired`] on all threads, reporting each finished resample to `tick` (all of them at once when the
+/// statistic is undefined on the data itself and nothing is resampled).
+pub fn paired_with<T: Clone + Send + Sync>(
+    a: &[T],
+    b: &[T],
+    statistic: impl Fn(&[T], &[T]) -> Result<f64, StatsError> + Sync,
+    resamples: usize,
+    level: f64,
+    seed: u64,
+    tick: Tick<'_>,
+) -> Result<BootstrapEstimate, StatsError> {
+    let value = match statistic(a, b) {
+        Ok(v) => v,
+        Err(e) => {
+            tick(resamples);
+            return Err(e);
+        }
+    };
     let n = a.len();
-    let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    let mut stats = Vec::with_capacity(resamples);
-    let (mut ra, mut rb) = (Vec::with_capacity(n), Vec::with_capacity(n));
-    for _ in 0..resamples {
-        ra.clear();
-        rb.clear();
-        for _ in 0..n {
-            let i = rng.random_range(0..n);
-            ra.push(a[i].clone());
-            rb.push(b[i].clone());
-        }
-        if let Ok(v) = statistic(&ra, &rb) {
-            stats.push(v);
-        }
-    }
+    let stats: Vec<f64> = (0..resamples)
+        .into_par_iter()
+        .map_init(
+            || (Vec::with_capacity(n), Vec::with_capacity(n)),
+            |(ra, rb): &mut (Vec<T>, Vec<T>), r| {
+                let mut rng = rng_for(seed, r);
+                ra.clear();
+                rb.clear();
+                for _ in 0..n {
+                    let i = rng.random_range(0..n);
+                    ra.push(a[i].clone());
+                    rb.push(b[i].clone());
+                }
+                tick(1);
+                statistic(ra, rb).ok()
+            },
+        )
+        .flatten()
+        .collect();
     interval(value, stats, resamples, level)
 }
 
@@ -130,5 +270,96 @@ mod tests {
             k,
             "the seed matters"
         );
+    }
+
+    #[test]
+    fn a_resample_s_counted_auc_equals_the_sorted_one() {
+        // Ties within and across classes.
+        let y: Vec<bool> = (0..90).map(|i| i % 4 == 0).collect();
+        let s: Vec<f64> = (0..90)
+            .map(|i| f64::from((i * 7) % 11) + if i % 4 == 0 { 2.0 } else { 0.0 })
+            .collect();
+        let (pos, neg) = crate::stats::split_by_class(&y, &s);
+        let ranked = Ranked::new(&pos, &neg);
+        let mut yy = vec![true; pos.len()];
+        yy.extend(std::iter::repeat_n(false, neg.len()));
+        for r in 0..20 {
+            let (mut pn, mut nn) = (vec![0; ranked.levels], vec![0; ranked.levels]);
+            let fast = ranked.resample_auc(&mut rng_for(3, r), &mut pn, &mut nn);
+            // The same draws, materialised and sorted.
+            let mut rng = rng_for(3, r);
+            let mut ss: Vec<f64> = (0..pos.len())
+                .map(|_| pos[rng.random_range(0..pos.len())])
+                .collect();
+            ss.extend((0..neg.len()).map(|_| neg[rng.random_range(0..neg.len())]));
+            let slow = roc_auc(&yy, &ss).unwrap();
+            assert!((fast - slow).abs() < 1e-12, "{r}: {fast} vs {slow}");
+        }
+    }
+
+    #[test]
+    fn the_multinomial_table_bootstrap_matches_case_resampling() {
+        use crate::stats::agreement::{binary_kappa_table, binary_table};
+        // Two raters over 400 cases; the kappa intervals by case resampling and by multinomial tables
+        // (different draws, same distribution) agree to within Monte-Carlo error.
+        let a: Vec<bool> = (0..400).map(|i| (i * 7) % 10 < 4).collect();
+        let b: Vec<bool> = (0..400).map(|i| (i * 7 + i / 3) % 10 < 4).collect();
+        let cases = paired(&a, &b, binary_kappa, 4000, 0.95, 5).unwrap();
+        let table = table_with(
+            &binary_table(&a, &b),
+            binary_kappa_table,
+            4000,
+            0.95,
+            5,
+            &|_| {},
+        )
+        .unwrap();
+        assert!((cases.estimate.value - table.estimate.value).abs() < 1e-12);
+        assert!(
+            (cases.estimate.lower - table.estimate.lower).abs() < 0.01,
+            "{cases:?} {table:?}"
+        );
+        assert!(
+            (cases.estimate.upper - table.estimate.upper).abs() < 0.01,
+            "{cases:?} {table:?}"
+        );
+        // The table of every resample still sums to n.
+        let sums = std::sync::Mutex::new(Vec::new());
+        table_with(
+            &[3, 0, 5, 392],
+            |t| {
+                sums.lock().unwrap().push(t.iter().sum::<u64>());
+                Ok(0.0)
+            },
+            50,
+            0.95,
+            1,
+            &|_| {},
+        )
+        .unwrap();
+        assert!(sums.into_inner().unwrap().iter().all(|&s| s == 400));
+    }
+
+    #[test]
+    fn threads_do_not_change_the_interval() {
+        let y: Vec<bool> = (0..200).map(|i| i % 3 == 0).collect();
+        let s: Vec<f64> = (0..200).map(|i| ((i * 37) % 101) as f64).collect();
+        let one = rayon::ThreadPoolBuilder::new()
+            .num_threads(1)
+            .build()
+            .unwrap()
+            .install(|| auc(&y, &s, 300, 0.95, 9).unwrap());
+        let many = rayon::ThreadPoolBuilder::new()
+            .num_threads(4)
+            .build()
+            .unwrap()
+            .install(|| auc(&y, &s, 300, 0.95, 9).unwrap());
+        assert_eq!(one, many);
+        let ticks = std::sync::atomic::AtomicUsize::new(0);
+        auc_with(&y, &s, 300, 0.95, 9, &|n| {
+            ticks.fetch_add(n, std::sync::atomic::Ordering::Relaxed);
+        })
+        .unwrap();
+        assert_eq!(ticks.into_inner(), 300);
     }
 }
