@@ -709,3 +709,96 @@ fn the_training_panel_trains_a_tiny_model_that_becomes_the_model() {
     let loaded = h.state().model.as_ref().expect("model loaded");
     assert_eq!(loaded.dir, model);
 }
+
+/// The README's screenshots, made by driving the real application as `cargo run --release` starts it:
+/// the bundled demo study opened as its demo reader, the bundled demo model loaded. The reading screen
+/// (a draft, blind to the model), the same case after the commit (the model and its Grad-CAM revealed),
+/// the coordinator's compare table after "Predict all cases", the statistics dashboard, and a short
+/// fine-tuning of the demo model on the demo study's consensus in the training panel.
+/// Run by `assets/screenshots/make.sh` (minutes on a CPU; not part of the test suite).
+#[test]
+#[ignore = "makes the README's screenshots: assets/screenshots/make.sh"]
+fn readme_screenshots() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let demo_model = sacro::model::card::bundled_demo().expect("the bundled demo model");
+    let mut h = Harness::builder()
+        .with_size([1400.0, 900.0])
+        .with_pixels_per_point(1.0)
+        .with_max_steps(32)
+        .wgpu()
+        .build_eframe(move |cc| SacroApp::new(cc, Launch::Nothing));
+    h.state_mut().open_demo_in(tmp.path());
+    h.state_mut().load_model(&demo_model);
+    h.run();
+    h.state_mut().wait_for_films();
+    h.run();
+    // Reading: a draft (left 2, right 3), blind to the model and the other readers.
+    h.key_press(Key::E);
+    h.key_press(Key::F);
+    h.run();
+    screenshot(&mut h, "reading");
+    h.key_press(Key::Enter);
+    h.run();
+    h.state_mut().go_to(0);
+    h.run();
+    h.state_mut().wait_for_films();
+    h.run();
+    h.state_mut().wait_for_model();
+    h.key_press(Key::H);
+    h.run();
+    h.state_mut().wait_for_model();
+    h.run();
+    screenshot(&mut h, "committed");
+    // The coordinator: every case predicted, the compare table, the dashboard.
+    open_coordinator(&mut h);
+    h.get_by_label("Predict all cases").click();
+    h.run();
+    h.state_mut().wait_for_study_run();
+    h.run();
+    h.get_by_label("Compare").click();
+    h.run();
+    screenshot(&mut h, "compare");
+    h.get_by_label("Statistics").click();
+    h.step();
+    if let sacro::gui::app::Source::Study(s) = &mut h.state_mut().source {
+        s.dashboard.wait();
+    }
+    h.run();
+    screenshot(&mut h, "dashboard");
+    // Training: the demo model fine-tuned on the demo study's consensus labels.
+    let study = tmp.path().join("demo/study.sacro");
+    h.get_by_label("Training").click();
+    h.run();
+    {
+        let t = &mut h.state_mut().training;
+        t.data_path = study.to_string_lossy().into_owned();
+        t.out_dir = tmp.path().join("run").to_string_lossy().into_owned();
+        t.cfg = sacro::train::TrainConfig::parse(&format!(
+            r#"
+seed = 3
+valid_pct = 0.25
+max_micro_batch = 8
+base_weights = "{}"
+mixup_alpha = 0.0
+[[stages]]
+size = 224
+batch = 8
+frozen_epochs = 1
+unfrozen_epochs = 3
+"#,
+            demo_model.display()
+        ))
+        .expect("config");
+    }
+    h.run();
+    h.get_by_label("Start training").click();
+    h.step();
+    let (notes, model) = h
+        .state_mut()
+        .training
+        .wait(std::time::Duration::from_secs(3600));
+    assert!(notes.iter().all(|(_, error)| !error), "{notes:?}");
+    assert!(model.is_some(), "a fine-tuned model");
+    h.run();
+    screenshot(&mut h, "training");
+}

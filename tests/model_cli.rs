@@ -30,6 +30,8 @@ fn predict_writes_the_statistics_csv_and_matches_the_library() {
             "--logits",
             "--batch",
             "2",
+            // The test loads each film again from the `file` column (by default only its name).
+            "--show-paths",
             "--out",
         ])
         .arg(&out)
@@ -49,7 +51,8 @@ fn predict_writes_the_statistics_csv_and_matches_the_library() {
             "call_specific",
             "logit_0",
             "logit_1",
-            "scope_warning"
+            "scope_warning",
+            "sop_instance_uid"
         ]
     );
     let rows: Vec<csv::StringRecord> = r.records().map(|x| x.expect("row")).collect();
@@ -59,7 +62,7 @@ fn predict_writes_the_statistics_csv_and_matches_the_library() {
     for row in &rows {
         let file = &row[1];
         let rad = sacro::imaging::load(Path::new(file), &Default::default()).expect("load");
-        let unit = rad.default_unit();
+        let unit = rad.model_unit(predictor.card.preprocess.window);
         let input = predictor
             .input(&unit.pixels, unit.width, unit.height)
             .expect("input");
