@@ -773,12 +773,12 @@ fn readme_screenshots() {
         let t = &mut h.state_mut().training;
         t.data_path = study.to_string_lossy().into_owned();
         t.out_dir = tmp.path().join("run").to_string_lossy().into_owned();
-        t.cfg = sacro::train::TrainConfig::parse(&format!(
+        t.base = demo_model.to_string_lossy().into_owned();
+        t.cfg = sacro::train::TrainConfig::parse(
             r#"
 seed = 3
-valid_pct = 0.25
+valid_pct = 0.34
 max_micro_batch = 8
-base_weights = "{}"
 mixup_alpha = 0.0
 [[stages]]
 size = 224
@@ -786,8 +786,7 @@ batch = 8
 frozen_epochs = 1
 unfrozen_epochs = 3
 "#,
-            demo_model.display()
-        ))
+        )
         .expect("config");
     }
     h.run();

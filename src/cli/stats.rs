@@ -13,14 +13,14 @@ use sacro::stats::cutoffs::{Cutoffs, Targets};
 #[derive(Args)]
 pub struct StatsArgs {
     /// Model predictions: CSV with columns case,probability (the output of `sacro predict` works).
-    #[arg(long, required_unless_present = "model")]
+    #[arg(long, required_unless_present_any = ["model", "mrmc"])]
     predictions: Option<PathBuf>,
     /// With --study: the model folder whose predictions are recorded in the study (by the SHA-256 of its
     /// weights, as the app records them); its validation cut-offs are used unless others are given.
     #[arg(long, requires = "study", conflicts_with = "predictions")]
     model: Option<PathBuf>,
     /// Reference labels: CSV case,label (0/1; empty = no consensus, left out).
-    #[arg(long, required_unless_present = "study")]
+    #[arg(long, required_unless_present_any = ["study", "mrmc"])]
     truth: Option<PathBuf>,
     /// Reader calls: CSV case,reader,label and optionally left_grade,right_grade.
     #[arg(long)]
@@ -68,12 +68,26 @@ pub struct StatsArgs {
     /// Confidence level of every interval.
     #[arg(long, default_value_t = 0.95)]
     level: f64,
+    /// A reader study (multi-reader multi-case): CSV `reader,modality,case,truth,rating`, every reader
+    /// rating every case in every modality; Obuchowski–Rockette with Hillis's degrees of freedom and DBM.
+    #[arg(long, conflicts_with_all = ["predictions", "model", "truth", "readers", "study", "compare", "cutoffs_from", "cutoffs"])]
+    mrmc: Option<PathBuf>,
+    /// Error covariances of the reader-study analysis: jackknife, delong or bootstrap (with --seed and
+    /// --bootstrap resamples).
+    #[arg(long, default_value = "jackknife", requires = "mrmc")]
+    mrmc_cov: String,
+    /// With --mrmc: also analyse the sensitivity and specificity of the calls "rating ≥ this value".
+    #[arg(long, requires = "mrmc")]
+    call_at: Option<f64>,
 }
 
 /// Runs `sacro stats`.
 pub fn stats(args: StatsArgs) -> anyhow::Result<ExitCode> {
     if !(0.5..1.0).contains(&args.level) {
         bail!("--level {} must be in [0.5, 1)", args.level);
+    }
+    if let Some(path) = &args.mrmc {
+        return reader_study(&args, path);
     }
     let store = match &args.study {
         Some(study) => Some(SqliteStore::open(study)?),
@@ -178,6 +192,44 @@ pub fn stats(args: StatsArgs) -> anyhow::Result<ExitCode> {
         say!("{}", serde_json::to_string_pretty(&analysis)?);
     } else {
         print!("{}", report::markdown(&analysis, false));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `sacro stats --mrmc`: the reader study's MRMC analyses (AUC; sensitivity and specificity with
+/// --call-at).
+fn reader_study(args: &StatsArgs, path: &std::path::Path) -> anyhow::Result<ExitCode> {
+    use sacro::stats::mrmc::{self, CovMethod, Fom};
+    let method = match args.mrmc_cov.as_str() {
+        "jackknife" => CovMethod::Jackknife,
+        "delong" => CovMethod::DeLong,
+        "bootstrap" => CovMethod::Bootstrap {
+            resamples: args.bootstrap,
+            seed: args.seed,
+        },
+        other => bail!("--mrmc-cov {other:?}: jackknife, delong or bootstrap"),
+    };
+    let (study, excluded) = inputs::read_mrmc(path)?;
+    let mut foms = vec![Fom::Auc];
+    if let Some(t) = args.call_at {
+        if !t.is_finite() {
+            bail!("--call-at {t}: a number");
+        }
+        foms.extend([Fom::Sensitivity(t), Fom::Specificity(t)]);
+    }
+    let analyses = foms
+        .into_iter()
+        .map(|f| mrmc::analyse(&study, f, method, args.level))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+    if let Some(out) = &args.out {
+        report::mrmc::write(out, &analyses, excluded)?;
+        esay!("wrote the reader-study report to {}", out.display());
+    }
+    if args.json {
+        say!("{}", serde_json::to_string_pretty(&analyses)?);
+    } else {
+        print!("{}", report::mrmc::markdown(&analyses, excluded));
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -271,3 +271,108 @@ pub fn read_cutoffs_json(path: &Path) -> Result<Cutoffs, InputError> {
     }
     Ok(c)
 }
+
+/// A reader study in long format, `reader,modality,case,truth,rating` (one row per reader, modality and
+/// case): every reader must rate every case in every modality. Cases whose truth is empty are left out
+/// (returned as a count); a case's truth must agree across its rows.
+pub fn read_mrmc(path: &Path) -> Result<(crate::stats::mrmc::Study, usize), InputError> {
+    let t = Table::read(path, &["reader", "modality", "case", "truth", "rating"])?;
+    let need = |row: u64, rec: &csv::StringRecord, col: &str| -> Result<String, InputError> {
+        t.get(rec, col)
+            .map(str::to_string)
+            .ok_or_else(|| err(path, Some(row), format!("empty {col}")))
+    };
+    let (mut readers, mut modalities, mut cases) = (Vec::new(), Vec::new(), Vec::new());
+    let mut truth: HashMap<String, (u64, Option<bool>)> = HashMap::new();
+    let mut ratings: HashMap<(String, String, String), (u64, f64)> = HashMap::new();
+    for (row, rec) in &t.rows {
+        let row = *row;
+        let (reader, modality, case) = (
+            need(row, rec, "reader")?,
+            need(row, rec, "modality")?,
+            need(row, rec, "case")?,
+        );
+        let tr = match t.get(rec, "truth") {
+            None => None,
+            Some("1") => Some(true),
+            Some("0") => Some(false),
+            Some(other) => {
+                return Err(err(
+                    path,
+                    Some(row),
+                    format!("truth {other:?} must be 0, 1 or empty"),
+                ));
+            }
+        };
+        let text = t.get(rec, "rating").unwrap_or("");
+        let rating: f64 = text
+            .parse()
+            .ok()
+            .filter(|v: &f64| v.is_finite())
+            .ok_or_else(|| err(path, Some(row), format!("rating {text:?} is not a number")))?;
+        match truth.get(&case) {
+            Some(&(first, other)) if other != tr => {
+                return Err(err(
+                    path,
+                    Some(row),
+                    format!("case {case}: truth differs from row {first}"),
+                ));
+            }
+            Some(_) => {}
+            None => {
+                truth.insert(case.clone(), (row, tr));
+                cases.push(case.clone());
+            }
+        }
+        if !readers.contains(&reader) {
+            readers.push(reader.clone());
+        }
+        if !modalities.contains(&modality) {
+            modalities.push(modality.clone());
+        }
+        let key = (reader.clone(), modality.clone(), case.clone());
+        if let Some((first, _)) = ratings.insert(key, (row, rating)) {
+            return Err(err(
+                path,
+                Some(row),
+                format!("reader {reader}, modality {modality}, case {case} repeats row {first}"),
+            ));
+        }
+    }
+    let kept: Vec<String> = cases
+        .iter()
+        .filter(|c| truth[*c].1.is_some())
+        .cloned()
+        .collect();
+    let excluded = cases.len() - kept.len();
+    let mut values = Vec::with_capacity(modalities.len() * readers.len() * kept.len());
+    for m in &modalities {
+        for r in &readers {
+            for c in &kept {
+                match ratings.get(&(r.clone(), m.clone(), c.clone())) {
+                    Some(&(_, v)) => values.push(v),
+                    None => {
+                        return Err(err(
+                            path,
+                            None,
+                            format!(
+                                "reader {r} has no rating of case {c} in modality {m}: every reader must rate \
+                                 every case in every modality"
+                            ),
+                        ));
+                    }
+                }
+            }
+        }
+    }
+    Ok((
+        crate::stats::mrmc::Study {
+            modalities,
+            readers,
+            truth: kept.iter().map(|c| truth[c].1 == Some(true)).collect(),
+            cases: kept,
+            ratings: values,
+        },
+        excluded,
+    ))
+}

@@ -3,6 +3,7 @@
 
 pub mod analysis;
 pub mod inputs;
+pub mod mrmc;
 pub mod plots;
 mod render;
 pub mod study;

@@ -193,7 +193,7 @@ pub fn markdown(a: &Analysis, plots: bool) -> String {
     m
 }
 
-fn io_err(path: &Path, e: impl std::fmt::Display) -> InputError {
+pub(super) fn io_err(path: &Path, e: impl std::fmt::Display) -> InputError {
     InputError {
         path: path.to_path_buf(),
         row: None,
@@ -201,7 +201,7 @@ fn io_err(path: &Path, e: impl std::fmt::Display) -> InputError {
     }
 }
 
-fn write_csv(
+pub(super) fn write_csv(
     path: &Path,
     header: &[&str],
     rows: impl IntoIterator<Item = Vec<String>>,
@@ -219,7 +219,7 @@ fn write_csv(
 }
 
 /// Writes `text` to `dir/name` through a temporary file.
-fn write_text(dir: &Path, name: &str, text: &str) -> Result<(), InputError> {
+pub(super) fn write_text(dir: &Path, name: &str, text: &str) -> Result<(), InputError> {
     let path = dir.join(name);
     write_via_temp(&path, |tmp| {
         std::fs::write(tmp, text).map_err(|e| e.to_string())
@@ -229,6 +229,33 @@ fn write_text(dir: &Path, name: &str, text: &str) -> Result<(), InputError> {
 
 fn num(v: Option<f64>) -> String {
     v.map(|v| v.to_string()).unwrap_or_default()
+}
+
+/// Markdown as HTML; raw HTML in the Markdown (none is written; a name could only bring it in) is shown
+/// as text.
+pub(super) fn markdown_html(md: &str) -> String {
+    let events = pulldown_cmark::Parser::new_ext(md, pulldown_cmark::Options::ENABLE_TABLES).map(
+        |e| match e {
+            pulldown_cmark::Event::Html(h) | pulldown_cmark::Event::InlineHtml(h) => {
+                pulldown_cmark::Event::Text(h)
+            }
+            e => e,
+        },
+    );
+    let mut body = String::new();
+    pulldown_cmark::html::push_html(&mut body, events);
+    body
+}
+
+/// A standalone page around an HTML body (`title` is Sacro's own text).
+pub(super) fn html_page(title: &str, body: &str) -> String {
+    format!(
+        "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>{title}</title>\n<style>\
+         body{{font-family:sans-serif;max-width:1200px;margin:2em auto;padding:0 1em;color:#222}}\
+         table{{border-collapse:collapse;margin:1em 0;font-size:0.9em}}td,th{{border:1px solid #ccc;padding:3px 8px;text-align:right}}\
+         td:first-child,th:first-child{{text-align:left}}.plot{{display:inline-block;width:48%}}.plot svg{{width:100%;height:auto}}\
+         </style></head><body>\n{body}\n</body></html>\n"
+    )
 }
 
 /// Writes every report file into `dir` (created if missing).
@@ -247,25 +274,12 @@ pub fn write_report(dir: &Path, a: &Analysis) -> Result<(), InputError> {
         "![ROC curve](roc.png) ![Precision-recall curve](pr.png)",
         "PLOTS_HERE",
     );
-    // Raw HTML in the Markdown (none is written; a name could only bring it in) is shown as text.
-    let events = pulldown_cmark::Parser::new_ext(&body_md, pulldown_cmark::Options::ENABLE_TABLES)
-        .map(|e| match e {
-            pulldown_cmark::Event::Html(h) | pulldown_cmark::Event::InlineHtml(h) => {
-                pulldown_cmark::Event::Text(h)
-            }
-            e => e,
-        });
-    let mut body = String::new();
-    pulldown_cmark::html::push_html(&mut body, events);
-    let body = body.replace("<p>PLOTS_HERE</p>", &svgs);
-    let html = format!(
-        "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>Sacro statistics report</title>\n<style>\
-         body{{font-family:sans-serif;max-width:1200px;margin:2em auto;padding:0 1em;color:#222}}\
-         table{{border-collapse:collapse;margin:1em 0;font-size:0.9em}}td,th{{border:1px solid #ccc;padding:3px 8px;text-align:right}}\
-         td:first-child,th:first-child{{text-align:left}}.plot{{display:inline-block;width:48%}}.plot svg{{width:100%;height:auto}}\
-         </style></head><body>\n{body}\n</body></html>\n"
-    );
-    write_text(dir, "report.html", &html)?;
+    let body = markdown_html(&body_md).replace("<p>PLOTS_HERE</p>", &svgs);
+    write_text(
+        dir,
+        "report.html",
+        &html_page("Sacro statistics report", &body),
+    )?;
     let json = serde_json::to_string_pretty(a).map_err(|e| io_err(&dir.join("report.json"), e))?;
     write_text(dir, "report.json", &json)?;
 

@@ -9,6 +9,7 @@ pub mod bootstrap;
 pub mod confusion;
 pub mod cutoffs;
 pub mod delong;
+pub mod mrmc;
 pub mod roc;
 
 /// Why a statistic cannot be computed.
