@@ -264,3 +264,138 @@ fn bad_input_names_the_file_and_row() {
     assert!(e.contains("has no prediction"), "{e}");
     let _ = p;
 }
+
+/// `sacro stats --mrmc`: the report files, and each bad reader study refused naming the row or the
+/// reader, or handled as the methods define it.
+#[test]
+fn mrmc_reports_and_refuses_bad_reader_studies() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let vd = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/reference/mrmc_vandyke.csv");
+    let out = tmp.path().join("rep");
+    let o = sacro(&[
+        "stats",
+        "--mrmc",
+        vd.to_str().expect("utf-8"),
+        "--call-at",
+        "3",
+        "--out",
+        out.to_str().expect("utf-8"),
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let md = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        md.contains("F = 4.456319") && md.contains("15.259675"),
+        "{md}"
+    );
+    assert!(md.contains("sensitivity (rating ≥ 3)"), "{md}");
+    for f in [
+        "mrmc.md",
+        "mrmc.html",
+        "mrmc.json",
+        "mrmc_foms.csv",
+        "mrmc_differences.csv",
+    ] {
+        assert!(out.join(f).is_file(), "{f}");
+    }
+
+    // A study of two readers, two modalities and four cases, then broken one way at a time.
+    let good = |extra: &str| {
+        let mut s = String::from("reader,modality,case,truth,rating\n");
+        for r in ["ann", "bob"] {
+            for m in ["unaided", "aided"] {
+                for (c, t, v) in [("C1", 1, 4), ("C2", 1, 3), ("C3", 0, 2), ("C4", 0, 1)] {
+                    let v = if m == "aided" && r == "bob" && c == "C2" {
+                        5
+                    } else {
+                        v
+                    };
+                    s.push_str(&format!("{r},{m},{c},{t},{v}\n"));
+                }
+            }
+        }
+        s + extra
+    };
+    let run = |name: &str, text: &str| {
+        let p = tmp.path().join(name);
+        write(&p, text);
+        sacro(&["stats", "--mrmc", p.to_str().expect("utf-8"), "--json"])
+    };
+    let refused = |name: &str, text: &str, expect: &str| {
+        let o = run(name, text);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(!o.status.success(), "{name} accepted");
+        assert!(err.contains(expect) && err.contains(name), "{name}: {err}");
+    };
+    refused(
+        "dup.csv",
+        &good("ann,aided,C1,1,2\n"),
+        "row 18: reader ann, modality aided, case C1 repeats row 6",
+    );
+    refused(
+        "missing.csv",
+        &good("").replace("bob,aided,C3,0,2\n", ""),
+        "reader bob has no rating of case C3 in modality aided",
+    );
+    refused(
+        "truth.csv",
+        &good("").replace("ann,aided,C1,1,4", "ann,aided,C1,0,4"),
+        "case C1: truth differs from row 2",
+    );
+    refused(
+        "rating.csv",
+        &good("").replace("ann,aided,C1,1,4", "ann,aided,C1,1,high"),
+        "rating \"high\" is not a number",
+    );
+    let one_modality: String = good("")
+        .lines()
+        .filter(|l| !l.contains(",aided,"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    refused("one_modality.csv", &one_modality, "at least two modalities");
+    // A case without truth is left out and counted.
+    let o = run("no_truth.csv", &good("").replace(",C4,0,", ",C4,,"));
+    assert!(
+        !o.status.success(),
+        "one negative case is left: refused as too few"
+    );
+    let more = good("")
+        + "ann,unaided,C5,0,2\nann,aided,C5,0,1\nbob,unaided,C5,0,2\nbob,aided,C5,0,2\n"
+        + "ann,unaided,C6,,2\nann,aided,C6,,1\nbob,unaided,C6,,2\nbob,aided,C6,,2\n";
+    let o = run("left_out.csv", &more);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let j: serde_json::Value = serde_json::from_slice(&o.stdout).expect("json");
+    assert_eq!(j[0]["cases"][0], 5, "C6 without truth left out");
+    // One reader: random readers undefined, fixed readers still analysed.
+    let one_reader: String = good("")
+        .lines()
+        .filter(|l| !l.starts_with("bob,"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    let o = run("one_reader.csv", &one_reader);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let j: serde_json::Value = serde_json::from_slice(&o.stdout).expect("json");
+    assert!(
+        j[0]["rrrc"]["undefined"]
+            .as_str()
+            .expect("why")
+            .contains("one reader")
+    );
+    // All ratings tied: every AUC is 0.5 and the tests are undefined, said so.
+    let tied: String = good("")
+        .lines()
+        .enumerate()
+        .map(|(i, l)| {
+            if i == 0 {
+                format!("{l}\n")
+            } else {
+                let (head, _) = l.rsplit_once(',').expect("row");
+                format!("{head},3\n")
+            }
+        })
+        .collect();
+    let o = run("tied.csv", &tied);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let j: serde_json::Value = serde_json::from_slice(&o.stdout).expect("json");
+    assert_eq!(j[0]["modality_means"][0], 0.5);
+    assert!(j[0]["rrrc"]["test"].is_null() && j[0]["rrrc"]["undefined"].is_string());
+}

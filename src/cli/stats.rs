@@ -39,7 +39,7 @@ pub struct StatsArgs {
     #[arg(long)]
     compare: Option<PathBuf>,
     /// Folder for the report (Markdown, HTML, CSV, PNG/SVG plots, JSON).
-    #[arg(long, required_unless_present = "json")]
+    #[arg(long, required_unless_present_any = ["json", "mrmc"])]
     out: Option<PathBuf>,
     /// Print the numbers as JSON on standard output.
     #[arg(long)]

@@ -106,7 +106,8 @@ pub fn markdown(analyses: &[Mrmc], excluded: usize) -> String {
         );
     }
     for a in analyses {
-        let _ = writeln!(out, "\n## {}\n", escape::markdown(&a.fom));
+        // The figure of merit is named by Sacro, not by the CSV.
+        let _ = writeln!(out, "\n## {}\n", a.fom);
         let mut header = String::from("| modality |");
         let mut rule = String::from("|---|");
         for r in &a.readers {

@@ -467,20 +467,55 @@ fn covariance_matrix(study: &Study, fom: Fom, method: CovMethod, all: &[Parts]) 
     }
 }
 
+// statrs panics on some arguments outside its domain (a NaN or an infinite degree of freedom); every
+// call goes through these, which answer NaN there instead (and the normal for df = ∞).
 fn t_quantile(df: f64, p: f64) -> f64 {
+    if df.is_infinite() && df > 0.0 {
+        return z_quantile(p);
+    }
+    if !(df.is_finite() && df > 0.0 && p > 0.0 && p < 1.0) {
+        return f64::NAN;
+    }
     StudentsT::new(0.0, 1.0, df)
         .map(|t| t.inverse_cdf(p))
         .unwrap_or(f64::NAN)
 }
 
 fn z_quantile(p: f64) -> f64 {
+    if !(p > 0.0 && p < 1.0) {
+        return f64::NAN;
+    }
     Normal::new(0.0, 1.0)
         .map(|n| n.inverse_cdf(p))
         .unwrap_or(f64::NAN)
 }
 
+/// Two-sided p of a t (or, with df = ∞ or None, normal) statistic.
+fn two_sided(x: f64, df: Option<f64>) -> f64 {
+    if x.is_nan() {
+        return f64::NAN;
+    }
+    if x.is_infinite() {
+        return 0.0;
+    }
+    match df {
+        Some(df) if df.is_finite() => {
+            if df > 0.0 {
+                StudentsT::new(0.0, 1.0, df)
+                    .map(|t| 2.0 * t.sf(x.abs()))
+                    .unwrap_or(f64::NAN)
+            } else {
+                f64::NAN
+            }
+        }
+        _ => Normal::new(0.0, 1.0)
+            .map(|n| 2.0 * n.sf(x.abs()))
+            .unwrap_or(f64::NAN),
+    }
+}
+
 fn f_test(f: f64, df1: f64, df2: f64) -> Option<GlobalTest> {
-    if !(f.is_finite() && df1 > 0.0 && df2 > 0.0 && df2.is_finite()) {
+    if !(f.is_finite() && f >= 0.0 && df1 > 0.0 && df2 > 0.0 && df2.is_finite()) {
         return None;
     }
     let p = FisherSnedecor::new(df1, df2).ok().map(|d| d.sf(f))?;
@@ -578,22 +613,11 @@ pub fn analyse(study: &Study, fom: Fom, method: CovMethod, level: f64) -> Result
         .collect();
     let difference = |a: usize, b: usize, se: f64, df: Option<f64>| {
         let est = m_i[a] - m_i[b];
-        let (q, p) = match df {
-            Some(df) => {
-                let q = t_quantile(df, 1.0 - alpha / 2.0);
-                let p = StudentsT::new(0.0, 1.0, df)
-                    .map(|t| 2.0 * t.sf((est / se).abs()))
-                    .unwrap_or(f64::NAN);
-                (q, p)
-            }
-            None => {
-                let q = z_quantile(1.0 - alpha / 2.0);
-                let p = Normal::new(0.0, 1.0)
-                    .map(|n| 2.0 * n.sf((est / se).abs()))
-                    .unwrap_or(f64::NAN);
-                (q, p)
-            }
+        let q = match df {
+            Some(df) => t_quantile(df, 1.0 - alpha / 2.0),
+            None => z_quantile(1.0 - alpha / 2.0),
         };
+        let p = two_sided(est / se, df);
         Difference {
             comparison: format!("{} − {}", study.modalities[a], study.modalities[b]),
             estimate: est,
@@ -676,7 +700,7 @@ pub fn analyse(study: &Study, fom: Fom, method: CovMethod, level: f64) -> Result
     let frrc = {
         let den = c.var - c.cov1 + (fj - 1.0) * (c.cov2 - c.cov3);
         let chi = (fi - 1.0) * ms_t / den;
-        let test = (chi.is_finite() && den > 0.0)
+        let test = (chi.is_finite() && chi >= 0.0 && den > 0.0)
             .then(|| {
                 ChiSquared::new(fi - 1.0).ok().map(|d| GlobalTest {
                     statistic: chi,
