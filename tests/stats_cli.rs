@@ -294,6 +294,8 @@ fn mrmc_reports_and_refuses_bad_reader_studies() {
         "mrmc.json",
         "mrmc_foms.csv",
         "mrmc_differences.csv",
+        "mrmc_roc_1.png",
+        "mrmc_roc_2.svg",
     ] {
         assert!(out.join(f).is_file(), "{f}");
     }

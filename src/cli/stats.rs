@@ -223,7 +223,7 @@ fn reader_study(args: &StatsArgs, path: &std::path::Path) -> anyhow::Result<Exit
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
     if let Some(out) = &args.out {
-        report::mrmc::write(out, &analyses, excluded)?;
+        report::mrmc::write(out, &study, &analyses, excluded)?;
         esay!("wrote the reader-study report to {}", out.display());
     }
     if args.json {

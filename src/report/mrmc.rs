@@ -167,16 +167,31 @@ pub fn markdown(analyses: &[Mrmc], excluded: usize) -> String {
     out
 }
 
-/// Writes `mrmc.md`, `mrmc.html`, `mrmc.json`, `mrmc_foms.csv` and `mrmc_differences.csv` into `dir`.
-pub fn write(dir: &Path, analyses: &[Mrmc], excluded: usize) -> Result<(), InputError> {
+/// Writes `mrmc.md`, `mrmc.html` (with the plots inline), `mrmc.json`, `mrmc_foms.csv`,
+/// `mrmc_differences.csv` and each modality's per-reader ROC plot (`mrmc_roc_N.png/svg`) into `dir`.
+pub fn write(
+    dir: &Path,
+    study: &crate::stats::mrmc::Study,
+    analyses: &[Mrmc],
+    excluded: usize,
+) -> Result<(), InputError> {
     std::fs::create_dir_all(dir).map_err(|e| io_err(dir, e))?;
-    let md = markdown(analyses, excluded);
+    let svgs = super::plots::write_reader_rocs(dir, study)
+        .map_err(|e| io_err(&dir.join("mrmc_roc_1.svg"), e))?;
+    let mut md = markdown(analyses, excluded);
+    md.push_str("\n## ROC curves by reader\n\n");
+    for s in &svgs {
+        md.push_str(&format!("![{s}]({})\n", s.replace(".svg", ".png")));
+    }
     write_text(dir, "mrmc.md", &md)?;
-    write_text(
-        dir,
-        "mrmc.html",
-        &html_page("Sacro reader study", &markdown_html(&md)),
-    )?;
+    let mut plots = String::new();
+    for s in &svgs {
+        let svg = std::fs::read_to_string(dir.join(s)).map_err(|e| io_err(&dir.join(s), e))?;
+        plots.push_str(&format!("<div class=\"plot\">{svg}</div>"));
+    }
+    let body =
+        markdown_html(&markdown(analyses, excluded)) + "<h2>ROC curves by reader</h2>" + &plots;
+    write_text(dir, "mrmc.html", &html_page("Sacro reader study", &body))?;
     let json =
         serde_json::to_string_pretty(analyses).map_err(|e| io_err(&dir.join("mrmc.json"), e))?;
     write_text(dir, "mrmc.json", &json)?;

@@ -159,6 +159,86 @@ pub fn write_plots(dir: &Path, a: &Analysis) -> DrawResult {
     Ok(())
 }
 
+fn draw_reader_rocs<DB: DrawingBackend>(
+    root: &DrawingArea<DB, Shift>,
+    modality: &str,
+    curves: &[(String, f64, crate::stats::roc::RocCurve)],
+) -> DrawResult {
+    let e = |err: DrawingAreaErrorKind<DB::ErrorType>| err.to_string();
+    let mut chart = unit_chart(
+        root,
+        format!("ROC by reader — {modality}"),
+        "1 − specificity",
+        "sensitivity",
+    )?;
+    chart
+        .draw_series(LineSeries::new([(0.0, 0.0), (1.0, 1.0)], BLACK.mix(0.25)))
+        .map_err(e)?;
+    for (i, (reader, auc, roc)) in curves.iter().enumerate() {
+        let colour = Palette99::pick(i).to_rgba();
+        chart
+            .draw_series(LineSeries::new(
+                roc.fpr.iter().zip(&roc.tpr).map(|(&x, &y)| (x, y)),
+                colour.stroke_width(2),
+            ))
+            .map_err(e)?
+            .label(format!("{reader} (AUC {auc:.3})"))
+            .legend(move |(x, y)| PathElement::new([(x, y), (x + 16, y)], colour.stroke_width(2)));
+    }
+    chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::LowerRight)
+        .background_style(WHITE.mix(0.9))
+        .border_style(BLACK.mix(0.3))
+        .label_font(("sans-serif", 12))
+        .draw()
+        .map_err(e)?;
+    root.present().map_err(e)
+}
+
+/// Writes `mrmc_roc_N.png` and `.svg` for each modality N (1-based): every reader's empirical ROC curve.
+/// Returns the SVG file names.
+pub fn write_reader_rocs(
+    dir: &Path,
+    study: &crate::stats::mrmc::Study,
+) -> Result<Vec<String>, String> {
+    register_font();
+    let size = (720, 640);
+    let (nj, nk) = (study.readers.len(), study.cases.len());
+    let mut svgs = Vec::new();
+    for (i, modality) in study.modalities.iter().enumerate() {
+        let curves = study
+            .readers
+            .iter()
+            .enumerate()
+            .map(|(j, reader)| {
+                let scores = &study.ratings[(i * nj + j) * nk..(i * nj + j + 1) * nk];
+                let roc = crate::stats::roc::roc_curve(&study.truth, scores, true)
+                    .map_err(|e| e.to_string())?;
+                let auc =
+                    crate::stats::roc::roc_auc(&study.truth, scores).map_err(|e| e.to_string())?;
+                Ok((reader.clone(), auc, roc))
+            })
+            .collect::<Result<Vec<_>, String>>()?;
+        let (png, svg) = (
+            format!("mrmc_roc_{}.png", i + 1),
+            format!("mrmc_roc_{}.svg", i + 1),
+        );
+        draw_reader_rocs(
+            &BitMapBackend::new(&dir.join(&png), size).into_drawing_area(),
+            modality,
+            &curves,
+        )?;
+        draw_reader_rocs(
+            &SVGBackend::new(&dir.join(&svg), size).into_drawing_area(),
+            modality,
+            &curves,
+        )?;
+        svgs.push(svg);
+    }
+    Ok(svgs)
+}
+
 /// A learning-rate plot (PNG): loss against a logarithmic learning-rate axis, with an optional suggested
 /// rate marked (the LR range test's curve).
 pub fn lr_find_png(
