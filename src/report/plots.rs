@@ -50,6 +50,23 @@ fn unit_chart<'a, DB: DrawingBackend>(
     Ok(chart)
 }
 
+/// The series' legend in the lower right, then the drawing finished.
+fn legend_and_present<DB: DrawingBackend>(
+    root: &DrawingArea<DB, Shift>,
+    chart: &mut UnitChart<'_, DB>,
+) -> DrawResult {
+    let e = |err: DrawingAreaErrorKind<DB::ErrorType>| err.to_string();
+    chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::LowerRight)
+        .background_style(WHITE.mix(0.9))
+        .border_style(BLACK.mix(0.3))
+        .label_font(("sans-serif", 12))
+        .draw()
+        .map_err(e)?;
+    root.present().map_err(e)
+}
+
 fn draw_roc<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, a: &Analysis) -> DrawResult {
     let e = |err: DrawingAreaErrorKind<DB::ErrorType>| err.to_string();
     let mut chart = unit_chart(
@@ -102,15 +119,7 @@ fn draw_roc<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, a: &Analysis) -> 
             .label(format!("reader {}", r.reader))
             .legend(move |(x, y)| Circle::new((x + 8, y), 4, colour.filled()));
     }
-    chart
-        .configure_series_labels()
-        .position(SeriesLabelPosition::LowerRight)
-        .background_style(WHITE.mix(0.9))
-        .border_style(BLACK.mix(0.3))
-        .label_font(("sans-serif", 12))
-        .draw()
-        .map_err(e)?;
-    root.present().map_err(e)
+    legend_and_present(root, &mut chart)
 }
 
 fn draw_pr<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, a: &Analysis) -> DrawResult {
@@ -185,15 +194,7 @@ fn draw_reader_rocs<DB: DrawingBackend>(
             .label(format!("{reader} (AUC {auc:.3})"))
             .legend(move |(x, y)| PathElement::new([(x, y), (x + 16, y)], colour.stroke_width(2)));
     }
-    chart
-        .configure_series_labels()
-        .position(SeriesLabelPosition::LowerRight)
-        .background_style(WHITE.mix(0.9))
-        .border_style(BLACK.mix(0.3))
-        .label_font(("sans-serif", 12))
-        .draw()
-        .map_err(e)?;
-    root.present().map_err(e)
+    legend_and_present(root, &mut chart)
 }
 
 /// Writes `mrmc_roc_N.png` and `.svg` for each modality N (1-based): every reader's empirical ROC curve.

@@ -62,6 +62,19 @@ fn rng_for(seed: u64, resample: usize) -> ChaCha8Rng {
     rng
 }
 
+/// The statistic on the data itself; when it is undefined nothing is resampled, so every resample is
+/// reported done at once.
+fn or_all_ticked(
+    value: Result<f64, StatsError>,
+    resamples: usize,
+    tick: Tick<'_>,
+) -> Result<f64, StatsError> {
+    if value.is_err() {
+        tick(resamples);
+    }
+    value
+}
+
 /// Scores replaced by their rank among the distinct scores, by class: a resample's AUC is then a
 /// counting pass over the ranks (no sort), `O(n + distinct)`.
 struct Ranked {
@@ -156,13 +169,7 @@ pub fn table_with<const K: usize>(
     seed: u64,
     tick: Tick<'_>,
 ) -> Result<BootstrapEstimate, StatsError> {
-    let value = match statistic(table) {
-        Ok(v) => v,
-        Err(e) => {
-            tick(resamples);
-            return Err(e);
-        }
-    };
+    let value = or_all_ticked(statistic(table), resamples, tick)?;
     let n: u64 = table.iter().sum();
     let stats: Vec<f64> = (0..resamples)
         .into_par_iter()
@@ -217,13 +224,7 @@ pub fn paired_with<T: Clone + Send + Sync>(
     seed: u64,
     tick: Tick<'_>,
 ) -> Result<BootstrapEstimate, StatsError> {
-    let value = match statistic(a, b) {
-        Ok(v) => v,
-        Err(e) => {
-            tick(resamples);
-            return Err(e);
-        }
-    };
+    let value = or_all_ticked(statistic(a, b), resamples, tick)?;
     let n = a.len();
     let stats: Vec<f64> = (0..resamples)
         .into_par_iter()
