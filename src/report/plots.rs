@@ -51,9 +51,9 @@ fn unit_chart<'a, DB: DrawingBackend>(
 }
 
 /// The series' legend in the lower right, then the drawing finished.
-fn legend_and_present<DB: DrawingBackend>(
+fn legend_and_present<'a, DB: DrawingBackend + 'a>(
     root: &DrawingArea<DB, Shift>,
-    chart: &mut UnitChart<'_, DB>,
+    chart: &mut UnitChart<'a, DB>,
 ) -> DrawResult {
     let e = |err: DrawingAreaErrorKind<DB::ErrorType>| err.to_string();
     chart
