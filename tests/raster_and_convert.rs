@@ -223,3 +223,65 @@ fn info_hides_patient_identity_unless_asked() {
     let phi = sacro(&["info", "--show-phi", f.to_str().expect("utf8")]);
     assert!(String::from_utf8_lossy(&phi.stdout).contains(&name));
 }
+
+/// Folder commands decode several films at once: with one thread or two, `info` prints the same lines
+/// in the same order and `convert` writes byte-identical files; a bad file in the middle fails alone
+/// and the films after it are still converted.
+#[test]
+fn folders_decode_in_parallel_in_order_and_identically() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let input = tmp.path().join("in");
+    std::fs::create_dir(&input).expect("dir");
+    let films = [
+        "RG3_J2KR.dcm",
+        "MR_small_jp2klossless.dcm",
+        "CR_spine_6154.dcm",
+        "RG1_J2KI.dcm",
+        "MR_small_RLE.dcm",
+    ];
+    for (i, f) in films.iter().enumerate() {
+        std::fs::copy(real(f), input.join(format!("{i}_{f}"))).expect("copy");
+    }
+    std::fs::write(input.join("2a_broken.dcm"), b"DICM but not really").expect("bad");
+    let run = |threads: &str, args: &[&str]| {
+        let o = Command::new(env!("CARGO_BIN_EXE_sacro"))
+            .env("RAYON_NUM_THREADS", threads)
+            .args(args)
+            .output()
+            .expect("run");
+        (
+            o.status.success(),
+            String::from_utf8_lossy(&o.stdout).into_owned(),
+        )
+    };
+    let dir = input.to_str().expect("utf-8");
+    let (ok1, info1) = run("1", &["info", "--json", dir]);
+    let (ok2, info2) = run("2", &["info", "--json", dir]);
+    assert!(!ok1 && !ok2, "the broken file fails the command");
+    assert_eq!(info1, info2);
+    let lines: Vec<&str> = info1.lines().collect();
+    assert_eq!(lines.len(), 6);
+    assert!(
+        lines[3].contains("2a_broken") && lines[3].contains("error"),
+        "{info1}"
+    );
+    assert!(lines[1].contains("1_MR_small_jp2klossless") && lines[2].contains("2_CR_spine"));
+    assert!(lines[4].contains("3_RG1_J2KI") && lines[5].contains("4_MR_small_RLE"));
+    let mut outs = Vec::new();
+    for threads in ["1", "2"] {
+        let out = tmp.path().join(format!("out{threads}"));
+        let (ok, text) = run(
+            threads,
+            &["convert", dir, "--out", out.to_str().expect("utf-8")],
+        );
+        assert!(!ok, "{text}");
+        assert!(text.contains("converted 5, failed 1"), "{text}");
+        outs.push(out);
+    }
+    for (i, film) in films.iter().enumerate() {
+        let name = format!("{i}_{}", film.replace(".dcm", ".tiff"));
+        let a = std::fs::read(outs[0].join(&name)).expect("one thread");
+        let b = std::fs::read(outs[1].join(&name)).expect("two threads");
+        assert!(a == b, "{name} differs between 1 and 2 threads");
+    }
+}

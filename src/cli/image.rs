@@ -137,34 +137,50 @@ pub fn info(args: InfoArgs) -> anyhow::Result<ExitCode> {
             esay!("error: {s}");
         }
     }
-    for (_, path) in gathered.files {
-        match imaging::load(&path, &options) {
-            Ok(r) => {
-                let s = r.summary(args.show_phi);
-                if args.json {
-                    say!("{}", serde_json::to_string(&s)?);
-                } else {
-                    say!("{s}");
-                }
+    // Several files decode at once; the lines come out in the files' order.
+    let mut out: anyhow::Result<()> = Ok(());
+    batch::in_order(
+        &gathered.files,
+        batch::films_in_flight(),
+        |(_, path)| imaging::load(path, &options).map(|r| r.summary(args.show_phi)),
+        |(_, path), result| {
+            if out.is_err() {
+                return;
             }
-            Err(e) => {
-                failed += 1;
-                if args.json {
-                    say!(
-                        "{}",
-                        serde_json::json!({"path": path, "error": e.to_string()})
-                    );
-                } else {
-                    esay!("error: {e}");
-                }
-            }
-        }
-    }
+            out = info_line(path, result, args.json, &mut failed);
+        },
+    );
+    out?;
     Ok(if failed > 0 {
         ExitCode::FAILURE
     } else {
         ExitCode::SUCCESS
     })
+}
+
+/// One file's line of `sacro info`.
+fn info_line(
+    path: &std::path::Path,
+    result: Result<imaging::ImageSummary, imaging::ImagingError>,
+    json: bool,
+    failed: &mut usize,
+) -> anyhow::Result<()> {
+    match result {
+        Ok(s) if json => say!("{}", serde_json::to_string(&s)?),
+        Ok(s) => say!("{s}"),
+        Err(e) => {
+            *failed += 1;
+            if json {
+                say!(
+                    "{}",
+                    serde_json::json!({"path": path, "error": e.to_string()})
+                );
+            } else {
+                esay!("error: {e}");
+            }
+        }
+    }
+    Ok(())
 }
 
 pub fn convert(args: ConvertArgs) -> anyhow::Result<ExitCode> {
@@ -205,10 +221,10 @@ pub fn convert(args: ConvertArgs) -> anyhow::Result<ExitCode> {
         .cloned()
         .collect();
     let mut converted = 0usize;
-    for ((root, input), out) in inputs.iter().zip(outputs) {
-        bar.set_message(input.display().to_string());
+    let jobs: Vec<(&(PathBuf, PathBuf), PathBuf)> = inputs.iter().zip(outputs).collect();
+    for ((root, input), out) in &jobs {
         let usual = batch::output_path(root, input, &args.out, batch::output_extension(&settings));
-        if out != usual {
+        if *out != usual {
             say!(
                 "{} -> {} ({} is another input's)",
                 input.display(),
@@ -216,15 +232,24 @@ pub fn convert(args: ConvertArgs) -> anyhow::Result<ExitCode> {
                 usual.display()
             );
         }
-        match batch::convert_one(input, out, &settings) {
-            Ok(out) => {
-                converted += 1;
-                tracing::info!("{} -> {}", input.display(), out.display());
-            }
-            Err(e) => failures.push(e.to_string()),
-        }
-        bar.inc(1);
     }
+    // Several films convert at once (each to its own output); results are reported in the inputs' order.
+    batch::in_order(
+        &jobs,
+        batch::films_in_flight(),
+        |((_, input), out)| batch::convert_one(input, out.clone(), &settings),
+        |((_, input), _), result| {
+            bar.set_message(input.display().to_string());
+            match result {
+                Ok(out) => {
+                    converted += 1;
+                    tracing::info!("{} -> {}", input.display(), out.display());
+                }
+                Err(e) => failures.push(e.to_string()),
+            }
+            bar.inc(1);
+        },
+    );
     bar.finish_and_clear();
     say!("converted {converted}, failed {}", failures.len());
     for f in &failures {

@@ -153,8 +153,16 @@ pub fn predict(args: PredictArgs) -> anyhow::Result<ExitCode> {
     for chunk in inputs.chunks(args.batch as usize) {
         let mut tensors = Vec::new();
         let mut files = Vec::new();
-        for (_, file) in chunk {
-            match windowed_film(file, predictor.card.preprocess.window).and_then(|(img, _, r)| {
+        // The batch's films decode at once (one batch in memory); the rows keep the files' order.
+        let decoded: Vec<_> = {
+            use rayon::prelude::*;
+            chunk
+                .par_iter()
+                .map(|(_, file)| windowed_film(file, predictor.card.preprocess.window))
+                .collect()
+        };
+        for ((_, file), film) in chunk.iter().zip(decoded) {
+            match film.and_then(|(img, _, r)| {
                 let warning = predictor
                     .card
                     .scope

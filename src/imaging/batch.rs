@@ -229,6 +229,30 @@ pub fn convert_one(
     Ok(out)
 }
 
+/// Films decoded at once by folder commands: two per thread, so a thread that finishes early has the
+/// next film ready, and memory stays bounded by a few films, not the folder.
+pub fn films_in_flight() -> usize {
+    rayon::current_num_threads().max(1) * 2
+}
+
+/// Runs `work` on up to `in_flight` items at a time on rayon's threads and hands each result to `done`
+/// in the items' order (output order never depends on which film decodes first); at most `in_flight`
+/// results are held at once.
+pub fn in_order<I: Sync, T: Send>(
+    items: &[I],
+    in_flight: usize,
+    work: impl Fn(&I) -> T + Sync,
+    mut done: impl FnMut(&I, T),
+) {
+    use rayon::prelude::*;
+    for chunk in items.chunks(in_flight.max(1)) {
+        let results: Vec<T> = chunk.par_iter().map(&work).collect();
+        for (item, r) in chunk.iter().zip(results) {
+            done(item, r);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -290,5 +314,22 @@ mod tests {
         assert!(g.skipped[0].contains("bad\\xFF.dcm"), "{:?}", g.skipped);
         let g = gather_inputs(&[bad]).expect("a file given directly");
         assert!(g.files.is_empty() && g.skipped.len() == 1);
+    }
+
+    #[test]
+    fn in_order_keeps_the_order_whatever_finishes_first() {
+        let items: Vec<u64> = (0..37).collect();
+        let mut seen = Vec::new();
+        // Later items finish first within each window.
+        in_order(
+            &items,
+            5,
+            |&i| {
+                std::thread::sleep(std::time::Duration::from_micros(200 * (40 - i)));
+                i * i
+            },
+            |&i, sq| seen.push((i, sq)),
+        );
+        assert_eq!(seen, items.iter().map(|&i| (i, i * i)).collect::<Vec<_>>());
     }
 }
