@@ -150,17 +150,22 @@ pub fn predict(args: PredictArgs) -> anyhow::Result<ExitCode> {
         bar.set_draw_target(indicatif::ProgressDrawTarget::hidden());
     }
     let mut failures = Vec::new();
-    for chunk in inputs.chunks(args.batch as usize) {
+    // A batch's films decode at once, and the next batch decodes while the model runs on this one (two
+    // batches in memory at most); the rows keep the files' order.
+    let chunks: Vec<&[(PathBuf, PathBuf)]> = inputs.chunks(args.batch as usize).collect();
+    let window = predictor.card.preprocess.window;
+    let decode = |chunk: &[(PathBuf, PathBuf)]| -> Vec<_> {
+        use rayon::prelude::*;
+        chunk
+            .par_iter()
+            .map(|(_, file)| windowed_film(file, window))
+            .collect()
+    };
+    let mut pending = chunks.first().map(|c| decode(c));
+    for (ci, chunk) in chunks.iter().enumerate() {
         let mut tensors = Vec::new();
         let mut files = Vec::new();
-        // The batch's films decode at once (one batch in memory); the rows keep the files' order.
-        let decoded: Vec<_> = {
-            use rayon::prelude::*;
-            chunk
-                .par_iter()
-                .map(|(_, file)| windowed_film(file, predictor.card.preprocess.window))
-                .collect()
-        };
+        let decoded = pending.take().unwrap_or_default();
         for ((_, file), film) in chunk.iter().zip(decoded) {
             match film.and_then(|(img, _, r)| {
                 let warning = predictor
@@ -179,7 +184,12 @@ pub fn predict(args: PredictArgs) -> anyhow::Result<ExitCode> {
                 Err(e) => failures.push(format!("{e:#}")),
             }
         }
-        for ((file, (warning, uid)), p) in files.iter().zip(predictor.predict(&tensors)?) {
+        let (predictions, next) = rayon::join(
+            || predictor.predict(&tensors),
+            || chunks.get(ci + 1).map(|c| decode(c)),
+        );
+        pending = next;
+        for ((file, (warning, uid)), p) in files.iter().zip(predictions?) {
             let case = file
                 .file_stem()
                 .map(|s| s.to_string_lossy().into_owned())
