@@ -178,19 +178,17 @@ pub fn write(
     std::fs::create_dir_all(dir).map_err(|e| io_err(dir, e))?;
     let svgs = super::plots::write_reader_rocs(dir, study)
         .map_err(|e| io_err(&dir.join("mrmc_roc_1.svg"), e))?;
-    let mut md = markdown(analyses, excluded);
-    md.push_str("\n## ROC curves by reader\n\n");
+    let md = markdown(analyses, excluded);
+    // Markdown links the PNGs; the HTML has the SVGs inline so the page stands alone.
+    let mut links = String::from("\n## ROC curves by reader\n\n");
+    let mut plots = String::from("<h2>ROC curves by reader</h2>");
     for s in &svgs {
-        md.push_str(&format!("![{s}]({})\n", s.replace(".svg", ".png")));
-    }
-    write_text(dir, "mrmc.md", &md)?;
-    let mut plots = String::new();
-    for s in &svgs {
+        links.push_str(&format!("![{s}]({})\n", s.replace(".svg", ".png")));
         let svg = std::fs::read_to_string(dir.join(s)).map_err(|e| io_err(&dir.join(s), e))?;
         plots.push_str(&format!("<div class=\"plot\">{svg}</div>"));
     }
-    let body =
-        markdown_html(&markdown(analyses, excluded)) + "<h2>ROC curves by reader</h2>" + &plots;
+    write_text(dir, "mrmc.md", &format!("{md}{links}"))?;
+    let body = markdown_html(&md) + &plots;
     write_text(dir, "mrmc.html", &html_page("Sacro reader study", &body))?;
     let json =
         serde_json::to_string_pretty(analyses).map_err(|e| io_err(&dir.join("mrmc.json"), e))?;

@@ -171,20 +171,16 @@ fn parts(scores: &[f64], truth: &[bool], fom: Fom) -> Parts {
                     }
                 })
                 .collect();
-            if sens {
-                Parts {
-                    value,
-                    loo,
-                    pos: ind,
-                    neg: Vec::new(),
-                }
+            let (pos, neg) = if sens {
+                (ind, Vec::new())
             } else {
-                Parts {
-                    value,
-                    loo,
-                    pos: Vec::new(),
-                    neg: ind,
-                }
+                (Vec::new(), ind)
+            };
+            Parts {
+                value,
+                loo,
+                pos,
+                neg,
             }
         }
     }
