@@ -23,8 +23,10 @@ check '\bunsafe\b|allow\(unsafe_code\)' '^src/kernels/gemm\.rs$' 'unsafe code ou
 # every layer; this names the rule for the kernels plainly).
 hits=$(grep -rlE 'crate::(model|train|gui|report|session|phantom)\b' src/kernels || true)
 if [ -n "$hits" ]; then echo "layering: src/kernels/ imports a layer above it: $hits" >&2; fail=1; fi
-# Database clients only in the session stores.
+# Database clients only in the session stores; the HTTP client only in the PACS client.
 check '\brusqlite::' '^src/session/' 'rusqlite outside src/session/'
+check '\b(postgres|postgres_openssl|postgres_protocol)::' '^src/session/' 'PostgreSQL client outside src/session/'
+check '\bureq::' '^src/pacs/' 'HTTP client outside src/pacs/'
 # grading/, stats/ and escape.rs are pure: no I/O, no other crate modules.
 for dir in src/grading src/stats src/escape.rs; do
   [ -e "$dir" ] || continue

@@ -21,7 +21,7 @@ use std::path::{Path, PathBuf};
 pub const LAYERS: &[&[&str]] = &[
     &["escape", "grading", "stats"],
     &["imaging"],
-    &["kernels", "phantom", "session"],
+    &["kernels", "pacs", "phantom", "session"],
     &["model"],
     &["report", "train"],
     &["gui"],

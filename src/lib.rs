@@ -21,6 +21,7 @@ pub mod gui;
 pub mod imaging;
 pub mod kernels;
 pub mod model;
+pub mod pacs;
 pub mod phantom;
 pub mod report;
 pub mod session;

@@ -36,6 +36,10 @@ struct Cli {
     /// More log output (-v info, -vv debug); RUST_LOG overrides.
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     verbose: u8,
+    /// For a study on a server (postgres://LOGIN@HOST:PORT/DATABASE): a file whose first line is the
+    /// login's password (else PGPASSWORD, then ~/.pgpass, as libpq). Never stored anywhere.
+    #[arg(long, global = true, value_name = "FILE")]
+    password_file: Option<std::path::PathBuf>,
 }
 
 #[derive(Subcommand)]
@@ -49,6 +53,11 @@ enum Command {
     Study(StudyCommand),
     /// Commit a reading of a case (or show a reader's next case with --next).
     Read(ReadArgs),
+    /// Films from a PACS over DICOMweb: find studies, retrieve instances.
+    #[command(subcommand)]
+    Pacs(cli::pacs::PacsCommand),
+    /// The local cache of films retrieved from archives: info, clear.
+    Cache(cli::pacs::CacheArgs),
     /// The seed study's analysis: ROC/PR, AUC with CIs, cut-offs, confusion matrices, kappa, agreement.
     Stats(Box<cli::stats::StatsArgs>),
     /// Synthetic pelvic radiographs with known grades (and simulated readings).
@@ -79,6 +88,7 @@ fn main() -> ExitCode {
         keep_freed_memory();
     }
     init_logging(cli.verbose);
+    cli::study::set_password_file(cli.password_file.clone());
     if std::env::var_os("GLIBC_TUNABLES").is_some_and(|v| v == MALLOC_TUNABLES) {
         tracing::info!(
             "allocator: glibc keeps freed memory for reuse in one arena (GLIBC_TUNABLES={MALLOC_TUNABLES})"
@@ -100,6 +110,8 @@ fn main() -> ExitCode {
         Some(Command::Convert(args)) => cli::image::convert(args),
         Some(Command::Study(cmd)) => cli::study::study(cmd),
         Some(Command::Read(args)) => cli::study::read(args),
+        Some(Command::Pacs(cmd)) => cli::pacs::pacs(cmd),
+        Some(Command::Cache(args)) => cli::pacs::cache(args),
         Some(Command::Stats(args)) => cli::stats::stats(*args),
         Some(Command::Phantom(args)) => cli::phantom::phantom(args),
         Some(Command::Predict(args)) => cli::model::predict(args),

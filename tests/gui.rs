@@ -14,6 +14,8 @@ use sacro::imaging::voi::{DisplayTransform, Voi};
 use sacro::session::{NewCase, Protocol, Role, SqliteStore, StudySettings, StudyStore};
 
 mod common;
+mod pg;
+mod support;
 
 const SIZE: [f32; 2] = [1280.0, 800.0];
 
@@ -800,4 +802,148 @@ unfrozen_epochs = 3
     assert!(model.is_some(), "a fine-tuned model");
     h.run();
     screenshot(&mut h, "training");
+}
+
+#[test]
+fn a_reader_logs_in_to_a_server_study_and_grades_by_keyboard() {
+    use egui::accesskit::Role as A11y;
+    let tmp = tempfile::tempdir().expect("tmp");
+    let demo = Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/demo");
+    let s = pg::ServerStudy::create(
+        Protocol::TwoCentral,
+        &[("Dr A", Role::Central1), ("Dr B", Role::Central2)],
+        0,
+    );
+    let cases: Vec<NewCase> = (1..=2)
+        .map(|i| {
+            let film = tmp.path().join(format!("P{i:04}.dcm"));
+            std::fs::copy(demo.join(format!("P{i:04}.dcm")), &film).expect("copy film");
+            NewCase {
+                path: Some(film),
+                sop_instance_uid: None,
+                case_id: None,
+            }
+        })
+        .collect();
+    s.coord_store().add_cases(&cases).expect("cases");
+    let login = s.reader_login("Dr A");
+    let mut h = harness(Launch::Nothing);
+    h.get_by_label("Server study…").click();
+    h.run();
+    let url = h.get_by_role_and_label(A11y::TextInput, "Study URL (your own login):");
+    url.focus();
+    url.type_text(&login.url);
+    h.run();
+    let pw = h.get_by_role_and_label(
+        A11y::PasswordInput,
+        "Password (empty: PGPASSWORD or ~/.pgpass):",
+    );
+    pw.focus();
+    pw.type_text(login.password.as_deref().expect("password"));
+    h.run();
+    h.get_by_label("Log in and open").click();
+    h.run();
+    h.state_mut().wait_for_films();
+    h.run();
+    // The login is the reader: straight onto Dr A's list, no coordinator view, nobody else to pick.
+    match &h.state().source {
+        sacro::gui::app::Source::Study(st) => {
+            assert_eq!(st.mode.reader(), Some("Dr A"), "{:?}", h.state().toasts);
+            assert_eq!(st.worklist.len(), 2);
+        }
+        _ => panic!("no study open: {:?}", h.state().toasts),
+    }
+    assert!(h.query_by_label("Coordinator view").is_none());
+    h.key_press(Key::R);
+    h.key_press(Key::D);
+    h.run();
+    h.key_press(Key::Enter);
+    h.run();
+    let all = s.coord_store().all_readings().expect("readings");
+    assert_eq!(all.len(), 1, "{:?}", h.state().toasts);
+    assert_eq!(all[0].reader, "Dr A");
+    assert_eq!(
+        all[0]
+            .reading
+            .grades()
+            .map(|g| (g.left.value(), g.right.value())),
+        Some((3, 2))
+    );
+    // Nothing of the password stays in the app's state.
+    assert!(!format!("{:?}", h.state()).contains(login.password.as_deref().unwrap_or("x")));
+}
+
+#[test]
+fn a_commit_while_the_server_is_down_is_kept_and_lands_when_it_is_back() {
+    let srv = pg::dedicated();
+    let tmp = tempfile::tempdir().expect("tmp");
+    let demo = Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/demo");
+    let s = pg::ServerStudy::create_on(srv, Protocol::Single, &[("Dr A", Role::Reader)], 0);
+    let film = tmp.path().join("P0001.dcm");
+    std::fs::copy(demo.join("P0001.dcm"), &film).expect("copy film");
+    s.coord_store()
+        .add_cases(&[NewCase {
+            path: Some(film),
+            sop_instance_uid: None,
+            case_id: None,
+        }])
+        .expect("case");
+    let login = s.reader_login("Dr A");
+    let mut h = harness(Launch::Nothing);
+    h.state_mut()
+        .apply_command(sacro::gui::command::Command::OpenServer {
+            url: login.url.clone(),
+            password: sacro::gui::command::Secret(login.password.clone().expect("pw")),
+            films: String::new(),
+        });
+    h.run();
+    h.state_mut().wait_for_films();
+    h.run();
+    srv.stop_immediate();
+    h.key_press(Key::E);
+    h.key_press(Key::E);
+    h.key_press(Key::D);
+    h.key_press(Key::Enter);
+    h.run();
+    assert!(
+        h.state()
+            .toasts
+            .iter()
+            .any(|t| t.text.contains("retries by itself")),
+        "{:?}",
+        h.state().toasts
+    );
+    match &h.state().source {
+        sacro::gui::app::Source::Study(st) => {
+            assert!(st.pending.is_some());
+            assert_eq!(st.draft.left, Some(JointGrade::Minimal));
+        }
+        _ => unreachable!(),
+    }
+    srv.pg_ctl_start();
+    // Bounded wait: the retry is due 2 s after the failure.
+    for _ in 0..40 {
+        std::thread::sleep(std::time::Duration::from_millis(250));
+        h.run();
+        if matches!(&h.state().source, sacro::gui::app::Source::Study(st) if st.pending.is_none()) {
+            break;
+        }
+    }
+    let all = s.coord_store().all_readings().expect("readings");
+    assert_eq!(all.len(), 1, "{:?}", h.state().toasts);
+    assert_eq!(
+        all[0]
+            .reading
+            .grades()
+            .map(|g| (g.left.value(), g.right.value())),
+        Some((2, 2))
+    );
+    assert!(
+        h.state()
+            .toasts
+            .iter()
+            .any(|t| t.text.contains("after the connection came back")),
+        "{:?}",
+        h.state().toasts
+    );
 }

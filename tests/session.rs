@@ -1,5 +1,8 @@
-//! Reading sessions through the store API and the `sacro` binary: blinding, audit, locking, bad input,
-//! crash safety under SIGKILL, and two processes writing one study at once.
+//! Reading sessions in a study file, through the store API and the `sacro` binary: what is particular to
+//! the file (append-only audit under raw SQL, corrupt, foreign and newer files, crash safety under
+//! SIGKILL, two processes writing one file at once, crops migrated from an older file) and the CLI's
+//! refusals. What every store must do (blinding, work lists, audit, lock, bad input) is the shared suite
+//! of `tests/store_suite.rs`, run on the file and on the server.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -10,8 +13,7 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use sacro::grading::{Assessment, JointGrade as G, Reading};
 use sacro::session::{
-    self, ConsensusMethod, NewCase, Protocol, Role, SqliteStore, StoreError, StudySettings,
-    StudyStore, csv_io,
+    self, ConsensusMethod, NewCase, Protocol, Role, SqliteStore, StoreError, StudyStore, csv_io,
 };
 
 fn sacro() -> Command {
@@ -41,208 +43,6 @@ fn study(
     }
     store.add_cases(&uid_cases(cases)).expect("cases");
     (path, store)
-}
-
-#[test]
-fn predictions_of_different_models_never_mix() {
-    let tmp = tempfile::tempdir().expect("tmp");
-    let (_, store) = study(tmp.path(), Protocol::Single, &[("ann", Role::Reader)], 3);
-    store
-        .record_prediction("C0001", "model-a", 0.2)
-        .expect("a1");
-    store
-        .record_prediction("C0002", "model-a", 0.9)
-        .expect("a2");
-    store
-        .record_prediction("C0001", "model-b", 0.7)
-        .expect("b1");
-    // Recording again replaces, never duplicates.
-    store
-        .record_prediction("C0001", "model-a", 0.25)
-        .expect("a1 again");
-    let a = store.predictions("model-a").expect("a");
-    let got: Vec<(&str, f64)> = a
-        .iter()
-        .map(|p| (p.case_id.as_str(), p.probability))
-        .collect();
-    assert_eq!(got, vec![("C0001", 0.25), ("C0002", 0.9)]);
-    let b = store.predictions("model-b").expect("b");
-    assert_eq!(b.len(), 1);
-    assert!(store.predictions("model-c").expect("c").is_empty());
-    assert!(store.record_prediction("C0003", "model-a", 1.5).is_err());
-    assert!(store.record_prediction("C9999", "model-a", 0.5).is_err());
-}
-
-#[test]
-fn blinding_is_enforced_by_the_store() {
-    let tmp = tempfile::tempdir().expect("tmp");
-    let (_, store) = study(
-        tmp.path(),
-        Protocol::TwoCentral,
-        &[("ann", Role::Central1), ("ben", Role::Central2)],
-        3,
-    );
-    store
-        .commit_reading(
-            "ann",
-            "C0001",
-            &Reading::graded(G::Minimal, G::Minimal),
-            None,
-        )
-        .expect("ann commits");
-    store
-        .record_prediction("C0001", "abc123", 0.83)
-        .expect("prediction");
-    // Ben has not committed: both other readers' readings and the model are refused.
-    let err = store.others_readings("ben", "C0001").expect_err("blinded");
-    assert!(matches!(err, StoreError::Blinded { .. }), "{err}");
-    assert!(matches!(
-        store.prediction_for_reader("ben", "C0001", "abc123"),
-        Err(StoreError::Blinded { .. })
-    ));
-    store
-        .commit_reading(
-            "ben",
-            "C0001",
-            &Reading::graded(G::Normal, G::Suspicious),
-            None,
-        )
-        .expect("ben commits");
-    // Central readers stay blinded to each other by default in a two-central study, but see the model.
-    assert!(matches!(
-        store.others_readings("ben", "C0001"),
-        Err(StoreError::Blinded { .. })
-    ));
-    let p = store
-        .prediction_for_reader("ben", "C0001", "abc123")
-        .expect("model after commit");
-    assert_eq!(p.map(|p| p.probability), Some(0.83));
-    store
-        .set_settings(StudySettings {
-            reveal_readers_after_commit: true,
-            reveal_model_after_commit: false,
-        })
-        .expect("settings");
-    let others = store.others_readings("ben", "C0001").expect("revealed");
-    assert_eq!(others.len(), 1);
-    assert_eq!(others[0].reader, "ann");
-    assert!(matches!(
-        store.prediction_for_reader("ben", "C0001", "abc123"),
-        Err(StoreError::Blinded { .. })
-    ));
-    // Still blinded on a case Ben has not read.
-    assert!(matches!(
-        store.others_readings("ben", "C0002"),
-        Err(StoreError::Blinded { .. })
-    ));
-}
-
-#[test]
-fn worklists_are_randomised_per_reader_and_reproducible() {
-    let tmp = tempfile::tempdir().expect("tmp");
-    let (path, store) = study(
-        tmp.path(),
-        Protocol::Single,
-        &[("a", Role::Reader), ("b", Role::Reader)],
-        20,
-    );
-    let a: Vec<String> = store
-        .worklist("a")
-        .expect("a")
-        .into_iter()
-        .map(|e| e.case_id)
-        .collect();
-    let b: Vec<String> = store
-        .worklist("b")
-        .expect("b")
-        .into_iter()
-        .map(|e| e.case_id)
-        .collect();
-    assert_eq!(a.len(), 20);
-    assert_ne!(a, b);
-    let mut sorted = a.clone();
-    sorted.sort();
-    assert_ne!(a, sorted);
-    drop(store);
-    let again = SqliteStore::open(&path).expect("reopen");
-    let a2: Vec<String> = again
-        .worklist("a")
-        .expect("a")
-        .into_iter()
-        .map(|e| e.case_id)
-        .collect();
-    assert_eq!(a, a2);
-}
-
-#[test]
-fn changes_are_audited_and_lock_freezes_everything() {
-    let tmp = tempfile::tempdir().expect("tmp");
-    let (_, store) = study(tmp.path(), Protocol::Single, &[("r", Role::Reader)], 2);
-    let first = Reading::graded(G::Minimal, G::Normal);
-    let second = Reading::graded(G::Unequivocal, G::Normal);
-    store
-        .commit_reading("r", "C0001", &first, None)
-        .expect("create");
-    assert_eq!(
-        store
-            .commit_reading("r", "C0001", &first, None)
-            .expect("same"),
-        session::CommitOutcome::Unchanged
-    );
-    store
-        .commit_reading("r", "C0001", &second, Some("second look"))
-        .expect("change");
-    let audit = store.audit().expect("audit");
-    let change = audit
-        .iter()
-        .find(|a| a.action == "change_reading")
-        .expect("change row");
-    assert_eq!(change.actor, "r");
-    assert_eq!(change.reason.as_deref(), Some("second look"));
-    assert!(
-        change
-            .old_value
-            .as_deref()
-            .expect("old")
-            .contains("\"left\":2")
-    );
-    assert!(
-        change
-            .new_value
-            .as_deref()
-            .expect("new")
-            .contains("\"left\":3")
-    );
-    assert!(audit.windows(2).all(|w| w[0].seq < w[1].seq));
-    let own = store
-        .own_reading("r", "C0001")
-        .expect("own")
-        .expect("present");
-    assert_eq!(own.reading, second);
-
-    store.lock().expect("lock");
-    let before = store.audit().expect("audit").len();
-    assert!(matches!(
-        store.commit_reading("r", "C0002", &first, None),
-        Err(StoreError::Locked)
-    ));
-    assert!(matches!(
-        store.delete_reading("r", "C0001", "oops"),
-        Err(StoreError::Locked)
-    ));
-    assert!(matches!(
-        store.add_reader("x", Role::Reader),
-        Err(StoreError::Locked)
-    ));
-    assert!(matches!(
-        store.add_cases(&uid_cases(1)),
-        Err(StoreError::Locked)
-    ));
-    assert_eq!(
-        store.audit().expect("audit").len(),
-        before,
-        "refusals change nothing"
-    );
 }
 
 #[test]

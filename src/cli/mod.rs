@@ -2,6 +2,7 @@
 
 pub mod image;
 pub mod model;
+pub mod pacs;
 pub mod phantom;
 pub mod stats;
 pub mod study;

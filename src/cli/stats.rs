@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use anyhow::bail;
 use clap::Args;
 use sacro::report::{self, CutoffSource, Settings, inputs};
-use sacro::session::SqliteStore;
+use sacro::session::Study;
 use sacro::stats::cutoffs::{Cutoffs, Targets};
 
 /// Arguments of `sacro stats`.
@@ -90,11 +90,11 @@ pub fn stats(args: StatsArgs) -> anyhow::Result<ExitCode> {
         return reader_study(&args, path);
     }
     let store = match &args.study {
-        Some(study) => Some(SqliteStore::open(study)?),
+        Some(study) => Some(Study::open(study, super::study::password()?)?),
         None => None,
     };
     let mut card_cutoffs = None;
-    let study = args.study.as_ref().zip(store.as_ref());
+    let study = args.study.as_ref().zip(store.as_deref());
     let (predictions_path, predictions) = match (&args.predictions, &args.model, study) {
         (Some(p), ..) => (p.clone(), inputs::read_predictions(p)?),
         (None, Some(dir), Some((study, store))) => {

@@ -8,8 +8,61 @@ use clap::{Args, Subcommand};
 use sacro::grading::{Assessment, JointGrade, JointGrades, Reading};
 use sacro::imaging::{self, LoadOptions, batch};
 use sacro::session::{
-    self, CommitOutcome, NewCase, Protocol, Role, SqliteStore, StudySettings, StudyStore, csv_io,
+    self, CommitOutcome, NewCase, PgStore, Protocol, Role, ServerLogin, SqliteStore, Study,
+    StudySettings, csv_io, is_server_url,
 };
+
+static PASSWORD_FILE: std::sync::OnceLock<Option<PathBuf>> = std::sync::OnceLock::new();
+
+/// Where the server login's password is (`--password-file`).
+pub fn set_password_file(path: Option<PathBuf>) {
+    let _ = PASSWORD_FILE.set(path);
+}
+
+/// The first line of a password file (at most 4 KiB).
+fn read_password_file(path: &Path) -> anyhow::Result<String> {
+    let meta = std::fs::metadata(path)
+        .with_context(|| format!("{}: cannot read the password file", path.display()))?;
+    if !meta.is_file() || meta.len() > 4096 {
+        bail!(
+            "{}: not a password file (a small text file whose first line is the password)",
+            path.display()
+        );
+    }
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("{}: cannot read the password file", path.display()))?;
+    let line = text.lines().next().unwrap_or_default().to_string();
+    if line.is_empty() {
+        bail!(
+            "{}: the password file's first line is empty",
+            path.display()
+        );
+    }
+    Ok(line)
+}
+
+/// The login's password from `--password-file`, if given.
+pub fn password() -> anyhow::Result<Option<String>> {
+    PASSWORD_FILE
+        .get()
+        .and_then(Option::as_ref)
+        .map(|p| read_password_file(p))
+        .transpose()
+}
+
+/// A server study's URL with the login's password.
+fn server_login(location: &Path) -> anyhow::Result<Option<ServerLogin>> {
+    location
+        .to_str()
+        .filter(|s| is_server_url(s))
+        .map(|url| -> anyhow::Result<ServerLogin> {
+            Ok(ServerLogin {
+                url: url.to_string(),
+                password: password()?,
+            })
+        })
+        .transpose()
+}
 
 fn parse_protocol(s: &str) -> Result<Protocol, String> {
     Protocol::parse(s)
@@ -33,9 +86,9 @@ fn parse_grade(s: &str) -> Result<JointGrade, String> {
 /// The coordinator's commands.
 #[derive(Subcommand)]
 pub enum StudyCommand {
-    /// Create a study file.
+    /// Create a study: a file, or on a PostgreSQL server in an empty database the login owns.
     Create {
-        /// Study file to create (e.g. mystudy.sacro).
+        /// Study file to create (e.g. mystudy.sacro), or postgres://LOGIN@HOST:PORT/DATABASE.
         study: PathBuf,
         /// adjudicated (PROOF), two-central (GESPIC) or single.
         #[arg(long, value_parser = parse_protocol)]
@@ -44,24 +97,53 @@ pub enum StudyCommand {
         #[arg(long, default_value_t = 1)]
         seed: u64,
     },
-    /// Add a reader.
+    /// Add a reader (on a server: with their own login, or tie an existing reader to a login).
     AddReader {
-        /// Study file.
+        /// Study file or server URL.
         study: PathBuf,
         /// Reader's name (unique in the study).
         #[arg(long)]
         name: String,
-        /// local, central1, central2, adjudicator or reader.
+        /// local, central1, central2, adjudicator or reader (may be left out when tying an existing
+        /// reader of a server study to a login).
         #[arg(long, value_parser = parse_role)]
-        role: Role,
+        role: Option<Role>,
+        /// Server studies: the reader's PostgreSQL login, created (or, if it exists, granted the study's
+        /// reader role).
+        #[arg(long)]
+        login: Option<String>,
+        /// Server studies: a file whose first line is the new login's password (hashed with SCRAM here;
+        /// the password itself never reaches the server).
+        #[arg(long, requires = "login", value_name = "FILE")]
+        new_password_file: Option<PathBuf>,
+    },
+    /// Copy a study file to a server (an empty database the login owns), verbatim: readers, cases,
+    /// readings, predictions, crops, settings and the whole audit trail; compared after the copy.
+    Push {
+        /// Study file.
+        file: PathBuf,
+        /// postgres://LOGIN@HOST:PORT/DATABASE (the coordinator's login, owner of the database).
+        url: String,
+    },
+    /// Copy a server study into a new study file (archive, offline analysis); compared and verified
+    /// after the copy.
+    Pull {
+        /// postgres://LOGIN@HOST:PORT/DATABASE (the coordinator's login).
+        url: String,
+        /// Study file to create.
+        file: PathBuf,
     },
     /// Add cases: image files, folders (recursively) or CSV case lists (columns path and/or uid, optional case_id).
     AddCases {
-        /// Study file.
+        /// Study file or server URL.
         study: PathBuf,
         /// Files, folders or .csv case lists.
         #[arg(required = true)]
         paths: Vec<PathBuf>,
+        /// Server studies: the folder the films' paths are stored relative to (each site keeps the
+        /// same layout below its own films folder; default: the current folder).
+        #[arg(long, value_name = "DIR")]
+        films: Option<PathBuf>,
     },
     /// Progress per reader and cases awaiting adjudication.
     Status {
@@ -133,11 +215,12 @@ pub enum StudyCommand {
 /// A reader's command: commit a reading, or show the next case.
 #[derive(Args)]
 pub struct ReadArgs {
-    /// Study file.
+    /// Study file, or postgres://LOGIN@HOST:PORT/DATABASE (then the reader is whoever logs in).
     study: PathBuf,
-    /// Reader's name.
+    /// Reader's name (a study file: required; a server study: the login's reader, refused if it names
+    /// someone else).
     #[arg(long)]
-    reader: String,
+    reader: Option<String>,
     /// Case ID to read.
     #[arg(long, required_unless_present = "next")]
     case: Option<String>,
@@ -148,6 +231,9 @@ pub struct ReadArgs {
     /// put names and record numbers in folder names, so they are not shown unless asked for).
     #[arg(long, requires = "next")]
     show_path: bool,
+    /// Server studies: the folder this site keeps the study's films in (default: the current folder).
+    #[arg(long, value_name = "DIR")]
+    films: Option<PathBuf>,
     /// Left sacroiliac joint grade 0–4.
     #[arg(long, value_parser = parse_grade, requires = "right")]
     left: Option<JointGrade>,
@@ -168,19 +254,22 @@ pub struct ReadArgs {
     delete: bool,
 }
 
-/// Opens a study and checks it against its audit trail: what does not hold is printed as a warning
-/// (every command still runs; `sacro study verify` fails on it).
-fn open(path: &Path) -> anyhow::Result<SqliteStore> {
-    let store = SqliteStore::open(path)?;
-    let problems = store.verify()?;
-    if !problems.is_empty() {
-        esay!(
-            "warning: {} was changed outside Sacro ({} finding(s); `sacro study verify` lists them):",
-            path.display(),
-            problems.len()
-        );
-        for p in problems.iter().take(5) {
-            esay!("  {p}");
+/// Opens a study (a file or a server URL) and checks it against its audit trail where this login
+/// sees all of it: what does not hold is printed as a warning (every command still runs; `sacro study
+/// verify` fails on it).
+fn open(path: &Path) -> anyhow::Result<Study> {
+    let store = Study::open(path, password()?)?;
+    if store.is_coordinator() {
+        let problems = store.verify()?;
+        if !problems.is_empty() {
+            esay!(
+                "warning: {} was changed outside Sacro ({} finding(s); `sacro study verify` lists them):",
+                store.location(),
+                problems.len()
+            );
+            for p in problems.iter().take(5) {
+                esay!("  {p}");
+            }
         }
     }
     if store.is_read_only() {
@@ -200,20 +289,115 @@ pub fn study(cmd: StudyCommand) -> anyhow::Result<ExitCode> {
             protocol,
             seed,
         } => {
-            SqliteStore::create(&study, protocol, seed)?;
+            let shown = match server_login(&study)? {
+                Some(login) => PgStore::create(&login, protocol, seed)?
+                    .location()
+                    .to_string(),
+                None => {
+                    SqliteStore::create(&study, protocol, seed)?;
+                    study.display().to_string()
+                }
+            };
             say!(
-                "created {} ({} protocol, seed {seed})",
-                study.display(),
+                "created {shown} ({} protocol, seed {seed})",
                 protocol.as_str()
             );
         }
-        StudyCommand::AddReader { study, name, role } => {
-            let r = open(&study)?.add_reader(&name, role)?;
-            say!("added reader {} ({})", r.name, r.role.as_str());
+        StudyCommand::AddReader {
+            study,
+            name,
+            role,
+            login,
+            new_password_file,
+        } => {
+            let store = open(&study)?;
+            match (&store, login) {
+                (Study::Server(pg), Some(login)) => {
+                    let password = new_password_file
+                        .as_deref()
+                        .map(read_password_file)
+                        .transpose()?;
+                    let r = pg.add_reader_login(&name, role, &login, password.as_deref())?;
+                    say!(
+                        "reader {} ({}) logs in as {login}{}",
+                        r.name,
+                        r.role.as_str(),
+                        if password.is_none() {
+                            " (no password set: give --new-password-file, or set one on the server)"
+                        } else {
+                            ""
+                        }
+                    );
+                }
+                (Study::Server(_), None) => bail!(
+                    "a reader of a server study needs a login of their own: give --login NAME"
+                ),
+                (Study::File(_), Some(_)) => {
+                    bail!("--login is for studies on a server (postgres://…), not study files")
+                }
+                (Study::File(_), None) => {
+                    let role = role.context("--role is required")?;
+                    let r = store.add_reader(&name, role)?;
+                    say!("added reader {} ({})", r.name, r.role.as_str());
+                }
+            }
         }
-        StudyCommand::AddCases { study, paths } => add_cases(&study, &paths)?,
+        StudyCommand::Push { file, url } => {
+            let source = SqliteStore::open(&file)?;
+            let problems = source.verify()?;
+            if !problems.is_empty() {
+                bail!(
+                    "{}: not pushed: the study was changed outside Sacro ({}); `sacro study verify` lists \
+                     the findings",
+                    file.display(),
+                    problems.join("; ")
+                );
+            }
+            let dump = source.dump()?;
+            let login = ServerLogin {
+                url,
+                password: password()?,
+            };
+            let target = PgStore::create_from(&login, &dump)?;
+            say!(
+                "pushed {} to {}: {} (equal after the copy); tie each reader to a login with \
+                 `sacro study add-reader URL --name NAME --login LOGIN`",
+                file.display(),
+                target.location(),
+                dump.summary()
+            );
+        }
+        StudyCommand::Pull { url, file } => {
+            let login = ServerLogin {
+                url,
+                password: password()?,
+            };
+            let source = PgStore::open(&login)?;
+            let dump = source.dump()?;
+            SqliteStore::create_from(&file, &dump)?;
+            let copy = SqliteStore::open(&file)?;
+            let problems = copy.verify()?;
+            if !problems.is_empty() {
+                bail!(
+                    "{}: pulled, but the copy does not verify: {}",
+                    file.display(),
+                    problems.join("; ")
+                );
+            }
+            say!(
+                "pulled {} into {}: {} (equal after the copy, audit chain intact)",
+                source.location(),
+                file.display(),
+                dump.summary()
+            );
+        }
+        StudyCommand::AddCases {
+            study,
+            paths,
+            films,
+        } => add_cases(&study, &paths, films.as_deref())?,
         StudyCommand::Status { study, json } => {
-            let s = session::status(&open(&study)?)?;
+            let s = session::status(&*open(&study)?)?;
             if json {
                 say!("{}", serde_json::to_string_pretty(&s)?);
             } else {
@@ -245,7 +429,7 @@ pub fn study(cmd: StudyCommand) -> anyhow::Result<ExitCode> {
             }
         }
         StudyCommand::Consensus { study, json } => {
-            let c = session::consensus(&open(&study)?)?;
+            let c = session::consensus(&*open(&study)?)?;
             if json {
                 say!("{}", serde_json::to_string_pretty(&c)?);
             } else {
@@ -281,11 +465,11 @@ pub fn study(cmd: StudyCommand) -> anyhow::Result<ExitCode> {
                 .map(|s| s.to_string_lossy().into_owned())
                 .unwrap_or_else(|| "readings".into());
             let cons_path = out.with_file_name(format!("{stem}_consensus.csv"));
-            csv_io::write_consensus(&cons_path, &session::consensus(&store)?)?;
+            csv_io::write_consensus(&cons_path, &session::consensus(&*store)?)?;
             say!("wrote {} and {}", out.display(), cons_path.display());
         }
         StudyCommand::Verify { study } => {
-            let store = SqliteStore::open(&study)?;
+            let store = Study::open(&study, password()?)?;
             let problems = store.verify()?;
             if problems.is_empty() {
                 let rows = store.audit()?.len();
@@ -354,8 +538,9 @@ pub fn study(cmd: StudyCommand) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn add_cases(study: &Path, paths: &[PathBuf]) -> anyhow::Result<()> {
-    let store = open(study)?;
+fn add_cases(study: &Path, paths: &[PathBuf], films: Option<&Path>) -> anyhow::Result<()> {
+    let mut store = open(study)?;
+    set_films(&mut store, films)?;
     let mut new = Vec::new();
     let mut images = Vec::new();
     for p in paths {
@@ -398,11 +583,44 @@ fn add_cases(study: &Path, paths: &[PathBuf]) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Where a server study's films are on this machine (`--films`); a study file keeps them beside itself.
+fn set_films(store: &mut Study, films: Option<&Path>) -> anyhow::Result<()> {
+    match (store, films) {
+        (Study::Server(pg), Some(dir)) => {
+            if !dir.is_dir() {
+                bail!("--films {}: not a folder", dir.display());
+            }
+            pg.set_films_root(dir);
+        }
+        (Study::File(_), Some(_)) => {
+            bail!("--films is for server studies; a study file's films are found beside it")
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
 /// Runs `sacro read`.
 pub fn read(args: ReadArgs) -> anyhow::Result<ExitCode> {
-    let store = open(&args.study)?;
+    let mut store = open(&args.study)?;
+    set_films(&mut store, args.films.as_deref())?;
+    // On a server the reader is whoever logged in; a --reader naming someone else is refused.
+    let reader = match (store.logged_in_reader()?, args.reader.clone()) {
+        (Some(me), Some(named)) if named != me => bail!(
+            "logged in as reader {me:?}: cannot read as {named:?} (each reader uses their own login)"
+        ),
+        (Some(me), _) => me,
+        (None, Some(named)) => named,
+        (None, None) => match &store {
+            Study::Server(_) => bail!(
+                "the login of {} is not tied to a reader of the study",
+                store.location()
+            ),
+            Study::File(_) => bail!("--reader NAME is required for a study file"),
+        },
+    };
     if args.next {
-        let list = store.worklist(&args.reader)?;
+        let list = store.worklist(&reader)?;
         let done = list.iter().filter(|e| e.done).count();
         match list.iter().find(|e| !e.done) {
             Some(e) => {
@@ -428,12 +646,8 @@ pub fn read(args: ReadArgs) -> anyhow::Result<ExitCode> {
     }
     let case = args.case.context("--case is required")?;
     if args.delete {
-        store.delete_reading(
-            &args.reader,
-            &case,
-            args.reason.as_deref().unwrap_or_default(),
-        )?;
-        say!("deleted {}'s reading of {case}", args.reader);
+        store.delete_reading(&reader, &case, args.reason.as_deref().unwrap_or_default())?;
+        say!("deleted {reader}'s reading of {case}");
         return Ok(ExitCode::SUCCESS);
     }
     let assessment = match (args.left, args.right, args.not_assessable) {
@@ -445,7 +659,7 @@ pub fn read(args: ReadArgs) -> anyhow::Result<ExitCode> {
         assessment,
         comment: args.comment,
     };
-    let outcome = store.commit_reading(&args.reader, &case, &reading, args.reason.as_deref())?;
+    let outcome = store.commit_reading(&reader, &case, &reading, args.reason.as_deref())?;
     let what = match reading.grades() {
         Some(g) => format!(
             "left {}, right {}: {} ({})",
@@ -465,6 +679,6 @@ pub fn read(args: ReadArgs) -> anyhow::Result<ExitCode> {
         CommitOutcome::Changed => "changed",
         CommitOutcome::Unchanged => "unchanged",
     };
-    say!("{verb} {case} for {}: {what}", args.reader);
+    say!("{verb} {case} for {reader}: {what}");
     Ok(ExitCode::SUCCESS)
 }

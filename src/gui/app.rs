@@ -131,6 +131,11 @@ impl SacroApp {
         self.apply_demo(data);
     }
 
+    /// Applies a command at once, as a panel's would be after the frame (tests and automation).
+    pub fn apply_command(&mut self, command: Command) {
+        self.apply(command);
+    }
+
     /// Chooses who is reading: loads their work list and jumps to their first pending case.
     pub fn choose_reader(&mut self, name: &str) {
         self.apply(Command::ChooseReader(name.to_string()));
@@ -252,6 +257,7 @@ impl SacroApp {
             }
         }
         self.poll_study_run();
+        self.retry_pending_commit();
         let (notes, _) = self.training.poll();
         for (n, error) in notes {
             self.notify(n, if error { Level::Error } else { Level::Info });

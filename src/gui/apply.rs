@@ -11,18 +11,26 @@ use super::command::{Command, Level, Page};
 use super::compare::CompareView;
 use super::model::{ModelState, StudyRun};
 use super::panels::grading::Draft;
-use super::study::{CoordinatorTab, Source, StudyMode, StudySession};
+use super::study::{CoordinatorTab, PendingCommit, Source, StudyMode, StudySession};
 use super::training::TrainingPanel;
 use crate::imaging::has_image_extension;
-use crate::session::{
-    self, CommitOutcome, CropRect, Role, StudySettings, StudyStore, WorklistEntry,
-};
+use crate::session::{self, CommitOutcome, CropRect, Role, StudySettings, WorklistEntry};
+use crate::session::{StoreError, Study};
 
 impl SacroApp {
     /// Applies one command.
     pub(super) fn apply(&mut self, command: Command) {
         match command {
             Command::Open(p) => self.open_path(&p),
+            Command::OpenServer {
+                url,
+                password,
+                films,
+            } => {
+                let password = Some(password.0).filter(|p| !p.is_empty());
+                let films = Some(PathBuf::from(films)).filter(|f| !f.as_os_str().is_empty());
+                self.open_study(Path::new(url.trim()), password, films.as_deref());
+            }
             Command::OpenDemo => self.apply_demo(&super::data_dir()),
             Command::LoadModel(dir) => self.load_model_dir(&dir),
             Command::ChooseReader(name) => self.choose(&name),
@@ -76,48 +84,65 @@ impl SacroApp {
         }
     }
 
-    fn open_path(&mut self, path: &Path) {
-        let is_study = path
-            .extension()
-            .is_some_and(|e| e.eq_ignore_ascii_case("sacro"));
-        if is_study {
-            match StudySession::open(path) {
-                Ok(s) => {
-                    match s.store.verify() {
-                        Ok(problems) if !problems.is_empty() => self.notify(
-                            format!(
-                                "{}: changed outside Sacro ({} finding(s), `sacro study verify` lists \
-                                 them): {}",
-                                path.display(),
-                                problems.len(),
-                                problems[0]
-                            ),
-                            Level::Error,
-                        ),
-                        Ok(_) => {}
-                        Err(e) => self.notify(e.to_string(), Level::Error),
-                    }
-                    if s.store.is_read_only() {
-                        self.notify(
-                            format!(
-                                "{}: opened read-only (no permission to write it): readings cannot be \
-                                 committed",
-                                path.display()
-                            ),
-                            Level::Info,
-                        );
-                    }
-                    let single_reader = (s.readers.len() == 1)
-                        .then(|| s.readers.first().map(|r| r.name.clone()))
-                        .flatten();
-                    self.source = Source::Study(Box::new(s));
-                    self.remember(path);
-                    if let Some(r) = single_reader {
-                        self.choose(&r);
-                    }
-                }
+    /// Opens a study file or a server study. On a server, a reader's login goes straight to their own
+    /// work list and the coordinator's login to the coordinator view.
+    fn open_study(&mut self, path: &Path, password: Option<String>, films: Option<&Path>) {
+        let s = match StudySession::open(path, password, films) {
+            Ok(s) => s,
+            Err(e) => return self.notify(e.to_string(), Level::Error),
+        };
+        let shown = s.path.display().to_string();
+        if s.store.is_coordinator() {
+            match s.store.verify() {
+                Ok(problems) if !problems.is_empty() => self.notify(
+                    format!(
+                        "{shown}: changed outside Sacro ({} finding(s), `sacro study verify` lists them): {}",
+                        problems.len(),
+                        problems[0]
+                    ),
+                    Level::Error,
+                ),
+                Ok(_) => {}
                 Err(e) => self.notify(e.to_string(), Level::Error),
             }
+        }
+        if s.store.is_read_only() {
+            self.notify(
+                format!(
+                    "{shown}: opened read-only (no permission to write it): readings cannot be committed"
+                ),
+                Level::Info,
+            );
+        }
+        if s.info.locked {
+            self.notify(
+                format!("{shown}: the study is locked: it opens for reading only"),
+                Level::Info,
+            );
+        }
+        let server_coordinator = matches!(s.store, Study::Server(_)) && s.store.is_coordinator();
+        let first_reader = s.me.clone().or_else(|| {
+            (s.readers.len() == 1)
+                .then(|| s.readers.first().map(|r| r.name.clone()))
+                .flatten()
+        });
+        self.source = Source::Study(Box::new(s));
+        self.remember(path);
+        if server_coordinator {
+            self.apply(Command::SetCoordinating(true));
+        } else if let Some(r) = first_reader {
+            self.choose(&r);
+        }
+    }
+
+    fn open_path(&mut self, path: &Path) {
+        let is_server = path.to_str().is_some_and(crate::session::is_server_url);
+        let is_study = is_server
+            || path
+                .extension()
+                .is_some_and(|e| e.eq_ignore_ascii_case("sacro"));
+        if is_study {
+            self.open_study(path, None, None);
         } else if path.is_dir() {
             let mut paths: Vec<PathBuf> = match std::fs::read_dir(path) {
                 Ok(rd) => rd
@@ -189,6 +214,13 @@ impl SacroApp {
         let Source::Study(s) = &mut self.source else {
             return;
         };
+        if let Some(me) = &s.me
+            && me != name
+        {
+            let note =
+                format!("logged in as reader {me:?}: each reader reads with their own login");
+            return self.notify(note, Level::Error);
+        }
         match s.store.worklist(name) {
             Ok(list) => {
                 s.mode = StudyMode::Reading {
@@ -294,6 +326,9 @@ impl SacroApp {
         let reason = s.own.as_ref().map(|_| "changed in the reading workstation");
         match s.store.commit_reading(&reader, &case, &reading, reason) {
             Ok(outcome) => {
+                if s.pending.as_ref().is_some_and(|p| p.case == case) {
+                    s.pending = None;
+                }
                 let was_new = s.own.is_none();
                 if let Some(e) = s.worklist.get_mut(s.index) {
                     e.done = true;
@@ -324,7 +359,72 @@ impl SacroApp {
                     }
                 }
             }
+            Err(e @ StoreError::Server { .. }) if matches!(s.store, Study::Server(_)) => {
+                let delay = std::time::Duration::from_secs(2);
+                s.pending = Some(PendingCommit {
+                    reader,
+                    case: case.clone(),
+                    reading,
+                    reason: reason.map(str::to_string),
+                    next_try: Instant::now() + delay,
+                    delay,
+                });
+                self.ctx.request_repaint_after(delay);
+                self.notify(
+                    format!(
+                        "{case}: not committed yet ({e}); Sacro retries by itself, the grades stay in the panel"
+                    ),
+                    Level::Error,
+                );
+            }
             Err(e) => self.notify(format!("{case}: not committed: {e}"), Level::Error),
+        }
+    }
+
+    /// Retries a commit that could not reach the server, when its time has come (backoff doubling to
+    /// 30 s); called every frame.
+    pub(super) fn retry_pending_commit(&mut self) {
+        let Source::Study(s) = &mut self.source else {
+            return;
+        };
+        let Some(p) = s.pending.take() else {
+            return;
+        };
+        let now = Instant::now();
+        if now < p.next_try {
+            self.ctx.request_repaint_after(p.next_try - now);
+            s.pending = Some(p);
+            return;
+        }
+        match s
+            .store
+            .commit_reading(&p.reader, &p.case, &p.reading, p.reason.as_deref())
+        {
+            Ok(_) => {
+                if let Some(e) = s.worklist.iter_mut().find(|e| e.case_id == p.case) {
+                    e.done = true;
+                }
+                s.invalidate();
+                let shown = s.current_case() == Some(p.case.as_str());
+                let index = s.index;
+                if shown {
+                    self.go_to_entry(index);
+                }
+                self.notify(
+                    format!("{}: committed after the connection came back", p.case),
+                    Level::Info,
+                );
+            }
+            Err(StoreError::Server { .. }) => {
+                let delay = (p.delay * 2).min(std::time::Duration::from_secs(30));
+                self.ctx.request_repaint_after(delay);
+                s.pending = Some(PendingCommit {
+                    next_try: Instant::now() + delay,
+                    delay,
+                    ..p
+                });
+            }
+            Err(e) => self.notify(format!("{}: not committed: {e}", p.case), Level::Error),
         }
     }
 
@@ -472,7 +572,7 @@ impl SacroApp {
             .store
             .all_readings()
             .and_then(|r| session::csv_io::write_readings(out, &r))
-            .and_then(|()| session::consensus(&s.store))
+            .and_then(|()| session::consensus(&*s.store))
             .and_then(|c| session::csv_io::write_consensus(&cons, &c));
         match result {
             Ok(()) => self.notify(
@@ -504,7 +604,7 @@ impl SacroApp {
         if s.dashboard.wants_analysis(m.sha256()) {
             let cutoffs = m.predictor.card.cutoffs;
             s.dashboard
-                .start(&s.store, &s.path, m.sha256(), cutoffs, &self.ctx);
+                .start(&*s.store, &s.path, m.sha256(), cutoffs, &self.ctx);
         }
     }
 
@@ -525,7 +625,9 @@ impl SacroApp {
         let Source::Study(s) = &mut self.source else {
             return;
         };
-        if done.is_empty() {
+        // On a server only the coordinator's login records the model's output (readers may not write
+        // it); a reader's window shows its own results without caching them.
+        if done.is_empty() || !s.store.is_coordinator() {
             return;
         }
         let by_path: HashMap<PathBuf, String> = s
@@ -610,7 +712,7 @@ impl SacroApp {
         }
         s.stale = false;
         let mut errors = Vec::new();
-        match session::status(&s.store) {
+        match session::status(&*s.store) {
             Ok(st) => s.status = Some(st),
             Err(e) => errors.push(format!("progress: {e}")),
         }
@@ -624,7 +726,7 @@ impl SacroApp {
             },
             None => None,
         };
-        match CompareView::build(&s.store, sha.as_deref()) {
+        match CompareView::build(&*s.store, sha.as_deref()) {
             Ok(mut c) => {
                 if let Some(old) = &s.compare {
                     c.filter = old.filter;

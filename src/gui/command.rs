@@ -37,11 +37,31 @@ pub enum CoordinatorTab {
     Statistics,
 }
 
+/// A password on its way to the store: never shown, not even in debug output.
+#[derive(Clone, PartialEq, Default)]
+pub struct Secret(pub String);
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(…)")
+    }
+}
+
 /// One change asked for by a panel or a key.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Command {
     /// Open a study file, a folder of films or one film.
     Open(PathBuf),
+    /// Open a study on a PostgreSQL server: its URL and the login's password (kept only in memory,
+    /// for reconnecting).
+    OpenServer {
+        /// postgres://LOGIN@HOST:PORT/DATABASE.
+        url: String,
+        /// The login's password (empty: PGPASSWORD or ~/.pgpass).
+        password: Secret,
+        /// The folder this site keeps the study's films in (empty: the current folder).
+        films: String,
+    },
     /// Open the bundled demo study (a copy in the user's data folder).
     OpenDemo,
     /// Load a model folder.

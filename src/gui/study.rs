@@ -12,8 +12,7 @@ use super::model::StudyRun;
 use super::panels::coordinator::{CoordinatorParts, OverviewForm};
 use super::panels::grading::Draft;
 use crate::session::{
-    CropRect, ReaderInfo, ReadingRecord, SqliteStore, StoreError, StudyInfo, StudyStatus,
-    StudyStore, WorklistEntry,
+    CropRect, ReaderInfo, ReadingRecord, StoreError, Study, StudyInfo, StudyStatus, WorklistEntry,
 };
 
 /// What the user is doing with the study.
@@ -58,10 +57,12 @@ impl StudyMode {
 
 /// An open study.
 pub struct StudySession {
-    /// Study file.
+    /// Study file, or the server study's URL (without password).
     pub path: PathBuf,
-    /// Its store.
-    pub store: SqliteStore,
+    /// Its store: the file, or the server database.
+    pub store: Study,
+    /// On a server: the reader the login is (None for the coordinator's login and for files).
+    pub me: Option<String>,
     /// Protocol, lock, settings.
     pub info: StudyInfo,
     /// Readers.
@@ -97,6 +98,26 @@ pub struct StudySession {
     pub study_run: Option<StudyRun>,
     /// Each case's film, resolved once at opening (asked for several times a frame).
     pub(super) paths: HashMap<String, PathBuf>,
+    /// A commit that could not reach the study's server, retried by itself with backoff.
+    pub pending: Option<PendingCommit>,
+}
+
+/// A reading whose commit could not reach the server: kept and retried until it lands, or fails for
+/// another reason (then said).
+#[derive(Debug, Clone)]
+pub struct PendingCommit {
+    /// Reader.
+    pub reader: String,
+    /// Case.
+    pub case: String,
+    /// The reading.
+    pub reading: crate::grading::Reading,
+    /// Reason for a change.
+    pub reason: Option<String>,
+    /// When to try again.
+    pub next_try: std::time::Instant,
+    /// The wait after the next failure (doubling, at most 30 s).
+    pub delay: std::time::Duration,
 }
 
 impl std::fmt::Debug for StudySession {
@@ -110,11 +131,28 @@ impl std::fmt::Debug for StudySession {
 }
 
 impl StudySession {
-    /// Opens the study file at `path`.
-    pub(super) fn open(path: &Path) -> Result<Self, StoreError> {
-        let store = SqliteStore::open(path)?;
-        // Never freeze the window for long behind another program's write: fail, say so, keep the draft.
-        store.set_busy_timeout(std::time::Duration::from_millis(1500))?;
+    /// Opens the study at `path` (a file, or a `postgres://` URL with the login's `password`).
+    /// `films`: where a server study's films are at this site (default: the current folder).
+    pub(super) fn open(
+        path: &Path,
+        password: Option<String>,
+        films: Option<&Path>,
+    ) -> Result<Self, StoreError> {
+        let mut store = Study::open(path, password)?;
+        if let (Study::Server(pg), Some(dir)) = (&mut store, films) {
+            pg.set_films_root(dir);
+        }
+        if let Study::File(f) = &store {
+            // Never freeze the window for long behind another program's write: fail, say so, keep
+            // the draft.
+            f.set_busy_timeout(std::time::Duration::from_millis(1500))?;
+        }
+        let me = store.logged_in_reader()?;
+        // Forms that suggest files: beside a study file; for a server study, in the current folder.
+        let local = match &store {
+            Study::File(_) => path.to_path_buf(),
+            Study::Server(_) => PathBuf::from("server-study"),
+        };
         let info = store.info()?;
         let readers = store.readers()?;
         let paths = store
@@ -123,9 +161,10 @@ impl StudySession {
             .filter_map(|c| store.resolve(&c).map(|p| (c.id, p)))
             .collect();
         Ok(Self {
-            overview: OverviewForm::for_study(path),
-            path: path.to_path_buf(),
+            overview: OverviewForm::for_study(&local),
+            path: PathBuf::from(store.location()),
             store,
+            me,
             info,
             readers,
             mode: StudyMode::ChoosingReader,
@@ -141,6 +180,7 @@ impl StudySession {
             compare: None,
             dashboard: Dashboard::default(),
             study_run: None,
+            pending: None,
             paths,
         })
     }

@@ -490,6 +490,8 @@ fn identity(obj: &InMemDicomObject) -> Identity {
         view_position: string(obj, tags::VIEW_POSITION),
         modality: string(obj, tags::MODALITY),
         series_description: string(obj, tags::SERIES_DESCRIPTION),
+        burned_in_annotation: string(obj, tags::BURNED_IN_ANNOTATION),
+        sop_class_uid: string(obj, tags::SOP_CLASS_UID),
     }
 }
 

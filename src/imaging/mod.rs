@@ -109,6 +109,38 @@ pub struct Identity {
     pub modality: Option<String>,
     /// Series Description.
     pub series_description: Option<String>,
+    /// Burned In Annotation (0028,0301): YES where text (names, dates) is burned into the pixels.
+    pub burned_in_annotation: Option<String>,
+    /// SOP Class UID (what kind of object: CR, DX, secondary capture…).
+    pub sop_class_uid: Option<String>,
+}
+
+impl Identity {
+    /// Why the pixels may carry identifying text that no header change removes: Burned In Annotation
+    /// YES, or, without that attribute, an ultrasound or secondary-capture object (PS3.15 E.1.1 and the
+    /// usual practice of de-identification tools). None: no sign of burned-in text.
+    pub fn burned_in_text(&self) -> Option<String> {
+        match self.burned_in_annotation.as_deref().map(str::trim) {
+            Some(v) if v.eq_ignore_ascii_case("YES") => Some("Burned In Annotation is YES".into()),
+            Some(_) => None,
+            None => {
+                let sc = self
+                    .sop_class_uid
+                    .as_deref()
+                    .is_some_and(|u| u.starts_with("1.2.840.10008.5.1.4.1.1.7"));
+                let us = self
+                    .modality
+                    .as_deref()
+                    .is_some_and(|m| m.eq_ignore_ascii_case("US"));
+                (sc || us).then(|| {
+                    format!(
+                        "a {} without Burned In Annotation (such objects often carry burned-in text)",
+                        if us { "ultrasound" } else { "secondary capture" }
+                    )
+                })
+            }
+        }
+    }
 }
 
 /// One decoded radiograph: modality values plus what is needed to display and describe them.

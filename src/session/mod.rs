@@ -7,12 +7,18 @@
 
 mod consensus;
 pub mod csv_io;
+pub mod dump;
+mod open;
+mod postgres;
 pub(crate) mod rules;
 mod sqlite;
+pub(crate) mod trail;
 
 use std::path::PathBuf;
 
 pub use consensus::{CaseConsensus, ConsensusMethod, assigned, consensus_for_case};
+pub use open::Study;
+pub use postgres::{PgStore, SERVER_SCHEMA_VERSION, ServerLogin, is_server_url};
 pub use sqlite::{SCHEMA_VERSION, SqliteStore};
 
 use crate::grading::Reading;
@@ -337,6 +343,18 @@ pub enum StoreError {
     /// Invalid input (bad grade, empty name, bad CSV…), naming what is wrong.
     #[error("{0}")]
     Invalid(String),
+    /// A study server could not be reached or refused the login, or the connection was lost.
+    #[error("{target}: {detail}")]
+    Server {
+        /// The study URL (without any password).
+        target: String,
+        /// What happened and what to do.
+        detail: String,
+    },
+    /// The login may not do this (a reader asking for what only the coordinator may do, or for
+    /// another reader's work): nothing was changed.
+    #[error("not permitted: {0}")]
+    NotPermitted(String),
 }
 
 /// Result of store operations.

@@ -16,8 +16,7 @@ use super::TrainError;
 use crate::grading::{JointGrade, JointGrades};
 use crate::imaging::{self, GreyImage, LoadOptions};
 use crate::model::preprocess::Preprocess;
-use crate::session::SqliteStore;
-use crate::session::StudyStore;
+use crate::session::Study;
 
 /// Which set a case belongs to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -291,8 +290,8 @@ pub fn read_csv(csv_path: &Path) -> Result<Vec<Entry>, TrainError> {
 
 /// The cases of a study with a consensus label (cases without one are left out and counted).
 pub fn study_entries(study: &Path) -> Result<(Vec<Entry>, usize), TrainError> {
-    let store = SqliteStore::open(study).map_err(|e| TrainError::Data(e.to_string()))?;
-    let labels = crate::session::consensus(&store).map_err(|e| TrainError::Data(e.to_string()))?;
+    let store = Study::open(study, None).map_err(|e| TrainError::Data(e.to_string()))?;
+    let labels = crate::session::consensus(&*store).map_err(|e| TrainError::Data(e.to_string()))?;
     let cases = store.cases().map_err(|e| TrainError::Data(e.to_string()))?;
     let mut out = Vec::new();
     let mut unlabelled = 0;

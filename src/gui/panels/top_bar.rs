@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use egui::{Align, Color32, Key, Layout, RichText};
 
-use crate::gui::command::{Command, Commands, Level, Page};
+use crate::gui::command::{Command, Commands, Level, Page, Secret};
 use crate::gui::study::{CoordinatorTab, StudySession};
 
 /// The bar's own state: what is typed into its fields.
@@ -14,6 +14,8 @@ use crate::gui::study::{CoordinatorTab, StudySession};
 pub struct TopBar {
     path_field: String,
     model_field: String,
+    /// The "Open a server study" window, while open: URL, password, films folder.
+    server: Option<(String, String, String)>,
 }
 
 impl TopBar {
@@ -51,10 +53,17 @@ impl TopBar {
                     ),
                 }
             }
+            if ui
+                .button("Server study…")
+                .on_hover_text("a study on a PostgreSQL server: postgres://LOGIN@HOST:PORT/DATABASE")
+                .clicked()
+            {
+                self.server = Some(self.server.take().unwrap_or_default());
+            }
             let field = ui.add(
                 egui::TextEdit::singleline(&mut self.path_field)
                     .hint_text("path to a film, folder or study.sacro")
-                    .desired_width(320.0),
+                    .desired_width(230.0),
             );
             let enter = field.lost_focus() && ui.input(|i| i.key_pressed(Key::Enter));
             if (ui.button("Open").clicked() || enter) && !self.path_field.trim().is_empty() {
@@ -83,6 +92,7 @@ impl TopBar {
                         }
                     });
             }
+            self.server_window(ui.ctx(), commands);
             ui.with_layout(Layout::right_to_left(Align::Center), |ui| {
                 if ui.button("Keys").clicked() {
                     *help = !*help;
@@ -97,6 +107,52 @@ impl TopBar {
                 }
             });
         });
+    }
+
+    /// The window that opens a study on a server: the URL and the login's password (the password goes
+    /// to the store and is forgotten here; empty: PGPASSWORD or ~/.pgpass).
+    fn server_window(&mut self, ctx: &egui::Context, commands: &mut Commands) {
+        let Some((url, password, films)) = &mut self.server else {
+            return;
+        };
+        let mut open = true;
+        let mut submit = false;
+        egui::Window::new("Open a study on a server")
+            .open(&mut open)
+            .collapsible(false)
+            .show(ctx, |ui| {
+                let label = ui.label("Study URL (your own login):");
+                ui.add(
+                    egui::TextEdit::singleline(url)
+                        .hint_text("postgres://LOGIN@HOST:5432/DATABASE?sslmode=verify-full")
+                        .desired_width(420.0),
+                )
+                .labelled_by(label.id);
+                let label = ui.label("Password (empty: PGPASSWORD or ~/.pgpass):");
+                let pw = ui
+                    .add(
+                        egui::TextEdit::singleline(password)
+                            .password(true)
+                            .desired_width(420.0),
+                    )
+                    .labelled_by(label.id);
+                let label = ui.label("Films folder at this site (empty: the current folder):");
+                ui.add(egui::TextEdit::singleline(films).desired_width(420.0))
+                    .labelled_by(label.id);
+                let enter = pw.lost_focus() && ui.input(|i| i.key_pressed(Key::Enter));
+                submit =
+                    (ui.button("Log in and open").clicked() || enter) && !url.trim().is_empty();
+            });
+        if submit {
+            commands.send(Command::OpenServer {
+                url: url.trim().to_string(),
+                password: Secret(std::mem::take(password)),
+                films: films.trim().to_string(),
+            });
+            self.server = None;
+        } else if !open {
+            self.server = None;
+        }
     }
 
     /// The study's line: name, protocol, lock, the reader and the coordinator view; while the
@@ -115,10 +171,16 @@ impl TopBar {
             ));
             ui.separator();
             let current = s.mode.reader();
+            // A reader's login on a server reads only as that reader.
+            let choosable: Vec<_> = s
+                .readers
+                .iter()
+                .filter(|r| s.me.as_ref().is_none_or(|me| *me == r.name))
+                .collect();
             egui::ComboBox::from_label("Reader")
                 .selected_text(current.unwrap_or("choose…"))
                 .show_ui(ui, |ui| {
-                    for r in &s.readers {
+                    for r in choosable {
                         if ui
                             .selectable_label(
                                 current == Some(r.name.as_str()),
@@ -130,9 +192,10 @@ impl TopBar {
                         }
                     }
                 });
-            if ui
-                .toggle_value(&mut coordinator, "Coordinator view")
-                .changed()
+            if s.store.is_coordinator()
+                && ui
+                    .toggle_value(&mut coordinator, "Coordinator view")
+                    .changed()
             {
                 commands.send(Command::SetCoordinating(coordinator));
             }

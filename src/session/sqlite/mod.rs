@@ -8,6 +8,7 @@
 //! (the [`StudyStore`] implementation); the rules any store shares are in [`super::rules`].
 
 mod chain;
+mod copy;
 mod queries;
 pub mod schema;
 mod store;
@@ -17,7 +18,8 @@ use std::sync::{Mutex, MutexGuard};
 
 use rusqlite::{Connection, OpenFlags, Transaction, TransactionBehavior, params};
 
-use super::{CaseInfo, Protocol, StoreError, StoreResult, StudySettings, StudyStore};
+use super::rules::{created_json, initial_meta};
+use super::{CaseInfo, Protocol, StoreError, StoreResult, StudyStore};
 
 use queries::audit;
 pub use schema::SCHEMA_VERSION;
@@ -72,19 +74,7 @@ impl SqliteStore {
             chain::seal_existing(&tx).map_err(|e| store.db(e))?;
             tx.execute_batch(AUDIT_APPEND_ONLY)
                 .map_err(|e| store.db(e))?;
-            let settings = StudySettings {
-                reveal_readers_after_commit: protocol == Protocol::Single,
-                reveal_model_after_commit: true,
-            };
-            for (k, v) in [
-                ("protocol", protocol.as_str().to_string()),
-                ("seed", seed.to_string()),
-                ("locked", "0".to_string()),
-                (
-                    "settings",
-                    serde_json::to_string(&settings).unwrap_or_default(),
-                ),
-            ] {
+            for (k, v) in initial_meta(protocol, seed) {
                 tx.execute(
                     "INSERT INTO meta (key, value) VALUES (?1, ?2)",
                     params![k, v],
@@ -99,10 +89,7 @@ impl SqliteStore {
                 "create_study",
                 None,
                 None,
-                Some(&format!(
-                    "{{\"protocol\":\"{}\",\"seed\":{seed}}}",
-                    protocol.as_str()
-                )),
+                Some(&created_json(protocol, seed)),
                 None,
             )
             .map_err(|e| store.db(e))?;

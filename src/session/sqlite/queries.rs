@@ -8,42 +8,11 @@ use rusqlite::{Connection, OptionalExtension, params};
 use super::SqliteStore;
 use super::schema::NOW;
 use super::schema::SCHEMA_VERSION;
-use crate::grading::{Assessment, JointGrade, JointGrades, Reading};
+use crate::session::rules::{reveal, row_to_reading};
 use crate::session::{
     CaseInfo, Protocol, ReaderInfo, ReadingRecord, Role, StoreError, StoreResult, StudyInfo,
     StudySettings,
 };
-
-pub(super) fn reading_to_row(r: &Reading) -> (Option<i64>, Option<i64>, Option<String>) {
-    match &r.assessment {
-        Assessment::Graded(g) => (
-            Some(i64::from(g.left.value())),
-            Some(i64::from(g.right.value())),
-            None,
-        ),
-        Assessment::NotAssessable { reason } => (None, None, Some(reason.clone())),
-    }
-}
-
-pub(super) fn row_to_reading(
-    left: Option<i64>,
-    right: Option<i64>,
-    not_assessable: Option<String>,
-    comment: Option<String>,
-) -> Result<Reading, String> {
-    let assessment = match (left, right, not_assessable) {
-        (Some(l), Some(r), None) => Assessment::Graded(JointGrades::new(
-            JointGrade::from_value(l).map_err(|e| e.to_string())?,
-            JointGrade::from_value(r).map_err(|e| e.to_string())?,
-        )),
-        (None, None, Some(reason)) => Assessment::NotAssessable { reason },
-        _ => return Err("reading row is neither graded nor not assessable".into()),
-    };
-    Ok(Reading {
-        assessment,
-        comment,
-    })
-}
 
 /// Appends an audit row, linked to the chain ([`super::chain`]), and records the new head.
 pub(super) fn audit(
@@ -252,16 +221,8 @@ impl SqliteStore {
         let info = self.info_in(conn)?;
         let reader = self.reader_in(conn, reader)?;
         self.ensure_case(conn, case_id)?;
-        let blinded = |why| StoreError::Blinded {
-            reader: reader.name.clone(),
-            case: case_id.to_string(),
-            what,
-            why,
-        };
-        if self.own_in(conn, &reader, case_id)?.is_none() {
-            return Err(blinded("before committing their own reading"));
-        }
-        allowed(&info.settings).map_err(blinded)?;
+        let has_own = self.own_in(conn, &reader, case_id)?.is_some();
+        reveal(&reader, case_id, has_own, &info.settings, what, allowed)?;
         Ok(reader)
     }
 

@@ -1,17 +1,15 @@
 //! [`StudyStore`] for the SQLite file: each method one transaction, each write with its audit row.
 
-use std::path::PathBuf;
-
 use rusqlite::{OptionalExtension, params};
 
 use super::SqliteStore;
-use super::queries::{audit, reading_to_row};
+use super::queries::audit;
 use super::schema::{COORDINATOR, NOW};
 use crate::grading::Reading;
 use crate::session::consensus::assigned;
 use crate::session::rules::{
-    order_key, same_reader_name, valid_case_id, validate_reader_name, validate_reading,
-    validate_text,
+    check_new_reader, order_key, plan_cases, reader_json, reading_to_row, validate_reader_name,
+    validate_reading, validate_text,
 };
 use crate::session::{
     AuditRow, CaseInfo, CommitOutcome, CropRect, NewCase, PredictionRecord, ReaderInfo,
@@ -51,34 +49,7 @@ impl StudyStore for SqliteStore {
         self.write(|tx| {
             self.ensure_unlocked(tx)?;
             let info = self.info_in(tx)?;
-            if !info.protocol.roles().contains(&role) {
-                return Err(StoreError::RoleNotAllowed {
-                    role: role.as_str(),
-                    protocol: info.protocol.as_str(),
-                    detail: format!(
-                        "roles here: {}",
-                        info.protocol
-                            .roles()
-                            .iter()
-                            .map(|r| r.as_str())
-                            .collect::<Vec<_>>()
-                            .join(", ")
-                    ),
-                });
-            }
-            let readers = self.readers_in(tx)?;
-            if readers.iter().any(|r| same_reader_name(&r.name, name)) {
-                return Err(StoreError::DuplicateReader(name.to_string()));
-            }
-            if role != Role::Reader
-                && let Some(other) = readers.iter().find(|r| r.role == role)
-            {
-                return Err(StoreError::RoleNotAllowed {
-                    role: role.as_str(),
-                    protocol: info.protocol.as_str(),
-                    detail: format!("already taken by {:?}", other.name),
-                });
-            }
+            check_new_reader(&info, &self.readers_in(tx)?, name, role)?;
             tx.execute(
                 &format!("INSERT INTO readers (name, role, created_at) VALUES (?1, ?2, {NOW})"),
                 params![name, role.as_str()],
@@ -91,11 +62,7 @@ impl StudyStore for SqliteStore {
                 "add_reader",
                 None,
                 None,
-                Some(&format!(
-                    "{{\"name\":{},\"role\":\"{}\"}}",
-                    serde_json::Value::from(name),
-                    role.as_str()
-                )),
+                Some(&reader_json(name, role)),
                 None,
             )
             .map_err(|e| self.db(e))?;
@@ -114,71 +81,16 @@ impl StudyStore for SqliteStore {
     fn add_cases(&self, cases: &[NewCase]) -> StoreResult<Vec<CaseInfo>> {
         self.write(|tx| {
             self.ensure_unlocked(tx)?;
-            let existing = self.cases_in(tx)?;
-            let mut next = existing
-                .iter()
-                .filter_map(|c| c.id.strip_prefix('C').and_then(|n| n.parse::<u64>().ok()))
-                .max()
-                .unwrap_or(0)
-                + 1;
-            let mut taken: std::collections::HashSet<String> = existing.iter().map(|c| c.id.clone()).collect();
-            let mut known_paths: std::collections::HashMap<String, String> = existing
-                .iter()
-                .filter_map(|c| c.path.as_ref().map(|p| (p.to_string_lossy().into_owned(), c.id.clone())))
-                .collect();
-            let mut known_uids: std::collections::HashMap<String, String> = existing
-                .iter()
-                .filter_map(|c| c.sop_instance_uid.clone().map(|u| (u, c.id.clone())))
-                .collect();
-            let mut added = Vec::with_capacity(cases.len());
-            for (i, case) in cases.iter().enumerate() {
-                if case.path.is_none() && case.sop_instance_uid.is_none() {
-                    return Err(StoreError::Invalid(format!("case {}: needs a path or a SOP Instance UID", i + 1)));
-                }
-                let id = match &case.case_id {
-                    Some(id) => {
-                        if !valid_case_id(id) {
-                            return Err(StoreError::Invalid(format!(
-                                "case ID {id:?}: 1–64 letters, digits, '-', '_' or '.' needed"
-                            )));
-                        }
-                        id.clone()
-                    }
-                    None => loop {
-                        let id = format!("C{next:04}");
-                        next += 1;
-                        if !taken.contains(&id) {
-                            break id;
-                        }
-                    },
-                };
-                if !taken.insert(id.clone()) {
-                    return Err(StoreError::DuplicateCase(id));
-                }
-                let path = case.path.as_deref().map(|p| self.stored_path(p));
-                if let Some(p) = &path
-                    && let Some(other) = known_paths.insert(p.clone(), id.clone()) {
-                        return Err(StoreError::Invalid(format!("{p}: already in the study as case {other}")));
-                    }
-                if let Some(u) = &case.sop_instance_uid
-                    && let Some(other) = known_uids.insert(u.clone(), id.clone()) {
-                        return Err(StoreError::Invalid(format!(
-                            "SOP Instance UID {u}: already in the study as case {other}"
-                        )));
-                    }
+            let planned = plan_cases(&self.cases_in(tx)?, cases, |p| self.stored_path(p))?;
+            for case in &planned {
                 tx.execute(
                     &format!("INSERT INTO cases (id, path, sop_instance_uid, added_at) VALUES (?1, ?2, ?3, {NOW})"),
-                    params![id, path, case.sop_instance_uid],
+                    params![case.id, case.path.as_ref().map(|p| p.to_string_lossy()), case.sop_instance_uid],
                 )
                 .map_err(|e| self.db(e))?;
-                audit(tx, COORDINATOR, "add_case", Some(&id), None, None, None).map_err(|e| self.db(e))?;
-                added.push(CaseInfo {
-                    id,
-                    path: path.map(PathBuf::from),
-                    sop_instance_uid: case.sop_instance_uid.clone(),
-                });
+                audit(tx, COORDINATOR, "add_case", Some(&case.id), None, None, None).map_err(|e| self.db(e))?;
             }
-            Ok(added)
+            Ok(planned)
         })
     }
 

@@ -1,0 +1,190 @@
+//! The audit trail as a hash chain, whatever store keeps it: the link of each row
+//! (`hash = SHA-256(previous hash, its own fields)`, hex, over a compact JSON array) and the checks of a
+//! whole trail against the study it describes ([`findings`]). The SQLite store computes links here; the
+//! PostgreSQL store computes the same links inside the database (`sacro_append_audit`), and a study
+//! pulled from a server into a file is verified by this code.
+
+use std::collections::BTreeMap;
+
+use sha2::{Digest, Sha256};
+
+use crate::grading::Reading;
+use crate::session::{AuditRow, ReadingRecord};
+
+/// The fields of an audit row that its hash covers, in order.
+pub(crate) struct Fields<'a> {
+    pub at: &'a str,
+    pub actor: &'a str,
+    pub action: &'a str,
+    pub case_id: Option<&'a str>,
+    pub old: Option<&'a str>,
+    pub new: Option<&'a str>,
+    pub reason: Option<&'a str>,
+}
+
+/// The hash of a row after `prev` (hex SHA-256 of the JSON array of `prev` and the row's fields).
+pub(crate) fn link(prev: &str, f: &Fields<'_>) -> String {
+    let json = serde_json::json!([
+        prev, f.at, f.actor, f.action, f.case_id, f.old, f.new, f.reason
+    ]);
+    let digest = Sha256::digest(json.to_string().as_bytes());
+    digest.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The fields of a stored row.
+pub(crate) fn fields(a: &AuditRow) -> Fields<'_> {
+    Fields {
+        at: &a.at,
+        actor: &a.actor,
+        action: &a.action,
+        case_id: a.case_id.as_deref(),
+        old: a.old_value.as_deref(),
+        new: a.new_value.as_deref(),
+        reason: a.reason.as_deref(),
+    }
+}
+
+/// A row as the findings name it.
+fn describe(a: &AuditRow) -> String {
+    format!(
+        "audit row {} ({} by {}{})",
+        a.seq,
+        a.action,
+        a.actor,
+        a.case_id
+            .as_deref()
+            .map(|c| format!(", case {c}"))
+            .unwrap_or_default()
+    )
+}
+
+/// Checks a study against its audit trail: the hash chain, its head (`meta("audit_head")`), the lock
+/// (`meta("locked")`, `meta("lock_head")`), and that `readings` are the replay of the trail. Returns what
+/// does not hold, one line each (empty: intact).
+pub(crate) fn findings(
+    rows: &[(AuditRow, Option<String>)],
+    meta: impl Fn(&str) -> Option<String>,
+    readings: &[ReadingRecord],
+) -> Vec<String> {
+    let mut problems = Vec::new();
+    let mut prev = String::new();
+    for (row, stored) in rows {
+        let expected = link(&prev, &fields(row));
+        if stored.as_deref() != Some(expected.as_str()) {
+            problems.push(format!(
+                "{} does not match the audit chain: the trail was changed outside Sacro",
+                describe(row)
+            ));
+        }
+        // Go on from the stored link, so that each break is reported once, where it is.
+        prev = stored.clone().unwrap_or(expected);
+    }
+    if meta("audit_head").unwrap_or_default() != prev {
+        problems.push(
+            "the audit trail's head differs from the one recorded: rows were removed or added \
+             outside Sacro"
+                .into(),
+        );
+    }
+    let locked = meta("locked").as_deref() == Some("1");
+    let lock_row = rows.iter().find(|(r, _)| r.action == "lock");
+    match (lock_row, locked) {
+        (Some((r, _)), false) => problems.push(format!(
+            "the study was locked ({}) but is marked unlocked: unlocked outside Sacro",
+            describe(r)
+        )),
+        (None, true) => {
+            problems.push("the study is marked locked but its audit trail has no lock".into())
+        }
+        (Some((r, hash)), true) => {
+            if meta("lock_head") != *hash {
+                problems.push("the lock's recorded chain head differs from its audit row".into());
+            }
+            if let Some((after, _)) = rows.iter().find(|(x, _)| x.seq > r.seq) {
+                problems.push(format!("{} comes after the lock", describe(after)));
+            }
+        }
+        (None, false) => {}
+    }
+    // The readings the trail says were committed, replayed in order.
+    let mut replay: BTreeMap<(String, String), Reading> = BTreeMap::new();
+    for (r, _) in rows {
+        let Some(case) = r.case_id.clone() else {
+            continue;
+        };
+        match r.action.as_str() {
+            "create_reading" | "change_reading" => {
+                match r.new_value.as_deref().map(serde_json::from_str::<Reading>) {
+                    Some(Ok(reading)) => {
+                        replay.insert((case, r.actor.clone()), reading);
+                    }
+                    _ => problems.push(format!("{} holds no readable reading", describe(r))),
+                }
+            }
+            "delete_reading" => {
+                replay.remove(&(case, r.actor.clone()));
+            }
+            _ => {}
+        }
+    }
+    for rec in readings {
+        let key = (rec.case_id.clone(), rec.reader.clone());
+        match replay.remove(&key) {
+            Some(r) if r == rec.reading => {}
+            Some(_) => problems.push(format!(
+                "the reading of case {} by {} differs from its audit trail: changed outside Sacro",
+                rec.case_id, rec.reader
+            )),
+            None => problems.push(format!(
+                "the reading of case {} by {} has no audit row: added outside Sacro",
+                rec.case_id, rec.reader
+            )),
+        }
+    }
+    for (case, reader) in replay.keys() {
+        problems.push(format!(
+            "the reading of case {case} by {reader} in the audit trail is missing: removed outside \
+             Sacro"
+        ));
+    }
+    problems
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_link_covers_every_field_and_the_previous_hash() {
+        let f = Fields {
+            at: "2026-12-07T10:00:00.000Z",
+            actor: "ann",
+            action: "create_reading",
+            case_id: Some("C0001"),
+            old: None,
+            new: Some("{}"),
+            reason: None,
+        };
+        let base = link("", &f);
+        assert_eq!(base.len(), 64);
+        assert_ne!(link("x", &f), base);
+        for changed in [
+            Fields { actor: "bob", ..f },
+            Fields { case_id: None, ..f },
+            Fields {
+                new: Some("{ }"),
+                ..f
+            },
+            Fields {
+                reason: Some(""),
+                ..f
+            },
+            Fields {
+                at: "2026-12-07T10:00:00.001Z",
+                ..f
+            },
+        ] {
+            assert_ne!(link("", &changed), base);
+        }
+    }
+}
