@@ -53,6 +53,9 @@ enum Command {
     Study(StudyCommand),
     /// Commit a reading of a case (or show a reader's next case with --next).
     Read(ReadArgs),
+    /// De-identify DICOM files (PS3.15 Annex E basic profile, dates shifted per patient) before they
+    /// leave the site.
+    Deidentify(cli::deid::DeidentifyArgs),
     /// Films from a PACS over DICOMweb: find studies, retrieve instances.
     #[command(subcommand)]
     Pacs(cli::pacs::PacsCommand),
@@ -110,6 +113,7 @@ fn main() -> ExitCode {
         Some(Command::Convert(args)) => cli::image::convert(args),
         Some(Command::Study(cmd)) => cli::study::study(cmd),
         Some(Command::Read(args)) => cli::study::read(args),
+        Some(Command::Deidentify(args)) => cli::deid::deidentify(args),
         Some(Command::Pacs(cmd)) => cli::pacs::pacs(cmd),
         Some(Command::Cache(args)) => cli::pacs::cache(args),
         Some(Command::Stats(args)) => cli::stats::stats(*args),

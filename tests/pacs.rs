@@ -344,3 +344,454 @@ fn the_cache_serves_films_offline_and_evicts_the_least_recently_used() {
     assert!(out.status.success());
     assert_eq!(cache.info().films, 0);
 }
+
+// ---- De-identification (PS3.15 Annex E), then `upload --deidentify` against the same Orthanc. ----
+
+mod deid {
+    use std::collections::{BTreeMap, HashMap};
+    use std::path::{Path, PathBuf};
+
+    use dicom_core::header::Header;
+    use dicom_core::{Tag, VR};
+    use dicom_object::{InMemDicomObject, OpenFileOptions};
+    use sacro::imaging::deid::{Action, Deidentifier, profile_action};
+    use sacro::imaging::{self, LoadOptions};
+
+    use super::testdata;
+
+    pub const SECRET: [u8; 32] = *b"test secret, not a site's secret";
+
+    /// Every element of a data set, nested ones included: (tag, VR, trimmed string values or None
+    /// for binary values and sequences).
+    pub fn walk(obj: &InMemDicomObject, out: &mut Vec<(Tag, VR, Option<Vec<String>>)>) {
+        for e in obj {
+            let values = match e.value() {
+                dicom_core::value::Value::Sequence(seq) => {
+                    for item in seq.items() {
+                        walk(item, out);
+                    }
+                    None
+                }
+                dicom_core::value::Value::PixelSequence(_) => None,
+                dicom_core::value::Value::Primitive(_) => match e.vr() {
+                    VR::OB | VR::OW | VR::OF | VR::OD | VR::OL | VR::OV | VR::UN => None,
+                    _ => e.to_multi_str().ok().map(|v| {
+                        v.iter()
+                            .map(|s| s.trim_end_matches(['\0', ' ']).to_string())
+                            .collect()
+                    }),
+                },
+            };
+            out.push((e.tag(), e.vr(), values));
+        }
+    }
+
+    pub fn open(path: &Path) -> dicom_object::DefaultDicomObject {
+        OpenFileOptions::new()
+            .open_file(path)
+            .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+    }
+
+    /// The real films that must de-identify (the secondary captures, JPEG-lossy.dcm among them, are
+    /// refused: burned-in text).
+    pub const FILMS: [&str; 13] = [
+        "CR_spine_6154.dcm",
+        "CR_spine_6247.dcm",
+        "CT_small.dcm",
+        "MR_small.dcm",
+        "MR_small_RLE.dcm",
+        "MR_small_bigendian.dcm",
+        "MR_small_implicit.dcm",
+        "MR_small_jp2klossless.dcm",
+        "MR_small_jpeg_ls_lossless.dcm",
+        "RG1_J2KI.dcm",
+        "RG3_J2KR.dcm",
+        "RG3_UNCR.dcm",
+        "emri_small_RLE.dcm",
+    ];
+
+    fn shifted(date: &str, days: i64) -> String {
+        let d = chrono::NaiveDate::parse_from_str(&date[..8], "%Y%m%d").expect("date");
+        format!(
+            "{}{}",
+            (d + chrono::TimeDelta::days(days)).format("%Y%m%d"),
+            &date[8..]
+        )
+    }
+
+    fn pixel_bytes(obj: &InMemDicomObject) -> Vec<u8> {
+        let e = obj
+            .element(dicom_core::Tag(0x7FE0, 0x0010))
+            .expect("pixel data");
+        match e.value() {
+            dicom_core::value::Value::PixelSequence(seq) => seq.fragments().concat(),
+            v => v.to_bytes().expect("bytes").into_owned(),
+        }
+    }
+
+    /// Checks one input against its output: every attribute of the table has its action, dates moved
+    /// by the patient's shift, pixels unchanged. Returns the (old, new) UID pairs seen.
+    fn check_file(input: &Path, output: &Path, de: &Deidentifier) -> Vec<(String, String)> {
+        let (a, b) = (open(input), open(output));
+        let name = input.display();
+        let mut before = Vec::new();
+        walk(&a, &mut before);
+        let mut after = Vec::new();
+        walk(&b, &mut after);
+        let mut after_by_tag: HashMap<Tag, Vec<Option<Vec<String>>>> = HashMap::new();
+        for (t, _, v) in &after {
+            after_by_tag.entry(*t).or_default().push(v.clone());
+        }
+        let id = imaging::load(input, &LoadOptions::default())
+            .expect("input")
+            .identity;
+        let t = |s: &Option<String>| s.as_deref().map(str::trim).unwrap_or("").to_string();
+        let key = match (t(&id.patient_id), t(&id.patient_name)) {
+            (p, _) if !p.is_empty() => format!("id:{p}"),
+            (_, n) if !n.is_empty() => format!("name:{n}"),
+            _ => format!("study:{}", t(&id.study_uid)),
+        };
+        let shift = de.date_shift_days(&key);
+        let mut uids = Vec::new();
+        for (tag, vr, values) in &before {
+            let out = after_by_tag.get(tag);
+            if tag.group() % 2 == 1 || (0x6000..=0x60FF).contains(&tag.group()) {
+                assert!(out.is_none(), "{name}: private/overlay {tag} survived");
+                continue;
+            }
+            let nonempty = values
+                .as_ref()
+                .is_some_and(|v| v.iter().any(|s| !s.is_empty()));
+            if matches!(vr, VR::DA | VR::DT) && nonempty {
+                let v = values.as_ref().expect("values");
+                let expect: Vec<String> = v.iter().map(|d| shifted(d, shift)).collect();
+                if *tag == dicom_core::Tag(0x0010, 0x0030)
+                    || profile_action(*tag).map(|a| a.0) == Some(Action::X)
+                {
+                    // Birth date emptied; removed dates gone.
+                    assert!(
+                        out.is_none_or(|o| o
+                            .iter()
+                            .all(|x| x.as_ref().is_none_or(|x| x.iter().all(String::is_empty)))),
+                        "{name}: {tag} kept"
+                    );
+                } else {
+                    let o = out.unwrap_or_else(|| panic!("{name}: date {tag} missing"));
+                    assert!(
+                        o.contains(&Some(expect.clone())),
+                        "{name}: {tag} {v:?} -> {o:?}, want {expect:?}"
+                    );
+                }
+                continue;
+            }
+            let Some((action, what)) = profile_action(*tag) else {
+                continue;
+            };
+            match action {
+                Action::X => assert!(out.is_none(), "{name}: {what} {tag} (X) survived"),
+                Action::U => {
+                    let v = values.as_ref().expect("uid");
+                    let o = out.unwrap_or_else(|| panic!("{name}: {what} {tag} (U) missing"));
+                    let new: Vec<String> = v.iter().map(|u| de.uid(u)).collect();
+                    assert!(
+                        o.contains(&Some(new.clone())),
+                        "{name}: {what} {tag}: {o:?}"
+                    );
+                    for (old, new) in v.iter().zip(new) {
+                        assert_ne!(*old, new);
+                        uids.push((old.clone(), new));
+                    }
+                }
+                _ if *vr == VR::TM => {} // times are kept by the Modified Dates option
+                _ => {
+                    // Z, D and the choices: whatever is left holds none of the original value.
+                    if nonempty && *tag != dicom_core::Tag(0x0008, 0x0016) {
+                        let o = out.map(Vec::as_slice).unwrap_or(&[]);
+                        assert!(
+                            !o.contains(values),
+                            "{name}: {what} {tag} ({}) kept its value {values:?}",
+                            action.code()
+                        );
+                    }
+                }
+            }
+        }
+        // What the profile adds, and the identity gone from every byte of the file.
+        let text = |t| {
+            b.element(t)
+                .ok()
+                .and_then(|e| e.to_str().ok())
+                .map(|s| s.trim().to_string())
+        };
+        assert_eq!(
+            text(dicom_core::Tag(0x0012, 0x0062)).as_deref(),
+            Some("YES")
+        );
+        assert!(text(dicom_core::Tag(0x0012, 0x0063)).is_some_and(|m| m.contains("PS3.15")));
+        assert_eq!(
+            text(dicom_core::Tag(0x0028, 0x0303)).as_deref(),
+            Some("MODIFIED")
+        );
+        assert_eq!(
+            text(dicom_core::Tag(0x0010, 0x0010)),
+            Some(de.pseudonym(&key))
+        );
+        assert_eq!(
+            text(dicom_core::Tag(0x0010, 0x0020)),
+            Some(de.pseudonym(&key))
+        );
+        assert_eq!(
+            b.meta()
+                .media_storage_sop_instance_uid()
+                .trim_end_matches('\0'),
+            text(dicom_core::Tag(0x0008, 0x0018)).unwrap_or_default()
+        );
+        let bytes = std::fs::read(output).expect("output");
+        for phi in [&id.patient_name, &id.patient_id] {
+            if let Some(p) = phi.as_deref().map(str::trim).filter(|p| p.len() >= 4) {
+                assert!(
+                    memchr::memmem::find(&bytes, p.as_bytes()).is_none(),
+                    "{name}: {p:?} still in the file"
+                );
+            }
+        }
+        // Pixels: the same stored bytes, and the same decoded values.
+        assert_eq!(
+            pixel_bytes(&a),
+            pixel_bytes(&b),
+            "{name}: pixel data changed"
+        );
+        let (x, y) = (
+            imaging::load(input, &LoadOptions::default()).expect("input"),
+            imaging::load(output, &LoadOptions::default()).expect("output"),
+        );
+        assert_eq!(
+            x.image.pixels, y.image.pixels,
+            "{name}: decoded values changed"
+        );
+        uids
+    }
+
+    #[test]
+    fn every_attribute_of_the_profile_gets_its_action_over_the_real_films() {
+        let de = Deidentifier::new(&SECRET, false).expect("secret");
+        let dir = tempfile::tempdir().expect("tmp");
+        let mut map: BTreeMap<String, String> = BTreeMap::new();
+        for f in FILMS {
+            let input = testdata(f);
+            let done = de
+                .file(&input, dir.path())
+                .unwrap_or_else(|e| panic!("{f}: {e}"));
+            assert_eq!(
+                done.path,
+                dir.path().join(format!("{}.dcm", done.sop_instance_uid))
+            );
+            for (old, new) in check_file(&input, &done.path, &de) {
+                // Consistent: one old UID, one new UID, in every file it occurs in.
+                let prev = map.insert(old.clone(), new.clone());
+                assert!(prev.is_none_or(|p| p == new), "{old} mapped twice");
+            }
+            // The same input and secret give the same bytes again (another run, another day).
+            let (again, _) = de.bytes(&input).expect("again");
+            assert_eq!(
+                again,
+                std::fs::read(&done.path).expect("out"),
+                "{f}: not deterministic"
+            );
+        }
+        let news: std::collections::HashSet<&String> = map.values().collect();
+        assert_eq!(news.len(), map.len(), "two UIDs mapped to one");
+        // The MR_small copies share their study: one new Study Instance UID for all of them.
+        let study = |f: &str| {
+            imaging::load(&testdata(f), &LoadOptions::default())
+                .expect("f")
+                .identity
+                .study_uid
+        };
+        assert_eq!(study("MR_small.dcm"), study("MR_small_RLE.dcm"));
+        // Another secret: other UIDs and pseudonyms.
+        let other = Deidentifier::new(&[1u8; 32], false).expect("secret");
+        let (_, a) = de.bytes(&testdata("RG3_UNCR.dcm")).expect("a");
+        let (_, b) = other.bytes(&testdata("RG3_UNCR.dcm")).expect("b");
+        assert_ne!(a.sop_instance_uid, b.sop_instance_uid);
+        assert_ne!(a.pseudonym, b.pseudonym);
+    }
+
+    /// A copy of a real film with Burned In Annotation = YES.
+    pub fn burned_in_copy(dir: &Path) -> PathBuf {
+        let mut obj = open(&testdata("RG3_UNCR.dcm"));
+        obj.put(dicom_core::DataElement::new(
+            dicom_core::Tag(0x0028, 0x0301),
+            VR::CS,
+            dicom_core::PrimitiveValue::from("YES"),
+        ));
+        let path = dir.join("burned.dcm");
+        obj.write_to_file(&path).expect("write");
+        path
+    }
+
+    #[test]
+    fn burned_in_text_broken_files_and_bad_secrets_are_refused_without_output() {
+        let de = Deidentifier::new(&SECRET, false).expect("secret");
+        let tmp = tempfile::tempdir().expect("tmp");
+        let out = tmp.path().join("out");
+        let burned = burned_in_copy(tmp.path());
+        for input in [
+            burned.clone(),
+            testdata("SC_rgb_rle.dcm"),
+            testdata("SC_rgb_jpeg_gdcm.dcm"),
+            testdata("JPEG-lossy.dcm"),
+        ] {
+            let e = de.file(&input, &out).expect_err("refused").to_string();
+            assert!(
+                e.contains(&input.display().to_string()) && e.contains("burned-in"),
+                "{e}"
+            );
+        }
+        let malformed =
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/testdata/dicom/malformed");
+        for f in std::fs::read_dir(&malformed).expect("malformed") {
+            let path = f.expect("entry").path();
+            if let Err(e) = de.file(&path, &out) {
+                assert!(e.to_string().contains(&path.display().to_string()), "{e}");
+            }
+        }
+        let written: Vec<_> = std::fs::read_dir(&out)
+            .map(|d| d.flatten().map(|e| e.file_name()).collect())
+            .unwrap_or_default();
+        assert!(
+            written
+                .iter()
+                .all(|n| !n.to_string_lossy().starts_with('.')),
+            "half-written files left: {written:?}"
+        );
+        // Allowed after checking: written.
+        let allowed = Deidentifier::new(&SECRET, true).expect("secret");
+        assert!(allowed.file(&burned, &out).is_ok());
+        // Secrets: created once, owner-only, reused; too short or not a file refused.
+        let secret = tmp.path().join("site/secret");
+        let first = sacro::imaging::deid::load_or_create_secret(&secret).expect("created");
+        assert_eq!(
+            sacro::imaging::deid::load_or_create_secret(&secret).expect("read"),
+            first
+        );
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(&secret)
+                .expect("secret")
+                .permissions()
+                .mode();
+            assert_eq!(mode & 0o077, 0, "secret readable by others: {mode:o}");
+        }
+        std::fs::write(tmp.path().join("short"), "abc").expect("short");
+        let e = sacro::imaging::deid::load_or_create_secret(&tmp.path().join("short"))
+            .expect_err("short");
+        assert!(e.to_string().contains("short"), "{e}");
+        assert!(sacro::imaging::deid::load_or_create_secret(tmp.path()).is_err());
+    }
+
+    #[test]
+    fn the_command_writes_the_folder_and_names_what_it_refused() {
+        let tmp = tempfile::tempdir().expect("tmp");
+        let inputs = tmp.path().join("in");
+        std::fs::create_dir_all(&inputs).expect("in");
+        for f in ["RG3_UNCR.dcm", "SC_rgb_rle.dcm", "CR_spine_6154.dcm"] {
+            std::fs::copy(testdata(f), inputs.join(f)).expect("copy");
+        }
+        let secret = tmp.path().join("secret");
+        let run = |out: &Path| {
+            std::process::Command::new(env!("CARGO_BIN_EXE_sacro"))
+                .arg("deidentify")
+                .arg(&inputs)
+                .arg("--out")
+                .arg(out)
+                .arg("--secret-file")
+                .arg(&secret)
+                .output()
+                .expect("sacro")
+        };
+        let out = tmp.path().join("out");
+        let o = run(&out);
+        let stdout = String::from_utf8_lossy(&o.stdout);
+        assert!(!o.status.success(), "a refused film makes the run fail");
+        assert!(
+            stdout.contains("de-identified 2, failed 1") && stdout.contains("SC_rgb_rle.dcm"),
+            "{stdout}"
+        );
+        assert_eq!(std::fs::read_dir(&out).expect("out").count(), 2);
+        let secret_text = std::fs::read_to_string(&secret).expect("secret");
+        for f in std::fs::read_dir(&out).expect("out").flatten() {
+            let bytes = std::fs::read(f.path()).expect("file");
+            assert!(memchr::memmem::find(&bytes, secret_text.trim().as_bytes()).is_none());
+        }
+        // The output inside an input folder is refused before anything is written.
+        let o = run(&inputs.join("deid"));
+        assert!(!o.status.success());
+        assert!(String::from_utf8_lossy(&o.stderr).contains("inside an input folder"));
+        assert_eq!(
+            std::fs::read_dir(inputs.join("deid")).expect("dir").count(),
+            0
+        );
+    }
+}
+
+#[test]
+fn upload_deidentify_stores_only_cleaned_films() {
+    let url = orthanc().dicomweb();
+    let tmp = tempfile::tempdir().expect("tmp");
+    let secret = tmp.path().join("secret");
+    std::fs::write(&secret, "00112233445566778899aabbccddeeff").expect("secret");
+    let film = testdata("CR_spine_6247.dcm");
+    let id = imaging::load(&film, &LoadOptions::default())
+        .expect("film")
+        .identity;
+    let burned = deid::burned_in_copy(tmp.path());
+    // A burned-in film in the batch: nothing is sent.
+    let (ok, _, err) = run(sacro_pacs()
+        .args(["upload", &url, "--deidentify", "--secret-file"])
+        .arg(&secret)
+        .arg(&film)
+        .arg(&burned));
+    assert!(!ok && err.contains("burned-in"), "{err}");
+    let (ok, out, err) = run(sacro_pacs()
+        .args(["upload", &url, "--deidentify", "--secret-file"])
+        .arg(&secret)
+        .arg(&film));
+    assert!(ok, "{err}");
+    let key = sacro::imaging::deid::load_or_create_secret(&secret).expect("secret");
+    let de2 = sacro::imaging::deid::Deidentifier::new(&key, false).expect("de");
+    let old_sop = id.sop_instance_uid.as_deref().expect("sop");
+    let new_sop = de2.uid(old_sop);
+    assert!(out.contains(&new_sop), "{out}");
+    // Orthanc holds the new instance, not the old; what it holds is de-identified.
+    let (_, listed, _) = run(sacro_pacs().args(["find", &url, "--show-phi"]));
+    assert!(listed.contains(&new_sop), "{listed}");
+    assert!(
+        !listed.contains(old_sop),
+        "the identified film reached the archive: {listed}"
+    );
+    // (Another test sends an identified film of the same patient: only the new study's line counts.)
+    let new_study = de2.uid(id.study_uid.as_deref().expect("study"));
+    let line = listed
+        .lines()
+        .find(|l| l.starts_with(&format!("study {new_study}")))
+        .unwrap_or_else(|| panic!("{listed}"));
+    let name = id.patient_name.as_deref().unwrap_or("").trim().to_string();
+    assert!(!name.is_empty() && !line.contains(&name), "{line}");
+    assert!(line.contains("SACRO-"), "{line}");
+    let got = tmp.path().join("got");
+    let (ok, _, err) = run(sacro_pacs()
+        .args(["get", &url, "--study-uid", &new_study, "--out"])
+        .arg(&got));
+    assert!(ok, "{err}");
+    let back = deid::open(&got.join(format!("{new_sop}.dcm")));
+    let s = |t| {
+        back.element(t)
+            .ok()
+            .and_then(|e| e.to_str().ok())
+            .map(|v| v.trim().to_string())
+    };
+    assert_eq!(s(dicom_core::Tag(0x0012, 0x0062)).as_deref(), Some("YES"));
+    assert!(s(dicom_core::Tag(0x0010, 0x0010)).is_some_and(|n| n.starts_with("SACRO-")));
+}

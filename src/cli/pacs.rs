@@ -47,12 +47,14 @@ pub enum PacsCommand {
         /// DICOM files or folders.
         #[arg(required = true)]
         files: Vec<PathBuf>,
-        /// Confirm that the archive may receive identified films (Sacro cannot de-identify yet).
-        #[arg(long)]
+        /// Send the films as they are, with the patient's identity (e.g. to the hospital's own PACS).
+        #[arg(long, conflicts_with = "deidentify")]
         identified: bool,
-        /// Send films that may carry burned-in text (after checking them).
+        /// De-identify each film first (as `sacro deidentify`); only the de-identified film is sent.
         #[arg(long)]
-        allow_burned_in: bool,
+        deidentify: bool,
+        #[command(flatten)]
+        deid: crate::cli::deid::DeidArgs,
         /// A PEM file of the CA that signed the archive's certificate.
         #[arg(long, value_name = "PEM")]
         ca_cert: Option<PathBuf>,
@@ -121,18 +123,42 @@ fn upload(
     url: &str,
     files: &[PathBuf],
     identified: bool,
-    allow_burned_in: bool,
+    deidentify: bool,
+    deid: crate::cli::deid::DeidArgs,
     ca_cert: Option<&std::path::Path>,
 ) -> anyhow::Result<ExitCode> {
-    if !identified {
-        bail!(
-            "films are sent as they are, with the patient's identity, and Sacro cannot de-identify \
-             them yet: give --identified to confirm the archive may hold identified films (e.g. the \
-             hospital's own PACS)"
-        );
+    if !deidentify {
+        if !identified {
+            bail!(
+                "say how the films leave the site: --deidentify (PS3.15 Annex E, as `sacro \
+                 deidentify`; what a central archive should receive) or --identified (sent as they \
+                 are, e.g. to the hospital's own PACS)"
+            );
+        }
+        return upload_identified(url, files, deid.allow_burned_in, ca_cert);
     }
+    let de = deid.deidentifier()?;
     let client = DicomWeb::new(url, &Credentials::from_env(), ca_cert)?;
-    // Every file is checked before the first is sent: a refused film stops the whole upload.
+    let paths = upload_inputs(files)?;
+    // Every film is de-identified and checked before the first is sent.
+    let refused: Vec<String> = paths
+        .iter()
+        .filter_map(|p| {
+            DicomWeb::deidentify_checked(p, &de)
+                .err()
+                .map(|e| e.to_string())
+        })
+        .collect();
+    refuse_all(&refused)?;
+    for p in &paths {
+        let stored = client.store_deidentified(p, &de)?;
+        say!("{} {}", stored.sop_instance_uid, p.display());
+    }
+    esay!("{} de-identified file(s) stored", paths.len());
+    Ok(ExitCode::SUCCESS)
+}
+
+fn upload_inputs(files: &[PathBuf]) -> anyhow::Result<Vec<PathBuf>> {
     let gathered = sacro::imaging::batch::gather_inputs(files)?;
     for s in &gathered.skipped {
         esay!("skipped: {s}");
@@ -141,6 +167,29 @@ fn upload(
     if paths.is_empty() {
         bail!("no DICOM files to send");
     }
+    Ok(paths)
+}
+
+fn refuse_all(refused: &[String]) -> anyhow::Result<()> {
+    if !refused.is_empty() {
+        bail!(
+            "nothing sent; {} file(s) refused:\n  {}",
+            refused.len(),
+            refused.join("\n  ")
+        );
+    }
+    Ok(())
+}
+
+fn upload_identified(
+    url: &str,
+    files: &[PathBuf],
+    allow_burned_in: bool,
+    ca_cert: Option<&std::path::Path>,
+) -> anyhow::Result<ExitCode> {
+    let client = DicomWeb::new(url, &Credentials::from_env(), ca_cert)?;
+    // Every file is checked before the first is sent: a refused film stops the whole upload.
+    let paths = upload_inputs(files)?;
     let refused: Vec<String> = paths
         .iter()
         .filter_map(|p| {
@@ -149,13 +198,7 @@ fn upload(
                 .map(|e| e.to_string())
         })
         .collect();
-    if !refused.is_empty() {
-        bail!(
-            "nothing sent; {} file(s) refused:\n  {}",
-            refused.len(),
-            refused.join("\n  ")
-        );
-    }
+    refuse_all(&refused)?;
     for p in &paths {
         let stored = client.store(p, allow_burned_in)?;
         say!("{} {}", stored.sop_instance_uid, p.display());
@@ -171,14 +214,16 @@ pub fn pacs(cmd: PacsCommand) -> anyhow::Result<ExitCode> {
             url,
             files,
             identified,
-            allow_burned_in,
+            deidentify,
+            deid,
             ca_cert,
         } => {
             return upload(
                 &url,
                 &files,
                 identified,
-                allow_burned_in,
+                deidentify,
+                deid,
                 ca_cert.as_deref(),
             );
         }

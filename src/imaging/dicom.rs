@@ -478,6 +478,29 @@ fn pixel_spacing(obj: &InMemDicomObject) -> Option<(f64, f64)> {
         })
 }
 
+/// The data set of a DICOM file (checked as `load` checks it) and the transfer syntax its values are
+/// to be written in (a deflated data set is inflated: explicit VR little endian), for rewriting it
+/// (de-identification).
+pub(super) fn parse_object(
+    path: &Path,
+    bytes: &[u8],
+    options: &LoadOptions,
+) -> Result<(InMemDicomObject, String), ImagingError> {
+    let parsed = parse(path, bytes, options)?;
+    let ts = parsed
+        .obj
+        .meta()
+        .transfer_syntax()
+        .trim_end_matches(['\0', ' '])
+        .to_string();
+    Ok((parsed.obj.into_inner(), ts))
+}
+
+/// The identifying attributes of a parsed data set.
+pub(super) fn identity_of(obj: &InMemDicomObject) -> Identity {
+    identity(obj)
+}
+
 fn identity(obj: &InMemDicomObject) -> Identity {
     Identity {
         patient_name: string(obj, tags::PATIENT_NAME),

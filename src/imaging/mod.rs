@@ -6,6 +6,7 @@
 //! shader, and [`geometry`] holds the crop/resize/pad the model's pre-processing uses.
 
 pub mod batch;
+pub mod deid;
 mod dicom;
 pub mod dicom_write;
 mod error;

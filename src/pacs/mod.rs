@@ -585,10 +585,66 @@ impl DicomWeb {
             )));
         }
         let file = std::fs::read(path).map_err(io)?;
-        let boundary = format!("sacro-{}", sop.replace('.', ""));
+        self.store_bytes(path, &file, &sop)
+    }
+
+    /// De-identifies a DICOM file (PS3.15 Annex E, [`crate::imaging::deid`]) in memory, checks that
+    /// the result is a readable film, and stores that (STOW-RS); the identified file is never sent.
+    pub fn store_deidentified(
+        &self,
+        path: &Path,
+        de: &crate::imaging::deid::Deidentifier,
+    ) -> Result<Stored, PacsError> {
+        let (bytes, done) = Self::deidentify_checked(path, de)?;
+        let mut stored = self.store_bytes(path, &bytes, &done.sop_instance_uid)?;
+        stored.path = path.to_path_buf();
+        Ok(stored)
+    }
+
+    /// What [`DicomWeb::store_deidentified`] would send: the de-identified bytes, checked to load as
+    /// a film. Errors name the file and are what `upload --deidentify` reports before sending anything.
+    pub fn deidentify_checked(
+        path: &Path,
+        de: &crate::imaging::deid::Deidentifier,
+    ) -> Result<(Vec<u8>, crate::imaging::deid::Deidentified), PacsError> {
+        let (bytes, done) = de
+            .bytes(path)
+            .map_err(|e| PacsError::Setup(format!("not sent: {e}")))?;
+        if bytes.len() as u64 > INSTANCE_LIMIT {
+            return Err(PacsError::Setup(format!(
+                "{}: not sent: larger than {INSTANCE_LIMIT} bytes",
+                path.display()
+            )));
+        }
+        crate::imaging::load_bytes(path, &bytes, &crate::imaging::LoadOptions::default()).map_err(
+            |e| {
+                PacsError::Setup(format!(
+                    "not sent: the de-identified film does not load: {e}"
+                ))
+            },
+        )?;
+        Ok((bytes, done))
+    }
+
+    /// Sends one DICOM object's bytes (STOW-RS). `path` names it in messages.
+    fn store_bytes(&self, path: &Path, file: &[u8], sop: &str) -> Result<Stored, PacsError> {
+        // A boundary that does not occur in the object (lengthened until it does not; bounded).
+        let mut boundary = format!("sacro-{}", sop.replace('.', ""));
+        for i in 0..8 {
+            if memchr::memmem::find(file, boundary.as_bytes()).is_none() {
+                break;
+            }
+            boundary.push_str(&format!("-{i}{}", file.len()));
+        }
+        if memchr::memmem::find(file, boundary.as_bytes()).is_some() {
+            return Err(PacsError::Setup(format!(
+                "{}: not sent: no multipart boundary found that the file does not contain",
+                path.display()
+            )));
+        }
         let mut body =
             format!("--{boundary}\r\nContent-Type: application/dicom\r\n\r\n").into_bytes();
-        body.extend_from_slice(&file);
+        body.extend_from_slice(file);
         body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
         let url = format!("{}/studies", self.base);
         let mut req = self
@@ -636,7 +692,7 @@ impl DicomWeb {
         }
         Ok(Stored {
             path: path.to_path_buf(),
-            sop_instance_uid: sop,
+            sop_instance_uid: sop.to_string(),
         })
     }
 }
