@@ -54,6 +54,7 @@ fn practice_study(dir: &Path, n: usize) -> PathBuf {
             path: Some(dir.join(&name)),
             sop_instance_uid: None,
             case_id: None,
+            archive: None,
         });
     }
     let path = dir.join("practice.sacro");
@@ -822,6 +823,7 @@ fn a_reader_logs_in_to_a_server_study_and_grades_by_keyboard() {
                 path: Some(film),
                 sop_instance_uid: None,
                 case_id: None,
+                archive: None,
             }
         })
         .collect();
@@ -886,6 +888,7 @@ fn a_commit_while_the_server_is_down_is_kept_and_lands_when_it_is_back() {
             path: Some(film),
             sop_instance_uid: None,
             case_id: None,
+            archive: None,
         }])
         .expect("case");
     let login = s.reader_login("Dr A");

@@ -32,6 +32,7 @@ fn study(dir: &Path, readers: &[&str]) -> (PathBuf, SqliteStore) {
             path: None,
             sop_instance_uid: Some(format!("2.25.{i}")),
             case_id: None,
+            archive: None,
         })
         .collect();
     store.add_cases(&cases).expect("cases");

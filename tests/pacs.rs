@@ -795,3 +795,134 @@ fn upload_deidentify_stores_only_cleaned_films() {
     assert_eq!(s(dicom_core::Tag(0x0012, 0x0062)).as_deref(), Some("YES"));
     assert!(s(dicom_core::Tag(0x0010, 0x0010)).is_some_and(|n| n.starts_with("SACRO-")));
 }
+
+/// The study and series of a test film.
+fn uids_of(name: &str) -> (String, String, String) {
+    let id = imaging::load(&testdata(name), &LoadOptions::default())
+        .expect("film")
+        .identity;
+    (
+        id.study_uid.expect("study"),
+        id.series_uid.expect("series"),
+        id.sop_instance_uid.expect("sop"),
+    )
+}
+
+#[test]
+fn add_cases_dicomweb_refers_to_the_archive_and_fetches_into_the_cache() {
+    use sacro::session::{Protocol, SqliteStore, StudyStore};
+    let _ = archive();
+    let url = orthanc().dicomweb();
+    let tmp = tempfile::tempdir().expect("tmp");
+    let study = tmp.path().join("study.sacro");
+    SqliteStore::create(&study, Protocol::Adjudicated, 1).expect("study");
+    let cache = tmp.path().join("cache");
+    let sacro = || {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_sacro"));
+        c.env("SACRO_DICOMWEB_USER", USER)
+            .env("SACRO_DICOMWEB_PASSWORD", PASSWORD)
+            .env("SACRO_CACHE_DIR", &cache)
+            .env_remove("SACRO_DICOMWEB_TOKEN");
+        c
+    };
+    // A whole study of the archive: one case per instance.
+    let (rg3_study, _, rg3_sop) = uids_of("RG3_UNCR.dcm");
+    let (ok, out, err) = run(sacro().args(["study", "add-cases"]).arg(&study).args([
+        "--dicomweb",
+        &url,
+        "--study-uid",
+        &rg3_study,
+    ]));
+    assert!(ok, "{err}");
+    assert_eq!(out.trim(), "C0001", "{out}");
+    // A case list with a dicomweb column: a series, and one instance under a chosen ID.
+    let (spine_study, spine_series, spine_sop) = uids_of("CR_spine_6154.dcm");
+    let (mr_study, mr_series, mr_sop) = uids_of("MR_small.dcm");
+    let list = tmp.path().join("list.csv");
+    std::fs::write(
+        &list,
+        format!(
+            "dicomweb,case_id\n{spine_study}/{spine_series},\n{mr_study}/{mr_series}/{mr_sop},MR-1\n"
+        ),
+    )
+    .expect("list");
+    let (ok, _, err) = run(sacro().args(["study", "add-cases"]).arg(&study).arg(&list));
+    assert!(!ok && err.contains("--dicomweb"), "{err}");
+    let (ok, out, err) = run(sacro()
+        .args(["study", "add-cases"])
+        .arg(&study)
+        .arg(&list)
+        .args(["--dicomweb", &url]));
+    assert!(ok, "{err}");
+    assert_eq!(
+        out.split_whitespace().collect::<Vec<_>>(),
+        ["C0002", "MR-1"]
+    );
+    let store = SqliteStore::open(&study).expect("open");
+    let cases = store.cases().expect("cases");
+    let by_sop = |sop: &str| {
+        cases
+            .iter()
+            .find(|c| c.sop_instance_uid.as_deref() == Some(sop))
+            .unwrap_or_else(|| panic!("{sop} not a case: {cases:?}"))
+    };
+    let spine = by_sop(&spine_sop);
+    assert!(spine.path.is_none());
+    let a = spine.archive.as_ref().expect("archive");
+    assert_eq!(
+        (a.url.as_str(), a.study_uid.as_str()),
+        (url.as_str(), spine_study.as_str())
+    );
+    assert_eq!(by_sop(&mr_sop).id, "MR-1");
+    assert_eq!(by_sop(&rg3_sop).id, "C0001");
+    drop(store);
+    // Bad lists are refused with the row named, and nothing is added.
+    for (body, says) in [
+        ("dicomweb\n1.2.3\n", "row 2"),
+        ("dicomweb\n1.2.3/abc\n", "row 2"),
+        ("path,dicomweb\nx.dcm,1.2/3.4\n", "not both"),
+    ] {
+        std::fs::write(&list, body).expect("list");
+        let (ok, _, err) = run(sacro()
+            .args(["study", "add-cases"])
+            .arg(&study)
+            .arg(&list)
+            .args(["--dicomweb", &url]));
+        assert!(!ok && err.contains(says), "{body}: {err}");
+    }
+    // A URL with credentials in it is refused.
+    let with_login = url.replace("http://", "http://user:pw@");
+    let (ok, _, err) = run(sacro().args(["study", "add-cases"]).arg(&study).args([
+        "--dicomweb",
+        &with_login,
+        "--study-uid",
+        &rg3_study,
+    ]));
+    assert!(!ok && err.contains("credentials"), "{err}");
+    // Wrong password: nothing fetched, nothing cached, the failure named per case.
+    let (ok, out, _) = run(sacro()
+        .env("SACRO_DICOMWEB_PASSWORD", "wrong")
+        .args(["study", "fetch"])
+        .arg(&study));
+    assert!(
+        !ok && out.contains("3 failed") && out.contains("401"),
+        "{out}"
+    );
+    assert!(!cache.join(format!("{rg3_sop}.dcm")).exists());
+    // Fetched into the cache: the values equal the local files'.
+    let (ok, out, err) = run(sacro().args(["study", "fetch"]).arg(&study));
+    assert!(ok, "{out}{err}");
+    assert!(out.contains("3 fetched"), "{out}");
+    for (name, sop) in [
+        ("RG3_UNCR.dcm", &rg3_sop),
+        ("CR_spine_6154.dcm", &spine_sop),
+        ("MR_small.dcm", &mr_sop),
+    ] {
+        let local = imaging::load(&testdata(name), &LoadOptions::default()).expect("local");
+        let cached = imaging::load(&cache.join(format!("{sop}.dcm")), &LoadOptions::default())
+            .expect("cached");
+        assert_eq!(local.image.pixels, cached.image.pixels, "{name}");
+    }
+    let (ok, out, _) = run(sacro().args(["study", "fetch"]).arg(&study));
+    assert!(ok && out.contains("3 already cached"), "{out}");
+}

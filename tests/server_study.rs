@@ -239,7 +239,8 @@ fn identity_comes_from_the_login() {
     assert!(String::from_utf8_lossy(&out.stdout).contains("for Carl"));
 }
 
-/// A study file with everything a study holds: readers, cases with paths, readings changed and
+/// A study file with everything a study holds: readers, cases with paths and in an archive, readings
+/// changed and
 /// deleted, predictions, a crop, settings.
 fn busy_file(dir: &Path, lock: bool) -> std::path::PathBuf {
     let path = dir.join("local.sacro");
@@ -255,11 +256,23 @@ fn busy_file(dir: &Path, lock: bool) -> std::path::PathBuf {
             path: Some(film),
             sop_instance_uid: Some("2.25.1".into()),
             case_id: None,
+            archive: None,
         },
         NewCase {
             path: None,
             sop_instance_uid: Some("2.25.2".into()),
             case_id: Some("P-07".into()),
+            archive: None,
+        },
+        NewCase {
+            path: None,
+            sop_instance_uid: Some("2.25.3".into()),
+            case_id: Some("ARCH-1".into()),
+            archive: Some(sacro::session::ArchiveRef {
+                url: "https://archive.example.org/dicom-web".into(),
+                study_uid: "2.25.30".into(),
+                series_uid: "2.25.31".into(),
+            }),
         },
     ])
     .expect("cases");
@@ -776,6 +789,7 @@ fn uid_cases(n: usize) -> Vec<NewCase> {
             path: None,
             sop_instance_uid: Some(format!("2.25.{i}")),
             case_id: None,
+            archive: None,
         })
         .collect()
 }

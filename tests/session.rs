@@ -26,6 +26,7 @@ fn uid_cases(n: usize) -> Vec<NewCase> {
             path: None,
             sop_instance_uid: Some(format!("2.25.{i}")),
             case_id: None,
+            archive: None,
         })
         .collect()
 }
@@ -120,11 +121,13 @@ fn bad_input_gets_clear_errors_and_changes_nothing() {
             path: None,
             sop_instance_uid: Some("2.25.77".into()),
             case_id: Some("X1".into()),
+            archive: None,
         },
         NewCase {
             path: None,
             sop_instance_uid: Some("2.25.78".into()),
             case_id: Some("X1".into()),
+            archive: None,
         },
     ];
     assert!(matches!(

@@ -157,6 +157,7 @@ fn a_study_file_is_an_input() {
             path: None,
             sop_instance_uid: Some(format!("2.25.{i}")),
             case_id: None,
+            archive: None,
         })
         .collect();
     store.add_cases(&cases).expect("cases");

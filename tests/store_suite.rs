@@ -41,6 +41,7 @@ fn uid_cases(n: usize) -> Vec<NewCase> {
             path: None,
             sop_instance_uid: Some(format!("2.25.{i}")),
             case_id: None,
+            archive: None,
         })
         .collect()
 }
@@ -108,6 +109,7 @@ both!(
     any_text_is_stored_verbatim_and_audited_as_serde_writes_it,
     crops_are_stored_audited_and_frozen_by_the_lock,
     a_busy_study_verifies_intact,
+    archived_cases_keep_their_archive_and_bad_references_are_refused,
 );
 
 fn graded(l: G, r: G) -> Reading {
@@ -426,6 +428,7 @@ fn bad_input_gets_clear_errors_and_changes_nothing(b: &dyn Backend) {
         path: None,
         sop_instance_uid: Some("2.25.77".into()),
         case_id: Some("C'1; DROP TABLE cases".into()),
+        archive: None,
     };
     assert!(matches!(
         c.add_cases(&[bad_id]),
@@ -438,6 +441,7 @@ fn bad_input_gets_clear_errors_and_changes_nothing(b: &dyn Backend) {
         path: None,
         sop_instance_uid: Some("2.25.1".into()),
         case_id: None,
+        archive: None,
     });
     assert!(matches!(c.add_cases(&list), Err(StoreError::Invalid(_))));
     assert_eq!(c.cases().expect("cases").len(), 2);
@@ -583,4 +587,82 @@ fn a_busy_study_verifies_intact(b: &dyn Backend) {
     f.coord().lock().expect("lock");
     assert_eq!(f.coord.verify().expect("verify"), Vec::<String>::new());
     assert!(f.coord().audit().expect("audit").len() > 15);
+}
+
+fn archived_cases_keep_their_archive_and_bad_references_are_refused(b: &dyn Backend) {
+    use sacro::session::ArchiveRef;
+    let f = b.study(Protocol::Single, &[("ann", Role::Reader)], 1);
+    let c = f.coord();
+    let archive = ArchiveRef {
+        url: "https://archive.example.org/dicom-web".into(),
+        study_uid: "1.2.840.113619.2.55".into(),
+        series_uid: "1.2.840.113619.2.55.1".into(),
+    };
+    let case = |sop: Option<&str>, a: ArchiveRef| NewCase {
+        path: None,
+        sop_instance_uid: sop.map(str::to_string),
+        case_id: None,
+        archive: Some(a),
+    };
+    let added = c
+        .add_cases(&[case(Some("1.2.840.113619.2.55.1.7"), archive.clone())])
+        .expect("archived case");
+    assert_eq!(added[0].archive.as_ref(), Some(&archive));
+    let listed = c.cases().expect("cases");
+    let got = listed.iter().find(|k| k.id == added[0].id).expect("listed");
+    assert_eq!(got.archive.as_ref(), Some(&archive));
+    assert!(got.path.is_none());
+    // The reader whose list holds it sees where it comes from.
+    let mine = f.r("ann").case(&added[0].id).expect("reader's case");
+    assert_eq!(mine.archive.as_ref(), Some(&archive));
+    // Credentials in the URL, another scheme, bad UIDs, no SOP Instance UID: refused, nothing added.
+    let with = |url: &str, study: &str, series: &str| ArchiveRef {
+        url: url.into(),
+        study_uid: study.into(),
+        series_uid: series.into(),
+    };
+    for bad in [
+        case(
+            Some("1.2.3"),
+            with(
+                "https://user:pw@archive.example.org/dicom-web",
+                "1.2",
+                "1.3",
+            ),
+        ),
+        case(
+            Some("1.2.3"),
+            with("ftp://archive.example.org", "1.2", "1.3"),
+        ),
+        case(
+            Some("1.2.3"),
+            with("https://archive.example.org/x y", "1.2", "1.3"),
+        ),
+        case(
+            Some("1.2.3"),
+            with(
+                "https://archive.example.org",
+                "1.2'; DROP TABLE cases",
+                "1.3",
+            ),
+        ),
+        case(
+            Some("1..2"),
+            with("https://archive.example.org", "1.2", "1.3"),
+        ),
+        case(None, archive.clone()),
+    ] {
+        let e = c
+            .add_cases(std::slice::from_ref(&bad))
+            .expect_err("refused");
+        assert!(matches!(e, StoreError::Invalid(_)), "{bad:?}: {e}");
+    }
+    assert_eq!(c.cases().expect("cases").len(), 2);
+    // In the dump a copy is made from.
+    let dump = f.coord.dump().expect("dump");
+    assert!(
+        dump.cases
+            .iter()
+            .any(|k| k.archive.as_ref() == Some(&archive))
+    );
 }

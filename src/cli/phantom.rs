@@ -164,6 +164,7 @@ fn simulate_study(
             path: Some(file.clone()),
             sop_instance_uid: None,
             case_id: Some(p.case_id.clone()),
+            archive: None,
         })
         .collect();
     store.add_cases(&cases)?;

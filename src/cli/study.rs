@@ -137,9 +137,20 @@ pub enum StudyCommand {
     AddCases {
         /// Study file or server URL.
         study: PathBuf,
-        /// Files, folders or .csv case lists.
-        #[arg(required = true)]
+        /// Files, folders or .csv case lists (a list may have a `dicomweb` column of
+        /// STUDY_UID/SERIES_UID[/SOP_UID] for films in the archive named by --dicomweb).
+        #[arg(required_unless_present = "study_uid")]
         paths: Vec<PathBuf>,
+        /// A DICOMweb archive the films are in: the cases refer to it and the films are fetched on
+        /// demand into the local film cache (credentials as for `sacro pacs`).
+        #[arg(long, value_name = "URL")]
+        dicomweb: Option<String>,
+        /// With --dicomweb: the study whose instances become cases (one case per instance).
+        #[arg(long, requires = "dicomweb")]
+        study_uid: Option<String>,
+        /// With --study-uid: only this series.
+        #[arg(long, requires = "study_uid")]
+        series_uid: Option<String>,
         /// Server studies: the folder the films' paths are stored relative to (each site keeps the
         /// same layout below its own films folder; default: the current folder).
         #[arg(long, value_name = "DIR")]
@@ -168,6 +179,12 @@ pub enum StudyCommand {
         /// Readings CSV to write; the consensus goes beside it as <stem>_consensus.csv.
         #[arg(long)]
         out: PathBuf,
+    },
+    /// Fetch the films of the study's archived cases (--dicomweb) into the local film cache, so that
+    /// they read offline (a reader's own list on a server login; every case for the coordinator).
+    Fetch {
+        /// Study file or server URL.
+        study: PathBuf,
     },
     /// Lock the study: after this nothing changes.
     Lock {
@@ -395,7 +412,17 @@ pub fn study(cmd: StudyCommand) -> anyhow::Result<ExitCode> {
             study,
             paths,
             films,
-        } => add_cases(&study, &paths, films.as_deref())?,
+            dicomweb,
+            study_uid,
+            series_uid,
+        } => {
+            let archive = dicomweb.map(|url| ArchiveArgs {
+                url,
+                study_uid,
+                series_uid,
+            });
+            add_cases(&study, &paths, films.as_deref(), archive)?
+        }
         StudyCommand::Status { study, json } => {
             let s = session::status(&*open(&study)?)?;
             if json {
@@ -485,6 +512,7 @@ pub fn study(cmd: StudyCommand) -> anyhow::Result<ExitCode> {
             }
             return Ok(ExitCode::FAILURE);
         }
+        StudyCommand::Fetch { study } => return fetch_films(&study),
         StudyCommand::Lock { study } => {
             open(&study)?.lock()?;
             say!("locked {}", study.display());
@@ -538,7 +566,83 @@ pub fn study(cmd: StudyCommand) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn add_cases(study: &Path, paths: &[PathBuf], films: Option<&Path>) -> anyhow::Result<()> {
+/// `add-cases --dicomweb URL [--study-uid UID [--series-uid UID]]`.
+struct ArchiveArgs {
+    url: String,
+    study_uid: Option<String>,
+    series_uid: Option<String>,
+}
+
+/// Cases for films in an archive: each (study, series) listed one case per instance (QIDO-RS), or the
+/// instance given. A case ID from a list fits only a series of one instance.
+fn archive_cases(archive: &ArchiveArgs, listed: Vec<NewCase>) -> anyhow::Result<Vec<NewCase>> {
+    use sacro::pacs::{Credentials, DicomWeb};
+    use sacro::session::ArchiveRef;
+    let client = DicomWeb::new(&archive.url, &Credentials::from_env(), None)?;
+    let mut wanted: Vec<NewCase> = listed;
+    if let Some(study) = &archive.study_uid {
+        let series = match &archive.series_uid {
+            Some(s) => vec![s.clone()],
+            None => client.series_of(study)?,
+        };
+        for s in series {
+            wanted.push(NewCase {
+                path: None,
+                sop_instance_uid: None,
+                case_id: None,
+                archive: Some(ArchiveRef {
+                    url: String::new(),
+                    study_uid: study.clone(),
+                    series_uid: s,
+                }),
+            });
+        }
+    }
+    let mut out = Vec::new();
+    for mut case in wanted {
+        let Some(a) = case.archive.as_mut() else {
+            out.push(case);
+            continue;
+        };
+        a.url = archive.url.trim().trim_end_matches('/').to_string();
+        if case.sop_instance_uid.is_some() {
+            out.push(case);
+            continue;
+        }
+        let instances = client.instances(&a.study_uid, &a.series_uid)?;
+        if instances.is_empty() {
+            bail!(
+                "{}: series {} of study {} has no instances",
+                archive.url,
+                a.series_uid,
+                a.study_uid
+            );
+        }
+        if case.case_id.is_some() && instances.len() > 1 {
+            bail!(
+                "case {}: series {} holds {} instances; a case ID names one film (add the SOP \
+                 Instance UID to the list's dicomweb column)",
+                case.case_id.as_deref().unwrap_or_default(),
+                a.series_uid,
+                instances.len()
+            );
+        }
+        for sop in instances {
+            out.push(NewCase {
+                sop_instance_uid: Some(sop),
+                ..case.clone()
+            });
+        }
+    }
+    Ok(out)
+}
+
+fn add_cases(
+    study: &Path,
+    paths: &[PathBuf],
+    films: Option<&Path>,
+    archive: Option<ArchiveArgs>,
+) -> anyhow::Result<()> {
     let mut store = open(study)?;
     set_films(&mut store, films)?;
     let mut new = Vec::new();
@@ -561,6 +665,7 @@ fn add_cases(study: &Path, paths: &[PathBuf], films: Option<&Path>) -> anyhow::R
                 path: Some(file),
                 sop_instance_uid: r.identity.sop_instance_uid,
                 case_id: None,
+                archive: None,
             }),
             Err(e) => failures.push(e.to_string()),
         }
@@ -572,6 +677,14 @@ fn add_cases(study: &Path, paths: &[PathBuf], films: Option<&Path>) -> anyhow::R
             failures.join("\n  ")
         );
     }
+    let in_archive = new.iter().any(|c| c.archive.is_some());
+    match archive {
+        Some(a) => new = archive_cases(&a, new)?,
+        None if in_archive => {
+            bail!("the case list has a dicomweb column: give the archive's URL with --dicomweb")
+        }
+        None => {}
+    }
     if new.is_empty() {
         bail!("no image files found under the given paths");
     }
@@ -581,6 +694,54 @@ fn add_cases(study: &Path, paths: &[PathBuf], films: Option<&Path>) -> anyhow::R
     }
     esay!("added {} case(s) to {}", added.len(), study.display());
     Ok(())
+}
+
+/// Runs `sacro study fetch`: every archived case's film into the film cache; the failures named.
+fn fetch_films(study: &Path) -> anyhow::Result<ExitCode> {
+    use sacro::pacs::Credentials;
+    use sacro::pacs::cache::FilmCache;
+    let store = open(study)?;
+    let cases: Vec<_> = store
+        .cases()?
+        .into_iter()
+        .filter(|c| c.archive.is_some())
+        .collect();
+    if cases.is_empty() {
+        say!("no case of {} refers to an archive", study.display());
+        return Ok(ExitCode::SUCCESS);
+    }
+    let cache = FilmCache::open_default()?;
+    let credentials = Credentials::from_env();
+    let (mut cached, mut fetched, mut failures) = (0usize, 0usize, Vec::new());
+    for c in &cases {
+        let (Some(a), Some(sop)) = (&c.archive, &c.sop_instance_uid) else {
+            continue;
+        };
+        if cache.get(sop).is_some() {
+            cached += 1;
+            continue;
+        }
+        match cache.film(&a.url, &credentials, &a.study_uid, &a.series_uid, sop) {
+            Ok(_) => {
+                fetched += 1;
+                say!("{} fetched", c.id);
+            }
+            Err(e) => failures.push(format!("{}: {e}", c.id)),
+        }
+    }
+    say!(
+        "{} archived case(s): {fetched} fetched, {cached} already cached, {} failed",
+        cases.len(),
+        failures.len()
+    );
+    for f in &failures {
+        say!("  failed: {f}");
+    }
+    Ok(if failures.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }
 
 /// Where a server study's films are on this machine (`--films`); a study file keeps them beside itself.

@@ -386,6 +386,12 @@ impl SacroApp {
                 }
             }
             _ => {
+                // A failed fetch from an archive is tried again after a while (a no-op otherwise).
+                if self.loader.error(&path).is_some() {
+                    self.loader.request(&path);
+                    ui.ctx()
+                        .request_repaint_after(std::time::Duration::from_secs(5));
+                }
                 let text = match self.loader.error(&path) {
                     // In a study the film is named by its pseudonymous case ID: its path may name the
                     // patient (PACS exports put names and record numbers in folder names).
@@ -401,7 +407,11 @@ impl SacroApp {
                         if !self.loader.is_pending(&path) {
                             self.loader.request(&path);
                         }
-                        "Decoding…".to_string()
+                        if self.loader.is_fetching(&path) {
+                            "Fetching the film from the archive…".to_string()
+                        } else {
+                            "Decoding…".to_string()
+                        }
                     }
                 };
                 ui.centered_and_justified(|ui| ui.label(text));

@@ -126,6 +126,7 @@ impl SacroApp {
                 .then(|| s.readers.first().map(|r| r.name.clone()))
                 .flatten()
         });
+        self.loader.set_archived(s.archived.clone());
         self.source = Source::Study(Box::new(s));
         self.remember(path);
         if server_coordinator {

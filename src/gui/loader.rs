@@ -1,11 +1,13 @@
 //! Background decoding: films are decoded on a worker thread (the UI never waits for a decoder) and kept
-//! in a small cache, so that the next case of a work list, requested ahead, opens at once.
+//! in a small cache, so that the next case of a work list, requested ahead, opens at once. A film of a
+//! case that refers to a DICOMweb archive is fetched into the local film cache first (on the same
+//! worker, so prefetching the next case fetches it too); a failed fetch may be retried after a while.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, Sender, channel};
+use std::sync::{Arc, Mutex};
 
 use super::viewer::Film;
 use crate::imaging::{self, LoadOptions};
@@ -20,7 +22,57 @@ pub fn next_key() -> u64 {
     NEXT_KEY.fetch_add(1, Ordering::Relaxed)
 }
 
+/// Where a film that is not on this machine comes from: an instance in a DICOMweb archive.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Fetch {
+    /// The archive's DICOMweb root.
+    pub url: String,
+    /// Study Instance UID.
+    pub study: String,
+    /// Series Instance UID.
+    pub series: String,
+    /// SOP Instance UID.
+    pub sop: String,
+}
+
+/// Seconds before a failed fetch (server down, 401) is tried again.
+const FETCH_RETRY_S: u64 = 15;
+
 type Outcome = (PathBuf, Result<Arc<Film>, String>, f64);
+type Archived = Arc<Mutex<HashMap<PathBuf, Fetch>>>;
+
+/// Fetches `path`'s film from its archive when it is not on disk yet.
+fn fetch_if_archived(
+    path: &Path,
+    archived: &Archived,
+    fetching: &Mutex<Option<PathBuf>>,
+) -> Result<(), String> {
+    if path.exists() {
+        return Ok(());
+    }
+    let Some(f) = archived
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .get(path)
+        .cloned()
+    else {
+        return Ok(());
+    };
+    *fetching.lock().unwrap_or_else(|p| p.into_inner()) = Some(path.to_path_buf());
+    let result = crate::pacs::cache::FilmCache::open_default()
+        .and_then(|c| {
+            c.film(
+                &f.url,
+                &crate::pacs::Credentials::from_env(),
+                &f.study,
+                &f.series,
+                &f.sop,
+            )
+        })
+        .map_err(|e| format!("fetching from the archive: {e}"));
+    *fetching.lock().unwrap_or_else(|p| p.into_inner()) = None;
+    result.map(|_| ())
+}
 
 /// The decoding worker and its cache.
 pub struct Loader {
@@ -29,7 +81,11 @@ pub struct Loader {
     cache: HashMap<PathBuf, Arc<Film>>,
     order: VecDeque<PathBuf>,
     pending: HashSet<PathBuf>,
-    failed: HashMap<PathBuf, String>,
+    failed: HashMap<PathBuf, (String, std::time::Instant)>,
+    archived: Archived,
+    fetching: Arc<Mutex<Option<PathBuf>>>,
+    /// Films whose failure was reported (a retried fetch that fails again is not reported again).
+    reported: HashSet<PathBuf>,
     /// Seconds the last decode took.
     pub last_decode_s: Option<f64>,
 }
@@ -48,14 +104,19 @@ impl Loader {
     pub fn new(ctx: egui::Context) -> Self {
         let (tx, worker_rx) = channel::<PathBuf>();
         let (worker_tx, rx) = channel::<Outcome>();
+        let archived: Archived = Arc::default();
+        let fetching: Arc<Mutex<Option<PathBuf>>> = Arc::default();
+        let (worker_archived, worker_fetching) = (archived.clone(), fetching.clone());
         let spawned = std::thread::Builder::new()
             .name("sacro-decode".into())
             .spawn(move || {
                 while let Ok(path) = worker_rx.recv() {
                     let t = std::time::Instant::now();
-                    let result = imaging::load(&path, &LoadOptions::default())
-                        .map(|r| Arc::new(Film::new(next_key(), r)))
-                        .map_err(|e| e.to_string());
+                    let result = fetch_if_archived(&path, &worker_archived, &worker_fetching)
+                        .and_then(|()| {
+                            imaging::load(&path, &LoadOptions::default()).map_err(|e| e.to_string())
+                        })
+                        .map(|r| Arc::new(Film::new(next_key(), r)));
                     if worker_tx
                         .send((path, result, t.elapsed().as_secs_f64()))
                         .is_err()
@@ -75,12 +136,40 @@ impl Loader {
             order: VecDeque::new(),
             pending: HashSet::new(),
             failed: HashMap::new(),
+            archived,
+            fetching,
+            reported: HashSet::new(),
             last_decode_s: None,
         }
     }
 
-    /// Asks for a film (no-op when cached, pending or known to fail).
+    /// The films of a study's archived cases (by their place in the film cache), replacing any before.
+    pub fn set_archived(&mut self, archived: HashMap<PathBuf, Fetch>) {
+        *self.archived.lock().unwrap_or_else(|p| p.into_inner()) = archived;
+    }
+
+    /// Whether the worker is fetching this film from its archive now.
+    pub fn is_fetching(&self, path: &Path) -> bool {
+        self.fetching
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_deref()
+            == Some(path)
+    }
+
+    /// Asks for a film (no-op when cached, pending or known to fail; a failed fetch from an archive
+    /// is tried again after a while).
     pub fn request(&mut self, path: &Path) {
+        if let Some((_, when)) = self.failed.get(path) {
+            let archived = self
+                .archived
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .contains_key(path);
+            if archived && when.elapsed().as_secs() >= FETCH_RETRY_S {
+                self.failed.remove(path);
+            }
+        }
         if self.cache.contains_key(path)
             || self.pending.contains(path)
             || self.failed.contains_key(path)
@@ -99,6 +188,7 @@ impl Loader {
             self.pending.remove(&path);
             match result {
                 Ok(film) => {
+                    self.reported.remove(&path);
                     self.last_decode_s = Some(secs);
                     self.cache.insert(path.clone(), film);
                     self.order.retain(|p| p != &path);
@@ -110,8 +200,11 @@ impl Loader {
                     }
                 }
                 Err(e) => {
-                    self.failed.insert(path.clone(), e.clone());
-                    errors.push((path, e));
+                    self.failed
+                        .insert(path.clone(), (e.clone(), std::time::Instant::now()));
+                    if self.reported.insert(path.clone()) {
+                        errors.push((path, e));
+                    }
                 }
             }
         }
@@ -125,7 +218,7 @@ impl Loader {
 
     /// Why the film could not be decoded, if it could not.
     pub fn error(&self, path: &Path) -> Option<&str> {
-        self.failed.get(path).map(String::as_str)
+        self.failed.get(path).map(|(e, _)| e.as_str())
     }
 
     /// Whether a decode of the film is under way.

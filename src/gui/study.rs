@@ -98,6 +98,8 @@ pub struct StudySession {
     pub study_run: Option<StudyRun>,
     /// Each case's film, resolved once at opening (asked for several times a frame).
     pub(super) paths: HashMap<String, PathBuf>,
+    /// The films of cases that refer to an archive, by their place in the film cache.
+    pub(super) archived: HashMap<PathBuf, super::loader::Fetch>,
     /// A commit that could not reach the study's server, retried by itself with backoff.
     pub pending: Option<PendingCommit>,
 }
@@ -155,11 +157,27 @@ impl StudySession {
         };
         let info = store.info()?;
         let readers = store.readers()?;
-        let paths = store
-            .cases()?
-            .into_iter()
-            .filter_map(|c| store.resolve(&c).map(|p| (c.id, p)))
-            .collect();
+        // A film in an archive is at its place in the local film cache, fetched there on demand.
+        let film_cache = crate::pacs::cache::FilmCache::default_dir();
+        let mut archived = HashMap::new();
+        let mut paths = HashMap::new();
+        for c in store.cases()? {
+            if let Some(p) = store.resolve(&c) {
+                paths.insert(c.id, p);
+            } else if let (Some(a), Some(sop)) = (c.archive, c.sop_instance_uid) {
+                let p = film_cache.join(format!("{sop}.dcm"));
+                archived.insert(
+                    p.clone(),
+                    super::loader::Fetch {
+                        url: a.url,
+                        study: a.study_uid,
+                        series: a.series_uid,
+                        sop,
+                    },
+                );
+                paths.insert(c.id, p);
+            }
+        }
         Ok(Self {
             overview: OverviewForm::for_study(&local),
             path: PathBuf::from(store.location()),
@@ -182,6 +200,7 @@ impl StudySession {
             study_run: None,
             pending: None,
             paths,
+            archived,
         })
     }
 

@@ -56,7 +56,13 @@ impl FilmCache {
         })
     }
 
-    fn entry(&self, sop: &str) -> PathBuf {
+    /// The default cache (`default_dir`, 20 GiB).
+    pub fn open_default() -> Result<Self, PacsError> {
+        Self::open(&Self::default_dir(), DEFAULT_LIMIT)
+    }
+
+    /// The file an instance has (or will have) in the cache.
+    pub fn entry(&self, sop: &str) -> PathBuf {
         self.dir.join(format!("{sop}.dcm"))
     }
 
@@ -86,6 +92,24 @@ impl FilmCache {
         let path = client.retrieve(study, series, sop, &self.dir)?;
         self.evict(&path);
         Ok(path)
+    }
+
+    /// The film of an archived instance: from the cache, else retrieved from the archive at `url`
+    /// with `credentials` (and `SACRO_DICOMWEB_CA_CERT`, a PEM file, trusted if set).
+    pub fn film(
+        &self,
+        url: &str,
+        credentials: &super::Credentials,
+        study: &str,
+        series: &str,
+        sop: &str,
+    ) -> Result<PathBuf, PacsError> {
+        if let Some(p) = self.get(sop) {
+            return Ok(p);
+        }
+        let ca = std::env::var_os("SACRO_DICOMWEB_CA_CERT").map(PathBuf::from);
+        let client = DicomWeb::new(url, credentials, ca.as_deref())?;
+        self.fetch(&client, study, series, sop)
     }
 
     fn films(&self) -> Vec<(PathBuf, u64, SystemTime)> {

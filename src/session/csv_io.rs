@@ -25,11 +25,12 @@ pub fn read_case_list(csv_path: &Path) -> StoreResult<Vec<NewCase>> {
         .clone();
     let col = |name: &str| headers.iter().position(|h| h.eq_ignore_ascii_case(name));
     let (path_col, uid_col, id_col) = (col("path"), col("uid"), col("case_id"));
-    if path_col.is_none() && uid_col.is_none() {
+    let web_col = col("dicomweb");
+    if path_col.is_none() && uid_col.is_none() && web_col.is_none() {
         return Err(err(
             None,
             format!(
-                "needs a 'path' or 'uid' column; found columns: {}",
+                "needs a 'path', 'uid' or 'dicomweb' column; found columns: {}",
                 headers.iter().collect::<Vec<_>>().join(", ")
             ),
         ));
@@ -48,14 +49,56 @@ pub fn read_case_list(csv_path: &Path) -> StoreResult<Vec<NewCase>> {
             let p = PathBuf::from(p);
             if p.is_absolute() { p } else { base.join(p) }
         });
-        let uid = get(uid_col).map(str::to_string);
-        if path.is_none() && uid.is_none() {
+        let mut uid = get(uid_col).map(str::to_string);
+        // dicomweb: STUDY_UID/SERIES_UID[/SOP_UID] in the archive the command line names.
+        let archive = match get(web_col) {
+            None => None,
+            Some(_) if path.is_some() => {
+                return Err(err(
+                    Some(row),
+                    "a case is a file (path) or a film in the archive (dicomweb), not both".into(),
+                ));
+            }
+            Some(w) => {
+                let parts: Vec<&str> = w.split('/').map(str::trim).collect();
+                let bad = || {
+                    err(
+                        Some(row),
+                        format!("dicomweb {w:?}: STUDY_UID/SERIES_UID[/SOP_UID] expected"),
+                    )
+                };
+                if !(2..=3).contains(&parts.len())
+                    || !parts.iter().all(|p| super::rules::valid_uid(p))
+                {
+                    return Err(bad());
+                }
+                if let Some(sop) = parts.get(2) {
+                    if uid.as_deref().is_some_and(|u| u != *sop) {
+                        return Err(err(
+                            Some(row),
+                            format!(
+                                "uid {:?} and dicomweb {w:?} name different films",
+                                uid.unwrap_or_default()
+                            ),
+                        ));
+                    }
+                    uid = Some((*sop).to_string());
+                }
+                Some(super::ArchiveRef {
+                    url: String::new(),
+                    study_uid: parts[0].to_string(),
+                    series_uid: parts[1].to_string(),
+                })
+            }
+        };
+        if path.is_none() && uid.is_none() && archive.is_none() {
             return Err(err(Some(row), "neither path nor uid given".into()));
         }
         cases.push(NewCase {
             path,
             sop_instance_uid: uid,
             case_id: get(id_col).map(str::to_string),
+            archive,
         });
     }
     Ok(cases)

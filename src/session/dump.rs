@@ -26,6 +26,8 @@ pub struct CaseRow {
     pub path: Option<String>,
     /// SOP Instance UID.
     pub sop_instance_uid: Option<String>,
+    /// The archive (DICOMweb root, study and series UIDs) of a case that refers to one.
+    pub archive: Option<super::ArchiveRef>,
     /// When added.
     pub added_at: String,
 }

@@ -155,6 +155,20 @@ pub struct NewCase {
     pub sop_instance_uid: Option<String>,
     /// Pseudonymous case ID; generated (`C0001`…) when absent.
     pub case_id: Option<String>,
+    /// Where the film is fetched from when it is not a local file (then `sop_instance_uid` names it).
+    pub archive: Option<ArchiveRef>,
+}
+
+/// A film in a DICOMweb archive: the archive's root URL and the instance's study and series (its SOP
+/// Instance UID is the case's). Fetched on demand into the local film cache.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ArchiveRef {
+    /// The DICOMweb root, e.g. `https://archive.example.org/dicom-web` (no credentials in it).
+    pub url: String,
+    /// Study Instance UID.
+    pub study_uid: String,
+    /// Series Instance UID.
+    pub series_uid: String,
 }
 
 /// A crop rectangle in image pixels (the seed study cropped films to the pelvis).
@@ -179,6 +193,8 @@ pub struct CaseInfo {
     pub path: Option<PathBuf>,
     /// SOP Instance UID.
     pub sop_instance_uid: Option<String>,
+    /// The archive the film is fetched from, for a case that refers to one.
+    pub archive: Option<ArchiveRef>,
 }
 
 /// One entry of a reader's work list.

@@ -215,10 +215,15 @@ pub(crate) fn plan_cases(
                 "SOP Instance UID {u}: already in the study as case {other}"
             )));
         }
+        if let Some(a) = &case.archive {
+            check_archive_ref(a, case.sop_instance_uid.as_deref())
+                .map_err(|e| StoreError::Invalid(format!("case {id}: {e}")))?;
+        }
         planned.push(CaseInfo {
             id,
             path: path.map(PathBuf::from),
             sop_instance_uid: case.sop_instance_uid.clone(),
+            archive: case.archive.clone(),
         });
     }
     Ok(planned)
@@ -294,6 +299,64 @@ pub(crate) fn row_to_reading(
         assessment,
         comment,
     })
+}
+
+/// An archive reference from a row's three columns (all or nothing).
+pub(crate) fn archive_ref(
+    url: Option<String>,
+    study_uid: Option<String>,
+    series_uid: Option<String>,
+) -> Option<crate::session::ArchiveRef> {
+    Some(crate::session::ArchiveRef {
+        url: url?,
+        study_uid: study_uid?,
+        series_uid: series_uid?,
+    })
+}
+
+/// A DICOM UID: 1–64 characters, digits and dots, no empty component.
+pub fn valid_uid(uid: &str) -> bool {
+    !uid.is_empty()
+        && uid.len() <= 64
+        && uid
+            .split('.')
+            .all(|c| !c.is_empty() && c.bytes().all(|b| b.is_ascii_digit()))
+}
+
+/// Checks a case's archive reference: an http(s) URL without credentials, valid UIDs, and the SOP
+/// Instance UID that names the film.
+pub fn check_archive_ref(
+    a: &crate::session::ArchiveRef,
+    sop_instance_uid: Option<&str>,
+) -> Result<(), String> {
+    let rest = a
+        .url
+        .strip_prefix("https://")
+        .or_else(|| a.url.strip_prefix("http://"))
+        .ok_or_else(|| format!("archive URL {:?}: not http:// or https://", a.url))?;
+    let authority = rest.split('/').next().unwrap_or("");
+    if authority.is_empty()
+        || authority.contains('@')
+        || a.url.len() > 2048
+        || a.url.chars().any(|c| c.is_whitespace() || c.is_control())
+    {
+        return Err(format!(
+            "archive URL {:?}: needs a host, and no credentials, spaces or control characters",
+            a.url
+        ));
+    }
+    for (what, uid) in [
+        ("Study Instance UID", Some(a.study_uid.as_str())),
+        ("Series Instance UID", Some(a.series_uid.as_str())),
+        ("SOP Instance UID", sop_instance_uid),
+    ] {
+        match uid {
+            Some(u) if valid_uid(u) => {}
+            Some(u) => return Err(format!("{what} {u:?} is not a valid UID")),
+            None => return Err(format!("a film in an archive needs its {what}")),
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -295,6 +295,7 @@ pub fn study_entries(study: &Path) -> Result<(Vec<Entry>, usize), TrainError> {
     let cases = store.cases().map_err(|e| TrainError::Data(e.to_string()))?;
     let mut out = Vec::new();
     let mut unlabelled = 0;
+    let mut cache: Option<crate::pacs::cache::FilmCache> = None;
     for c in labels {
         let Some(label) = c.label else {
             unlabelled += 1;
@@ -303,12 +304,36 @@ pub fn study_entries(study: &Path) -> Result<(Vec<Entry>, usize), TrainError> {
         let Some(info) = cases.iter().find(|k| k.id == c.case_id) else {
             continue;
         };
-        let Some(path) = store.resolve(info) else {
-            return Err(TrainError::Data(format!(
-                "{}: case {} has no file path",
-                study.display(),
-                c.case_id
-            )));
+        let path = match (store.resolve(info), &info.archive, &info.sop_instance_uid) {
+            (Some(path), _, _) => path,
+            // A film in an archive: from the local film cache, fetched into it when missing.
+            (None, Some(a), Some(sop)) => {
+                let cache = match &cache {
+                    Some(c) => c,
+                    None => cache.insert(
+                        crate::pacs::cache::FilmCache::open_default()
+                            .map_err(|e| TrainError::Data(e.to_string()))?,
+                    ),
+                };
+                cache
+                    .film(
+                        &a.url,
+                        &crate::pacs::Credentials::from_env(),
+                        &a.study_uid,
+                        &a.series_uid,
+                        sop,
+                    )
+                    .map_err(|e| {
+                        TrainError::Data(format!("{}: case {}: {e}", study.display(), c.case_id))
+                    })?
+            }
+            _ => {
+                return Err(TrainError::Data(format!(
+                    "{}: case {} has no file path",
+                    study.display(),
+                    c.case_id
+                )));
+            }
         };
         out.push(Entry {
             id: c.case_id,

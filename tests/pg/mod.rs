@@ -365,6 +365,7 @@ impl ServerStudy {
                 path: None,
                 sop_instance_uid: Some(format!("2.25.{i}")),
                 case_id: None,
+                archive: None,
             })
             .collect();
         store.add_cases(&new).expect("cases");

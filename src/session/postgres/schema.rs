@@ -49,7 +49,11 @@ CREATE TABLE cases (
     path text,
     sop_instance_uid text,
     added_at text NOT NULL,
-    CHECK (path IS NOT NULL OR sop_instance_uid IS NOT NULL)
+    archive_url text,
+    study_uid text,
+    series_uid text,
+    CHECK (path IS NOT NULL OR sop_instance_uid IS NOT NULL),
+    CHECK (archive_url IS NULL OR (sop_instance_uid IS NOT NULL AND study_uid IS NOT NULL AND series_uid IS NOT NULL))
 );
 CREATE TABLE readings (
     case_id text NOT NULL REFERENCES cases(id),

@@ -361,8 +361,15 @@ impl StudyStore for PgStore {
             for case in &planned {
                 let path = case.path.as_ref().map(|p| p.to_string_lossy().into_owned());
                 tx.execute(
-                    "INSERT INTO cases (id, path, sop_instance_uid, added_at) VALUES ($1, $2, $3, sacro_now())",
-                    &[&case.id, &path, &case.sop_instance_uid],
+                    "INSERT INTO cases (id, path, sop_instance_uid, archive_url, study_uid, series_uid, added_at) VALUES ($1, $2, $3, $4, $5, $6, sacro_now())",
+                    &[
+                        &case.id,
+                        &path,
+                        &case.sop_instance_uid,
+                        &case.archive.as_ref().map(|a| &a.url),
+                        &case.archive.as_ref().map(|a| &a.study_uid),
+                        &case.archive.as_ref().map(|a| &a.series_uid),
+                    ],
                 )
                 .map_err(|e| self.db(e))?;
                 append_audit(tx, COORDINATOR, "add_case", Some(&case.id), None, None, None)
@@ -711,7 +718,7 @@ impl StudyStore for PgStore {
 impl PgStore {
     pub(super) fn read_cases(&self, c: &mut impl GenericClient) -> StoreResult<Vec<CaseInfo>> {
         Ok(c.query(
-            "SELECT id, path, sop_instance_uid FROM cases ORDER BY id",
+            "SELECT id, path, sop_instance_uid, archive_url, study_uid, series_uid FROM cases ORDER BY id",
             &[],
         )
         .map_err(|e| self.db(e))?
@@ -720,6 +727,7 @@ impl PgStore {
             id: r.get(0),
             path: r.get::<_, Option<String>>(1).map(PathBuf::from),
             sop_instance_uid: r.get(2),
+            archive: crate::session::rules::archive_ref(r.get(3), r.get(4), r.get(5)),
         })
         .collect())
     }

@@ -102,12 +102,13 @@ fn read_all(conn: &Connection) -> rusqlite::Result<StudyDump> {
             })
         })?
         .collect::<Result<_, _>>()?;
-    let cases = collect("SELECT id, path, sop_instance_uid, added_at FROM cases ORDER BY id")?
+    let cases = collect("SELECT id, path, sop_instance_uid, added_at, archive_url, study_uid, series_uid FROM cases ORDER BY id")?
         .query_map([], |r| {
             Ok(CaseRow {
                 id: r.get(0)?,
                 path: r.get(1)?,
                 sop_instance_uid: r.get(2)?,
+                archive: crate::session::rules::archive_ref(r.get(4)?, r.get(5)?, r.get(6)?),
                 added_at: r.get(3)?,
             })
         })?
@@ -180,8 +181,16 @@ fn write_all(tx: &Connection, dump: &StudyDump) -> rusqlite::Result<()> {
     }
     for c in &dump.cases {
         tx.execute(
-            "INSERT INTO cases (id, path, sop_instance_uid, added_at) VALUES (?1, ?2, ?3, ?4)",
-            params![c.id, c.path, c.sop_instance_uid, c.added_at],
+            "INSERT INTO cases (id, path, sop_instance_uid, added_at, archive_url, study_uid, series_uid) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            params![
+                c.id,
+                c.path,
+                c.sop_instance_uid,
+                c.added_at,
+                c.archive.as_ref().map(|a| &a.url),
+                c.archive.as_ref().map(|a| &a.study_uid),
+                c.archive.as_ref().map(|a| &a.series_uid),
+            ],
         )?;
     }
     for r in &dump.readings {

@@ -228,13 +228,14 @@ impl SqliteStore {
 
     pub(super) fn cases_in(&self, conn: &Connection) -> StoreResult<Vec<CaseInfo>> {
         let mut stmt = conn
-            .prepare("SELECT id, path, sop_instance_uid FROM cases ORDER BY id")
+            .prepare("SELECT id, path, sop_instance_uid, archive_url, study_uid, series_uid FROM cases ORDER BY id")
             .map_err(|e| self.db(e))?;
         stmt.query_map([], |r| {
             Ok(CaseInfo {
                 id: r.get(0)?,
                 path: r.get::<_, Option<String>>(1)?.map(PathBuf::from),
                 sop_instance_uid: r.get(2)?,
+                archive: crate::session::rules::archive_ref(r.get(3)?, r.get(4)?, r.get(5)?),
             })
         })
         .and_then(Iterator::collect)

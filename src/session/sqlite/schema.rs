@@ -5,7 +5,7 @@
 use rusqlite::Connection;
 
 /// Newest schema version this build writes and reads.
-pub const SCHEMA_VERSION: i64 = 3;
+pub const SCHEMA_VERSION: i64 = 4;
 pub(super) const COORDINATOR: &str = "coordinator";
 pub(super) const NOW: &str = "strftime('%Y-%m-%dT%H:%M:%fZ','now')";
 
@@ -86,6 +86,13 @@ CREATE TRIGGER crops_locked_delete BEFORE DELETE ON crops
     r#"
 DROP TRIGGER audit_no_update;
 ALTER TABLE audit ADD COLUMN hash TEXT;
+"#,
+    // Cases that refer to a film in a DICOMweb archive (its root, study and series; the SOP Instance
+    // UID is the case's own column).
+    r#"
+ALTER TABLE cases ADD COLUMN archive_url TEXT;
+ALTER TABLE cases ADD COLUMN study_uid TEXT;
+ALTER TABLE cases ADD COLUMN series_uid TEXT;
 "#,
 ];
 

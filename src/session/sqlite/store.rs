@@ -84,8 +84,15 @@ impl StudyStore for SqliteStore {
             let planned = plan_cases(&self.cases_in(tx)?, cases, |p| self.stored_path(p))?;
             for case in &planned {
                 tx.execute(
-                    &format!("INSERT INTO cases (id, path, sop_instance_uid, added_at) VALUES (?1, ?2, ?3, {NOW})"),
-                    params![case.id, case.path.as_ref().map(|p| p.to_string_lossy()), case.sop_instance_uid],
+                    &format!("INSERT INTO cases (id, path, sop_instance_uid, archive_url, study_uid, series_uid, added_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, {NOW})"),
+                    params![
+                        case.id,
+                        case.path.as_ref().map(|p| p.to_string_lossy()),
+                        case.sop_instance_uid,
+                        case.archive.as_ref().map(|a| &a.url),
+                        case.archive.as_ref().map(|a| &a.study_uid),
+                        case.archive.as_ref().map(|a| &a.series_uid),
+                    ],
                 )
                 .map_err(|e| self.db(e))?;
                 audit(tx, COORDINATOR, "add_case", Some(&case.id), None, None, None).map_err(|e| self.db(e))?;
