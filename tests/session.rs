@@ -148,7 +148,7 @@ fn bad_input_gets_clear_errors_and_changes_nothing() {
         .expect_err("missing columns")
         .to_string();
     assert!(
-        err.contains("cases.csv") && err.contains("'path' or 'uid'"),
+        err.contains("cases.csv") && err.contains("'path', 'uid' or 'dicomweb'"),
         "{err}"
     );
     std::fs::write(&csv, "uid,case_id\n2.25.500,P1\n,P2\n").expect("write");
@@ -518,6 +518,8 @@ fn crops_are_stored_audited_and_migrated() {
         conn.execute_batch(
             "DROP TRIGGER crops_locked_insert; DROP TRIGGER crops_locked_update; \
              DROP TRIGGER crops_locked_delete; DROP TABLE crops; ALTER TABLE audit DROP COLUMN hash; \
+             ALTER TABLE cases DROP COLUMN archive_url; ALTER TABLE cases DROP COLUMN study_uid; \
+             ALTER TABLE cases DROP COLUMN series_uid; \
              DELETE FROM meta WHERE key IN ('audit_head', 'lock_head'); PRAGMA user_version = 1;",
         )
         .expect("downgrade");
