@@ -98,13 +98,9 @@ pub fn deidentify(args: DeidentifyArgs) -> anyhow::Result<ExitCode> {
             Err(e) => failures.push(e.to_string()),
         },
     );
-    say!("de-identified {written}, failed {}", failures.len());
-    for f in &failures {
-        say!("  failed: {f}");
-    }
-    Ok(if failures.is_empty() {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::FAILURE
-    })
+    Ok(super::image::batch_summary(
+        "de-identified",
+        written,
+        &failures,
+    ))
 }

@@ -251,15 +251,20 @@ pub fn convert(args: ConvertArgs) -> anyhow::Result<ExitCode> {
         },
     );
     bar.finish_and_clear();
-    say!("converted {converted}, failed {}", failures.len());
-    for f in &failures {
+    Ok(batch_summary("converted", converted, &failures))
+}
+
+/// The last lines of a batch over files (`<done> N, failed M` and each failure); fails if any did.
+pub fn batch_summary(done: &str, n: usize, failures: &[String]) -> ExitCode {
+    say!("{done} {n}, failed {}", failures.len());
+    for f in failures {
         say!("  failed: {f}");
     }
-    Ok(if failures.is_empty() {
+    if failures.is_empty() {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE
-    })
+    }
 }
 
 fn parse_bits(s: &str) -> Result<u8, String> {

@@ -64,6 +64,9 @@ pub struct SacroApp {
     pub page: Page,
     /// The training panel (kept while other pages are shown, so a run goes on).
     pub training: TrainingPanel,
+    /// The archive windows ("Add from PACS…", "Send to archive…"); the film cache is the loader's
+    /// (`set_film_cache`).
+    pub pacs: super::pacs::PacsWindow,
     /// This frame's commands.
     pub(super) commands: Commands,
     /// The window's context (workers repaint it; the dashboard's analysis starts on it).
@@ -104,6 +107,7 @@ impl SacroApp {
             model: None,
             page: Page::Work,
             training: TrainingPanel::default(),
+            pacs: super::pacs::PacsWindow::default(),
             commands: Commands::default(),
             ctx: cc.egui_ctx.clone(),
         };
@@ -118,6 +122,12 @@ impl SacroApp {
     /// Loads a model folder for the reader-vs-model panel and heatmaps.
     pub fn load_model(&mut self, dir: &Path) {
         self.apply(Command::LoadModel(dir.to_path_buf()));
+    }
+
+    /// Fetches films of archived cases into `dir` instead of the default film cache (studies opened
+    /// from now on).
+    pub fn set_film_cache(&mut self, dir: PathBuf) {
+        self.loader.set_cache_dir(dir);
     }
 
     /// Opens a study file (`.sacro`), a folder of films, or one film.
@@ -505,6 +515,8 @@ impl eframe::App for SacroApp {
         }
         self.apply_queued();
         help::ui(&ctx, &mut self.show_help);
+        let in_study = matches!(self.source, Source::Study(_));
+        self.pacs.ui(&ctx, in_study, &mut self.commands);
         self.toasts.ui(&ctx);
         let view = self.view.as_mut().map(|(_, v)| v);
         self.stats.bench(&ctx, view, self.loader.last_decode_s);

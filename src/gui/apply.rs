@@ -65,6 +65,33 @@ impl SacroApp {
             Command::StartAnalysis => self.start_analysis(),
             Command::ShowPage(page) => self.show_page(page),
             Command::Notify(text, level) => self.notify(text, level),
+            Command::AddCases(cases) => self.add_cases(&cases),
+            Command::ArchiveLogin { user, password } => {
+                self.loader.set_credentials((!user.is_empty()).then_some(
+                    crate::pacs::Credentials::Basic {
+                        user,
+                        password: password.0,
+                    },
+                ));
+            }
+            Command::ShowPacs(tab) => self.pacs.shown = Some(tab),
+        }
+    }
+
+    /// Adds cases (from the archive window) and refreshes where the study's films are.
+    fn add_cases(&mut self, cases: &[crate::session::NewCase]) {
+        let Source::Study(s) = &mut self.source else {
+            return self.notify("open a study to add cases to".to_string(), Level::Error);
+        };
+        let result = s.store.add_cases(cases).and_then(|added| {
+            s.refresh_films(&self.loader.cache_dir())?;
+            Ok(added.len())
+        });
+        s.invalidate();
+        self.loader.set_archived(s.archived.clone());
+        match result {
+            Ok(n) => self.notify(format!("added {n} case(s) from the archive"), Level::Info),
+            Err(e) => self.notify(e.to_string(), Level::Error),
         }
     }
 
@@ -87,7 +114,7 @@ impl SacroApp {
     /// Opens a study file or a server study. On a server, a reader's login goes straight to their own
     /// work list and the coordinator's login to the coordinator view.
     fn open_study(&mut self, path: &Path, password: Option<String>, films: Option<&Path>) {
-        let s = match StudySession::open(path, password, films) {
+        let s = match StudySession::open(path, password, films, &self.loader.cache_dir()) {
             Ok(s) => s,
             Err(e) => return self.notify(e.to_string(), Level::Error),
         };

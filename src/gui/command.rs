@@ -4,7 +4,7 @@
 
 use std::path::PathBuf;
 
-use crate::session::{CropRect, Role, StudySettings};
+use crate::session::{CropRect, NewCase, Role, StudySettings};
 
 /// Severity of a notification.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -35,6 +35,15 @@ pub enum CoordinatorTab {
     Compare,
     /// The seed study's analysis.
     Statistics,
+}
+
+/// Which window is shown.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PacsTab {
+    /// Query and add cases.
+    Add,
+    /// De-identify and upload.
+    Send,
 }
 
 /// A password on its way to the store: never shown, not even in debug output.
@@ -102,6 +111,17 @@ pub enum Command {
     ShowPage(Page),
     /// Show a notification.
     Notify(String, Level),
+    /// Add cases to the study (the coordinator's "Add from PACS…").
+    AddCases(Vec<NewCase>),
+    /// The archive login the loader fetches films with (empty user: the environment's).
+    ArchiveLogin {
+        /// HTTP basic user.
+        user: String,
+        /// Its password (memory only).
+        password: Secret,
+    },
+    /// Show an archive window.
+    ShowPacs(PacsTab),
 }
 
 /// The queue panels send commands into during a frame.

@@ -40,12 +40,16 @@ const FETCH_RETRY_S: u64 = 15;
 
 type Outcome = (PathBuf, Result<Arc<Film>, String>, f64);
 type Archived = Arc<Mutex<HashMap<PathBuf, Fetch>>>;
+/// The archive login typed into the app (None: the environment's).
+type Login = Arc<Mutex<Option<crate::pacs::Credentials>>>;
 
 /// Fetches `path`'s film from its archive when it is not on disk yet.
 fn fetch_if_archived(
     path: &Path,
     archived: &Archived,
+    login: &Login,
     fetching: &Mutex<Option<PathBuf>>,
+    cache_dir: &Mutex<PathBuf>,
 ) -> Result<(), String> {
     if path.exists() {
         return Ok(());
@@ -58,17 +62,15 @@ fn fetch_if_archived(
     else {
         return Ok(());
     };
+    let credentials = login
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .clone()
+        .unwrap_or_else(crate::pacs::Credentials::from_env);
     *fetching.lock().unwrap_or_else(|p| p.into_inner()) = Some(path.to_path_buf());
-    let result = crate::pacs::cache::FilmCache::open_default()
-        .and_then(|c| {
-            c.film(
-                &f.url,
-                &crate::pacs::Credentials::from_env(),
-                &f.study,
-                &f.series,
-                &f.sop,
-            )
-        })
+    let dir = cache_dir.lock().unwrap_or_else(|p| p.into_inner()).clone();
+    let result = crate::pacs::cache::FilmCache::open(&dir, crate::pacs::cache::DEFAULT_LIMIT)
+        .and_then(|c| c.film(&f.url, &credentials, &f.study, &f.series, &f.sop))
         .map_err(|e| format!("fetching from the archive: {e}"));
     *fetching.lock().unwrap_or_else(|p| p.into_inner()) = None;
     result.map(|_| ())
@@ -83,7 +85,9 @@ pub struct Loader {
     pending: HashSet<PathBuf>,
     failed: HashMap<PathBuf, (String, std::time::Instant)>,
     archived: Archived,
+    login: Login,
     fetching: Arc<Mutex<Option<PathBuf>>>,
+    cache_dir: Arc<Mutex<PathBuf>>,
     /// Films whose failure was reported (a retried fetch that fails again is not reported again).
     reported: HashSet<PathBuf>,
     /// Seconds the last decode took.
@@ -106,17 +110,27 @@ impl Loader {
         let (worker_tx, rx) = channel::<Outcome>();
         let archived: Archived = Arc::default();
         let fetching: Arc<Mutex<Option<PathBuf>>> = Arc::default();
-        let (worker_archived, worker_fetching) = (archived.clone(), fetching.clone());
+        let login: Login = Arc::default();
+        let cache_dir = Arc::new(Mutex::new(crate::pacs::cache::FilmCache::default_dir()));
+        let worker_cache = cache_dir.clone();
+        let (worker_archived, worker_fetching, worker_login) =
+            (archived.clone(), fetching.clone(), login.clone());
         let spawned = std::thread::Builder::new()
             .name("sacro-decode".into())
             .spawn(move || {
                 while let Ok(path) = worker_rx.recv() {
                     let t = std::time::Instant::now();
-                    let result = fetch_if_archived(&path, &worker_archived, &worker_fetching)
-                        .and_then(|()| {
-                            imaging::load(&path, &LoadOptions::default()).map_err(|e| e.to_string())
-                        })
-                        .map(|r| Arc::new(Film::new(next_key(), r)));
+                    let result = fetch_if_archived(
+                        &path,
+                        &worker_archived,
+                        &worker_login,
+                        &worker_fetching,
+                        &worker_cache,
+                    )
+                    .and_then(|()| {
+                        imaging::load(&path, &LoadOptions::default()).map_err(|e| e.to_string())
+                    })
+                    .map(|r| Arc::new(Film::new(next_key(), r)));
                     if worker_tx
                         .send((path, result, t.elapsed().as_secs_f64()))
                         .is_err()
@@ -137,7 +151,9 @@ impl Loader {
             pending: HashSet::new(),
             failed: HashMap::new(),
             archived,
+            login,
             fetching,
+            cache_dir,
             reported: HashSet::new(),
             last_decode_s: None,
         }
@@ -146,6 +162,26 @@ impl Loader {
     /// The films of a study's archived cases (by their place in the film cache), replacing any before.
     pub fn set_archived(&mut self, archived: HashMap<PathBuf, Fetch>) {
         *self.archived.lock().unwrap_or_else(|p| p.into_inner()) = archived;
+    }
+
+    /// The archive login to fetch with (None: the environment's); failed fetches are tried again.
+    pub fn set_credentials(&mut self, credentials: Option<crate::pacs::Credentials>) {
+        *self.login.lock().unwrap_or_else(|p| p.into_inner()) = credentials;
+        let archived = self.archived.lock().unwrap_or_else(|p| p.into_inner());
+        self.failed.retain(|p, _| !archived.contains_key(p));
+    }
+
+    /// The folder of the film cache that archived films are fetched into.
+    pub fn cache_dir(&self) -> PathBuf {
+        self.cache_dir
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Uses another film cache folder (for studies opened from now on).
+    pub fn set_cache_dir(&mut self, dir: PathBuf) {
+        *self.cache_dir.lock().unwrap_or_else(|p| p.into_inner()) = dir;
     }
 
     /// Whether the worker is fetching this film from its archive now.

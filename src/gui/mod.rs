@@ -8,6 +8,7 @@ pub mod compare;
 pub mod dashboard;
 pub mod loader;
 pub mod model;
+pub mod pacs;
 pub mod panels;
 pub mod study;
 pub mod training;

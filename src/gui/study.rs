@@ -139,6 +139,7 @@ impl StudySession {
         path: &Path,
         password: Option<String>,
         films: Option<&Path>,
+        cache_dir: &Path,
     ) -> Result<Self, StoreError> {
         let mut store = Study::open(path, password)?;
         if let (Study::Server(pg), Some(dir)) = (&mut store, films) {
@@ -157,27 +158,7 @@ impl StudySession {
         };
         let info = store.info()?;
         let readers = store.readers()?;
-        // A film in an archive is at its place in the local film cache, fetched there on demand.
-        let film_cache = crate::pacs::cache::FilmCache::default_dir();
-        let mut archived = HashMap::new();
-        let mut paths = HashMap::new();
-        for c in store.cases()? {
-            if let Some(p) = store.resolve(&c) {
-                paths.insert(c.id, p);
-            } else if let (Some(a), Some(sop)) = (c.archive, c.sop_instance_uid) {
-                let p = film_cache.join(format!("{sop}.dcm"));
-                archived.insert(
-                    p.clone(),
-                    super::loader::Fetch {
-                        url: a.url,
-                        study: a.study_uid,
-                        series: a.series_uid,
-                        sop,
-                    },
-                );
-                paths.insert(c.id, p);
-            }
-        }
+        let (paths, archived) = film_places(&store, cache_dir)?;
         Ok(Self {
             overview: OverviewForm::for_study(&local),
             path: PathBuf::from(store.location()),
@@ -207,6 +188,12 @@ impl StudySession {
     /// Whether the coordinator view is shown.
     pub fn is_coordinating(&self) -> bool {
         self.mode.is_coordinating()
+    }
+
+    /// Reloads where the study's films are (after cases were added).
+    pub(super) fn refresh_films(&mut self, cache_dir: &Path) -> Result<(), StoreError> {
+        (self.paths, self.archived) = film_places(&self.store, cache_dir)?;
+        Ok(())
     }
 
     /// The current case's ID.
@@ -302,4 +289,35 @@ impl Source {
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
+}
+
+/// Where each case's film is on this machine: a local file, or its place in the film cache for a film
+/// in an archive (with what the loader needs to fetch it there).
+type FilmPlaces = (
+    HashMap<String, PathBuf>,
+    HashMap<PathBuf, super::loader::Fetch>,
+);
+
+fn film_places(store: &Study, film_cache: &Path) -> Result<FilmPlaces, StoreError> {
+    // A film in an archive is at its place in the local film cache, fetched there on demand.
+    let mut archived = HashMap::new();
+    let mut paths = HashMap::new();
+    for c in store.cases()? {
+        if let Some(p) = store.resolve(&c) {
+            paths.insert(c.id, p);
+        } else if let (Some(a), Some(sop)) = (c.archive, c.sop_instance_uid) {
+            let p = film_cache.join(format!("{sop}.dcm"));
+            archived.insert(
+                p.clone(),
+                super::loader::Fetch {
+                    url: a.url,
+                    study: a.study_uid,
+                    series: a.series_uid,
+                    sop,
+                },
+            );
+            paths.insert(c.id, p);
+        }
+    }
+    Ok((paths, archived))
 }

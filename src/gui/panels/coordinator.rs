@@ -230,6 +230,24 @@ fn overview(
         }
     }
     ui.separator();
+    ui.label(RichText::new("Films from an archive (DICOMweb)").strong());
+    ui.horizontal(|ui| {
+        if ui
+            .button("Add from PACS…")
+            .on_hover_text("query an archive and add its series as cases, fetched on demand")
+            .clicked()
+        {
+            commands.send(Command::ShowPacs(crate::gui::command::PacsTab::Add));
+        }
+        if ui
+            .button("Send to archive…")
+            .on_hover_text("de-identify a folder of films and store them in the study's archive")
+            .clicked()
+        {
+            commands.send(Command::ShowPacs(crate::gui::command::PacsTab::Send));
+        }
+    });
+    ui.separator();
     ui.label(RichText::new("Export (pseudonymous case IDs only)").strong());
     ui.horizontal(|ui| {
         let l = ui.label("file");
