@@ -496,6 +496,11 @@ pub(super) fn parse_object(
     Ok((parsed.obj.into_inner(), ts))
 }
 
+/// Whether a parsed data set holds Pixel Data.
+pub(super) fn has_pixel_data(obj: &InMemDicomObject) -> bool {
+    obj.get(tags::PIXEL_DATA).is_some()
+}
+
 /// The identifying attributes of a parsed data set.
 pub(super) fn identity_of(obj: &InMemDicomObject) -> Identity {
     identity(obj)

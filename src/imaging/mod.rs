@@ -406,6 +406,30 @@ pub fn load_bytes(
     }
 }
 
+/// The identifying attributes of a DICOM object in memory, after the same structural checks as
+/// [`load`] (every declared length within the data, the data set parses) but without decoding the
+/// pixels: for checking what an archive sent before it is kept. Refuses an object without Pixel Data.
+pub fn dicom_identity(path: &Path, bytes: &[u8]) -> Result<Identity, ImagingError> {
+    if sniff(bytes) != Some(SourceFormat::Dicom) && !dicom::looks_like_bare_dataset(bytes) {
+        return Err(ImagingError::UnknownFormat {
+            path: path.to_path_buf(),
+            detail: format!("first bytes {:02X?}", &bytes[..bytes.len().min(8)]),
+        });
+    }
+    let (obj, _) = dicom::parse_object(path, bytes, &LoadOptions::default())?;
+    let identity = dicom::identity_of(&obj);
+    if !dicom::has_pixel_data(&obj) {
+        return Err(ImagingError::NoPixelData {
+            path: path.to_path_buf(),
+            sop_class: identity
+                .sop_class_uid
+                .clone()
+                .unwrap_or_else(|| "unknown".into()),
+        });
+    }
+    Ok(identity)
+}
+
 fn sniff(bytes: &[u8]) -> Option<SourceFormat> {
     if bytes.len() >= 132 && &bytes[128..132] == b"DICM" || bytes.starts_with(b"DICM") {
         Some(SourceFormat::Dicom)

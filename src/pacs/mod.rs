@@ -484,10 +484,13 @@ impl DicomWeb {
             }
         }
         let path = format!("/studies/{study}/series/{series}/instances/{sop}");
+        // As stored (`transfer-syntax=*`): Sacro decodes every common syntax, and without it the
+        // standard's default asks the archive to transcode to explicit VR little endian (slower, and
+        // Orthanc answers 500 where its transcoder cannot, e.g. for some JPEG 2000 films).
         let (ct, body) = self.get(
             &path,
             &[],
-            "multipart/related; type=\"application/dicom\"",
+            "multipart/related; type=\"application/dicom\"; transfer-syntax=*",
             INSTANCE_LIMIT,
         )?;
         let url = format!("{}{path}", self.base);
@@ -505,6 +508,22 @@ impl DicomWeb {
             path: path.to_path_buf(),
             source,
         };
+        // Checked before anything is written: a DICOM object with pixel data whose every length is
+        // within the data and whose SOP Instance UID is the one asked for (the pixels are decoded
+        // when the film is read, as any file's).
+        let label = dir.join(format!("{sop}.dcm"));
+        let identity =
+            crate::imaging::dicom_identity(&label, part).map_err(|e| PacsError::WrongInstance {
+                asked: sop.to_string(),
+                detail: format!("the archive sent no readable film ({e})"),
+            })?;
+        let got = identity.sop_instance_uid.unwrap_or_default();
+        if got != sop {
+            return Err(PacsError::WrongInstance {
+                asked: sop.to_string(),
+                detail: format!("the archive sent instance {got:?} instead"),
+            });
+        }
         let mut tmp = tempfile::Builder::new()
             .prefix(".sacro-fetch-")
             .suffix(".part")
@@ -512,18 +531,6 @@ impl DicomWeb {
             .map_err(|e| io(dir, e))?;
         std::io::Write::write_all(&mut tmp, part).map_err(|e| io(tmp.path(), e))?;
         tmp.as_file().sync_all().map_err(|e| io(tmp.path(), e))?;
-        let film = crate::imaging::load(tmp.path(), &crate::imaging::LoadOptions::default())
-            .map_err(|e| PacsError::WrongInstance {
-                asked: sop.to_string(),
-                detail: format!("the archive sent no readable film ({e})"),
-            })?;
-        let got = film.identity.sop_instance_uid.unwrap_or_default();
-        if got != sop {
-            return Err(PacsError::WrongInstance {
-                asked: sop.to_string(),
-                detail: format!("the archive sent instance {got:?} instead"),
-            });
-        }
         let target = dir.join(format!("{sop}.dcm"));
         match tmp.persist_noclobber(&target) {
             Ok(_) => Ok(target),
