@@ -182,3 +182,53 @@ fn send_to_archive_stores_only_the_de_identified_film() {
         h.state().toasts
     );
 }
+
+#[test]
+fn a_reader_without_the_archive_login_is_asked_for_it_and_then_sees_the_film() {
+    let film = testdata("CR_spine_6154.dcm");
+    orthanc().upload(&std::fs::read(&film).expect("film"));
+    let id = imaging::load(&film, &LoadOptions::default())
+        .expect("film")
+        .identity;
+    let tmp = tempfile::tempdir().expect("tmp");
+    let study = tmp.path().join("study.sacro");
+    let store = SqliteStore::create(&study, Protocol::Single, 3).expect("study");
+    store.add_reader("R1", Role::Reader).expect("reader");
+    store
+        .add_cases(&[sacro::session::NewCase {
+            path: None,
+            sop_instance_uid: id.sop_instance_uid.clone(),
+            case_id: None,
+            archive: Some(sacro::session::ArchiveRef {
+                url: orthanc().dicomweb(),
+                study_uid: id.study_uid.clone().expect("study"),
+                series_uid: id.series_uid.clone().expect("series"),
+            }),
+        }])
+        .expect("case");
+    drop(store);
+    let mut h = app();
+    h.state_mut().set_film_cache(tmp.path().join("cache"));
+    h.state_mut().open(&study);
+    h.run();
+    h.state_mut().wait_for_films();
+    h.run();
+    // No login in this process's environment: the archive says 401, the app asks for the login.
+    assert!(h.state().current_film().is_none());
+    assert!(
+        h.state().toasts.iter().any(|t| t.text.contains("401")),
+        "{:?}",
+        h.state().toasts
+    );
+    h.get_by_label("Log in to the archive…").click();
+    h.run();
+    type_into(&mut h, A11y::TextInput, "User (empty: SACRO_DICOMWEB_*):", USER);
+    type_into(&mut h, A11y::PasswordInput, "Password:", PASSWORD);
+    h.get_by_label("Use this login").click();
+    h.run();
+    h.state_mut().wait_for_films();
+    h.run();
+    let shown = h.state().current_film().expect("film shown after the login");
+    let local = imaging::load(&film, &LoadOptions::default()).expect("local");
+    assert_eq!(shown.radiograph.image.pixels, local.image.pixels);
+}

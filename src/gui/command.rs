@@ -44,6 +44,8 @@ pub enum PacsTab {
     Add,
     /// De-identify and upload.
     Send,
+    /// Only the login the films of archived cases are fetched with (a reader's prompt).
+    Login,
 }
 
 /// A password on its way to the store: never shown, not even in debug output.

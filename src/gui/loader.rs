@@ -184,6 +184,14 @@ impl Loader {
         *self.cache_dir.lock().unwrap_or_else(|p| p.into_inner()) = dir;
     }
 
+    /// Whether the film is fetched from an archive (a case that refers to one).
+    pub fn is_archived(&self, path: &Path) -> bool {
+        self.archived
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .contains_key(path)
+    }
+
     /// Whether the worker is fetching this film from its archive now.
     pub fn is_fetching(&self, path: &Path) -> bool {
         self.fetching

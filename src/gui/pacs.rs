@@ -81,6 +81,7 @@ impl PacsWindow {
         let title = match tab {
             PacsTab::Add => "Add from PACS",
             PacsTab::Send => "Send to archive",
+            PacsTab::Login => "Archive login",
         };
         egui::Window::new(title)
             .open(&mut open)
@@ -91,6 +92,16 @@ impl PacsWindow {
                 match tab {
                     PacsTab::Add => self.add_ui(ui, in_study, ctx, commands),
                     PacsTab::Send => self.send_ui(ui, ctx),
+                    PacsTab::Login => {
+                        ui.label("The study's films are fetched from its archive with this login.");
+                        if ui.button("Use this login").clicked() {
+                            commands.send(Command::ArchiveLogin {
+                                user: self.user.trim().to_string(),
+                                password: Secret(self.password.clone()),
+                            });
+                            self.shown = None;
+                        }
+                    }
                 }
             });
         if !open {
