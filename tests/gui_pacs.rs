@@ -222,13 +222,21 @@ fn a_reader_without_the_archive_login_is_asked_for_it_and_then_sees_the_film() {
     );
     h.get_by_label("Log in to the archive…").click();
     h.run();
-    type_into(&mut h, A11y::TextInput, "User (empty: SACRO_DICOMWEB_*):", USER);
+    type_into(
+        &mut h,
+        A11y::TextInput,
+        "User (empty: SACRO_DICOMWEB_*):",
+        USER,
+    );
     type_into(&mut h, A11y::PasswordInput, "Password:", PASSWORD);
     h.get_by_label("Use this login").click();
     h.run();
     h.state_mut().wait_for_films();
     h.run();
-    let shown = h.state().current_film().expect("film shown after the login");
+    let shown = h
+        .state()
+        .current_film()
+        .expect("film shown after the login");
     let local = imaging::load(&film, &LoadOptions::default()).expect("local");
     assert_eq!(shown.radiograph.image.pixels, local.image.pixels);
 }

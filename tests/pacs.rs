@@ -170,6 +170,15 @@ fn refusals_are_clear_and_keep_nothing() {
 /// An archive that lies: answers every request with `body` (a hostile server, not a stand-in for
 /// Orthanc: Orthanc does not lie).
 fn lying_archive(content_type: &'static str, body: Vec<u8>) -> String {
+    let head = format!(
+        "HTTP/1.1 200 OK\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    raw_archive(head, body)
+}
+
+/// A server that answers every request with `head` and then `body`, and closes the connection.
+fn raw_archive(head: String, body: Vec<u8>) -> String {
     use std::io::{Read, Write};
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     let port = listener.local_addr().expect("addr").port();
@@ -178,15 +187,71 @@ fn lying_archive(content_type: &'static str, body: Vec<u8>) -> String {
             let Ok(mut s) = stream else { continue };
             let mut buf = [0u8; 4096];
             let _ = s.read(&mut buf);
-            let head = format!(
-                "HTTP/1.1 200 OK\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-                body.len()
-            );
             let _ = s.write_all(head.as_bytes());
             let _ = s.write_all(&body);
         }
     });
     format!("http://127.0.0.1:{port}/dicom-web")
+}
+
+#[test]
+fn an_archive_that_fails_cuts_off_or_announces_100_gb_gets_nothing_kept() {
+    let asked = "1.2.826.0.1.3680043.8.498.1";
+    let film = std::fs::read(testdata("CR_spine_6154.dcm")).expect("test film");
+    let ct = "multipart/related; type=\"application/dicom\"; boundary=b0";
+    let mut part = b"--b0\r\nContent-Type: application/dicom\r\n\r\n".to_vec();
+    part.extend_from_slice(&film);
+    part.extend_from_slice(b"\r\n--b0--\r\n");
+    let cut = part[..part.len() / 2].to_vec();
+    for (what, head, body, expect) in [
+        (
+            "a server error",
+            "HTTP/1.1 500 Internal Server Error\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+                .to_string(),
+            Vec::new(),
+            "500",
+        ),
+        (
+            "a download cut in the middle (the server gone)",
+            format!(
+                "HTTP/1.1 200 OK\r\nContent-Type: {ct}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                part.len()
+            ),
+            cut,
+            "",
+        ),
+        (
+            "a Content-Length of 100 GB",
+            format!(
+                "HTTP/1.1 200 OK\r\nContent-Type: {ct}\r\nContent-Length: 100000000000\r\nConnection: close\r\n\r\n"
+            ),
+            part.clone(),
+            "",
+        ),
+    ] {
+        let url = raw_archive(head, body);
+        let client = sacro::pacs::DicomWeb::new(&url, &sacro::pacs::Credentials::None, None)
+            .expect("client");
+        let tmp = tempfile::tempdir().expect("tmp");
+        let cache = sacro::pacs::cache::FilmCache::open(tmp.path(), 1 << 30).expect("cache");
+        let start = std::time::Instant::now();
+        let err = cache
+            .fetch(&client, "1.2.3", "1.2.3.4", asked)
+            .expect_err(what)
+            .to_string();
+        assert!(err.contains(expect) && err.contains(&url), "{what}: {err}");
+        // Refused at once (bounded retries), nothing in the cache, no temporary file left.
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(30),
+            "{what}"
+        );
+        assert!(cache.get(asked).is_none(), "{what}");
+        assert_eq!(
+            std::fs::read_dir(tmp.path()).expect("dir").count(),
+            0,
+            "{what}: something was kept"
+        );
+    }
 }
 
 #[test]

@@ -578,7 +578,8 @@ struct ArchiveArgs {
 fn archive_cases(archive: &ArchiveArgs, listed: Vec<NewCase>) -> anyhow::Result<Vec<NewCase>> {
     use sacro::pacs::{Credentials, DicomWeb};
     use sacro::session::ArchiveRef;
-    let client = DicomWeb::new(&archive.url, &Credentials::from_env(), None)?;
+    let ca = std::env::var_os("SACRO_DICOMWEB_CA_CERT").map(PathBuf::from);
+    let client = DicomWeb::new(&archive.url, &Credentials::from_env(), ca.as_deref())?;
     let mut wanted: Vec<NewCase> = listed;
     if let Some(study) = &archive.study_uid {
         let series = match &archive.series_uid {
