@@ -329,18 +329,17 @@ pub(super) fn load(
             ));
         }
     }
-    if ts_uid == JPEG_EXTENDED_12BIT && bits_allocated > 8 {
+    // 12-bit JPEG Extended goes to libjpeg-turbo (`jpeg12`); everything else to dicom-rs's decoders.
+    let twelve_bit = ts_uid == JPEG_EXTENDED_12BIT && bits_allocated > 8;
+    if twelve_bit && samples != 1 {
         return Err(ImagingError::UnsupportedTransferSyntax {
             path: path.to_path_buf(),
             uid: ts_uid,
             name: ts_name,
-            detail: format!(
-                "{bits_stored}-bit JPEG Extended (Process 4) needs a 12-bit DCT decoder; no maintained Rust decoder has one \
-                 (jpeg-decoder and zune-jpeg decode 8-bit DCT only). Convert the file with e.g. `gdcmconv --raw` or dcmtk `dcmdjpeg` first"
-            ),
+            detail: format!("{samples}-sample (colour) 12-bit JPEG; greyscale films only"),
         });
     }
-    if ts.is_none_or(|t| !t.can_decode_all()) {
+    if !twelve_bit && ts.is_none_or(|t| !t.can_decode_all()) {
         return Err(ImagingError::UnsupportedTransferSyntax {
             path: path.to_path_buf(),
             uid: ts_uid,
@@ -348,22 +347,48 @@ pub(super) fn load(
             detail: "no pixel data decoder for it in this build".into(),
         });
     }
-
-    // A decoder bug on hostile input must not take the application down: a panic becomes an error.
-    let decoded = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        obj.decode_pixel_data_frame(options.frame)
-    }))
-    .map_err(|_| {
-        ImagingError::decode(
-            path,
-            "the pixel data decoder failed on this file (internal panic)",
-        )
-    })?
-    .map_err(|e| ImagingError::decode(path, error_chain(&e)))?;
-    let d_bits = decoded.bits_allocated();
-    let d_samples = u32::from(decoded.samples_per_pixel());
+    let decoded = if twelve_bit {
+        let jpeg = encapsulated_frame(path, &obj, options.frame, frames)?;
+        let (w, h, values) = super::jpeg12::decode_grey(&jpeg, options.max_pixels)
+            .map_err(|e| ImagingError::decode(path, e))?;
+        if (w, h) != (cols, rows) {
+            return Err(ImagingError::decode(
+                path,
+                format!("the JPEG stream is {w}×{h}, the data set says {cols}×{rows}"),
+            ));
+        }
+        Frame {
+            bits: 16,
+            samples: 1,
+            data: std::borrow::Cow::Owned(values.iter().flat_map(|v| v.to_le_bytes()).collect()),
+            pixel_first: true,
+            photometric: photometric_term.clone(),
+        }
+    } else {
+        // A decoder bug on hostile input must not take the application down: a panic becomes an error.
+        let d = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            obj.decode_pixel_data_frame(options.frame)
+        }))
+        .map_err(|_| {
+            ImagingError::decode(
+                path,
+                "the pixel data decoder failed on this file (internal panic)",
+            )
+        })?
+        .map_err(|e| ImagingError::decode(path, error_chain(&e)))?;
+        Frame {
+            bits: d.bits_allocated(),
+            samples: u32::from(d.samples_per_pixel()),
+            pixel_first: d.planar_configuration()
+                == dicom_pixeldata::PlanarConfiguration::PixelFirst,
+            photometric: d.photometric_interpretation().as_str().to_string(),
+            data: std::borrow::Cow::Owned(d.data().to_vec()),
+        }
+    };
+    let d_bits = decoded.bits;
+    let d_samples = decoded.samples;
     let n = rows as usize * cols as usize;
-    let data = decoded.data();
+    let data = &decoded.data[..];
     let bytes_per_sample = usize::from(d_bits / 8).max(1);
     if data.len() < n * d_samples as usize * bytes_per_sample {
         return Err(ImagingError::decode(
@@ -409,12 +434,8 @@ pub(super) fn load(
             .collect();
         (pixels, photometric, lut)
     } else {
-        let planar =
-            decoded.planar_configuration() == dicom_pixeldata::PlanarConfiguration::PixelFirst;
-        let ybr = decoded
-            .photometric_interpretation()
-            .as_str()
-            .starts_with("YBR_FULL");
+        let planar = decoded.pixel_first;
+        let ybr = decoded.photometric.starts_with("YBR_FULL");
         let sample = |i: usize, c: usize| -> f64 {
             let idx = if planar { c * n + i } else { i * 3 + c };
             layout.value(raw(idx)) as f64
@@ -435,9 +456,7 @@ pub(super) fn load(
             .collect();
         (
             pixels,
-            Photometric::ColourAsLuminance(
-                decoded.photometric_interpretation().as_str().to_string(),
-            ),
+            Photometric::ColourAsLuminance(decoded.photometric.clone()),
             ModalityLut::Identity,
         )
     };
@@ -494,6 +513,61 @@ pub(super) fn parse_object(
         .trim_end_matches(['\0', ' '])
         .to_string();
     Ok((parsed.obj.into_inner(), ts))
+}
+
+/// One decoded frame: its samples as little-endian bytes and how they are laid out.
+struct Frame {
+    bits: u16,
+    samples: u32,
+    data: std::borrow::Cow<'static, [u8]>,
+    pixel_first: bool,
+    photometric: String,
+}
+
+/// The compressed stream of one frame of encapsulated pixel data: all fragments for a single-frame
+/// file, else fragment `frame` when there is one per frame, else the basic offset table's span.
+fn encapsulated_frame(
+    path: &Path,
+    obj: &InMemDicomObject,
+    frame: u32,
+    frames: u32,
+) -> Result<Vec<u8>, ImagingError> {
+    let seq = obj
+        .get(tags::PIXEL_DATA)
+        .map(|e| e.value())
+        .and_then(|v| v.fragments().map(|f| (f, v.offset_table().unwrap_or(&[]))))
+        .ok_or_else(|| {
+            ImagingError::malformed(path, "Pixel Data is not encapsulated".to_string())
+        })?;
+    let (fragments, offsets) = seq;
+    if frames == 1 {
+        return Ok(fragments.concat());
+    }
+    if fragments.len() == frames as usize {
+        return Ok(fragments[frame as usize].clone());
+    }
+    // The offset table counts bytes from the first fragment's item header (8 bytes per item).
+    let start = offsets.get(frame as usize).copied();
+    let end = offsets.get(frame as usize + 1).copied();
+    let Some(start) = start else {
+        return Err(ImagingError::malformed(
+            path,
+            format!(
+                "cannot find frame {} among {} fragments",
+                frame + 1,
+                fragments.len()
+            ),
+        ));
+    };
+    let mut out = Vec::new();
+    let mut at = 0u32;
+    for f in fragments {
+        if at >= start && end.is_none_or(|e| at < e) {
+            out.extend_from_slice(f);
+        }
+        at = at.saturating_add(8).saturating_add(f.len() as u32);
+    }
+    Ok(out)
 }
 
 /// Whether a parsed data set holds Pixel Data.

@@ -13,6 +13,7 @@ mod error;
 pub mod export;
 pub mod geometry;
 mod guard;
+mod jpeg12;
 pub mod modality;
 pub mod overlay;
 mod raster;
