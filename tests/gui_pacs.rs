@@ -53,6 +53,29 @@ fn wait_for_archive(h: &mut Harness<'static, SacroApp>) {
     h.run();
 }
 
+/// A server that records each request's head and answers 404: (its DICOMweb URL, what it heard).
+fn listening_server() -> (String, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    let heard = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let log = heard.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().take(16) {
+            let Ok(mut s) = stream else { continue };
+            let mut buf = [0u8; 8192];
+            let n = s.read(&mut buf).unwrap_or(0);
+            log.lock()
+                .expect("log")
+                .push(String::from_utf8_lossy(&buf[..n]).into_owned());
+            let _ = s.write_all(
+                b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+            );
+        }
+    });
+    (format!("http://127.0.0.1:{port}/dicom-web"), heard)
+}
+
 fn log_in(h: &mut Harness<'static, SacroApp>) {
     type_into(h, A11y::TextInput, "DICOMweb URL:", &orthanc().dicomweb());
     type_into(h, A11y::TextInput, "User (empty: SACRO_DICOMWEB_*):", USER);
@@ -98,6 +121,26 @@ fn the_coordinator_adds_a_series_from_the_archive_and_the_reader_sees_it_fetched
         .expect("cases");
     assert_eq!(cases.len(), 1, "{:?}", h.state().toasts);
     assert!(cases[0].archive.is_some() && cases[0].path.is_none());
+    // A second case, written behind the app's back, names another server: the login typed for
+    // Orthanc must never be sent there.
+    let (other, heard) = listening_server();
+    SqliteStore::open(&study)
+        .expect("open")
+        .add_cases(&[sacro::session::NewCase {
+            path: None,
+            sop_instance_uid: Some("1.2.826.0.1.3680043.8.498.77".into()),
+            case_id: Some("ELSEWHERE".into()),
+            archive: Some(sacro::session::ArchiveRef {
+                url: other,
+                study_uid: "1.2.3".into(),
+                series_uid: "1.2.3.4".into(),
+            }),
+        }])
+        .expect("second case");
+    h.state_mut().open(&study);
+    h.run();
+    h.get_by_label("Coordinator view").click();
+    h.run();
     // The reader opens the case: the film is fetched into the cache and decoded.
     h.state_mut().pacs.shown = None; // the window's ✕
     h.run();
@@ -109,6 +152,22 @@ fn the_coordinator_adds_a_series_from_the_archive_and_the_reader_sees_it_fetched
     h.run();
     h.state_mut().wait_for_films();
     h.run();
+    // Both cases were asked for (the current one and the prefetched next): the other server heard
+    // a request, and no credentials in it.
+    let heard = heard.lock().expect("heard").clone();
+    assert!(!heard.is_empty(), "the other case was never fetched");
+    assert!(
+        heard
+            .iter()
+            .all(|r| !r.to_ascii_lowercase().contains("authorization")),
+        "credentials went to another server: {heard:?}"
+    );
+    if h.state().current_film().is_none() {
+        h.key_press(egui::Key::ArrowDown);
+        h.run();
+        h.state_mut().wait_for_films();
+        h.run();
+    }
     let shown = h.state().current_film().expect("film shown");
     let local = imaging::load(&film, &LoadOptions::default()).expect("local");
     assert_eq!(shown.radiograph.image.pixels, local.image.pixels);

@@ -9,8 +9,8 @@ use std::time::Instant;
 
 use egui::Key;
 
+use super::command::Commands;
 pub use super::command::{Command, Level, Page};
-use super::command::{Commands, PacsTab};
 use super::loader::Loader;
 use super::model::{ModelOutput, ModelState};
 use super::panels::coordinator;
@@ -425,10 +425,14 @@ impl SacroApp {
                     }
                 };
                 // A film the archive would not give: the login may be missing or wrong.
-                if self.loader.error(&path).is_some() && self.loader.is_archived(&path) {
+                if let Some(url) = self
+                    .loader
+                    .archive_of(&path)
+                    .filter(|_| self.loader.error(&path).is_some())
+                {
                     ui.vertical_centered(|ui| {
                         if ui.button("Log in to the archive…").clicked() {
-                            self.commands.send(Command::ShowPacs(PacsTab::Login));
+                            self.pacs.ask_login(&url);
                         }
                     });
                 }

@@ -66,13 +66,18 @@ impl SacroApp {
             Command::ShowPage(page) => self.show_page(page),
             Command::Notify(text, level) => self.notify(text, level),
             Command::AddCases(cases) => self.add_cases(&cases),
-            Command::ArchiveLogin { user, password } => {
-                self.loader.set_credentials((!user.is_empty()).then_some(
-                    crate::pacs::Credentials::Basic {
+            Command::ArchiveLogin {
+                url,
+                user,
+                password,
+            } => {
+                self.loader.set_credentials(
+                    &url,
+                    (!user.is_empty()).then_some(crate::pacs::Credentials::Basic {
                         user,
                         password: password.0,
-                    },
-                ));
+                    }),
+                );
             }
             Command::ShowPacs(tab) => self.pacs.shown = Some(tab),
         }

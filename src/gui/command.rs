@@ -117,6 +117,8 @@ pub enum Command {
     AddCases(Vec<NewCase>),
     /// The archive login the loader fetches films with (empty user: the environment's).
     ArchiveLogin {
+        /// The archive it is for (sent nowhere else).
+        url: String,
         /// HTTP basic user.
         user: String,
         /// Its password (memory only).

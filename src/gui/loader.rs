@@ -40,8 +40,21 @@ const FETCH_RETRY_S: u64 = 15;
 
 type Outcome = (PathBuf, Result<Arc<Film>, String>, f64);
 type Archived = Arc<Mutex<HashMap<PathBuf, Fetch>>>;
-/// The archive login typed into the app (None: the environment's).
-type Login = Arc<Mutex<Option<crate::pacs::Credentials>>>;
+/// The archive login typed into the app, with the origin (scheme, host, port) it was typed for: it is
+/// sent to that archive only, whatever URL a (possibly edited) study names. None: the environment's.
+type Login = Arc<Mutex<Option<(String, crate::pacs::Credentials)>>>;
+
+/// `scheme://host:port` of a URL, lower-cased (what a login is bound to).
+pub fn origin(url: &str) -> String {
+    let url = url.trim();
+    let (scheme, rest) = url.split_once("://").unwrap_or(("", url));
+    let host = rest.split(['/', '?', '#']).next().unwrap_or("");
+    format!(
+        "{}://{}",
+        scheme.to_ascii_lowercase(),
+        host.to_ascii_lowercase()
+    )
+}
 
 /// Fetches `path`'s film from its archive when it is not on disk yet.
 fn fetch_if_archived(
@@ -62,11 +75,10 @@ fn fetch_if_archived(
     else {
         return Ok(());
     };
-    let credentials = login
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .clone()
-        .unwrap_or_else(crate::pacs::Credentials::from_env);
+    let credentials = match login.lock().unwrap_or_else(|p| p.into_inner()).clone() {
+        Some((o, c)) if o == origin(&f.url) => c,
+        _ => crate::pacs::Credentials::from_env(),
+    };
     *fetching.lock().unwrap_or_else(|p| p.into_inner()) = Some(path.to_path_buf());
     let dir = cache_dir.lock().unwrap_or_else(|p| p.into_inner()).clone();
     let result = crate::pacs::cache::FilmCache::open(&dir, crate::pacs::cache::DEFAULT_LIMIT)
@@ -164,9 +176,11 @@ impl Loader {
         *self.archived.lock().unwrap_or_else(|p| p.into_inner()) = archived;
     }
 
-    /// The archive login to fetch with (None: the environment's); failed fetches are tried again.
-    pub fn set_credentials(&mut self, credentials: Option<crate::pacs::Credentials>) {
-        *self.login.lock().unwrap_or_else(|p| p.into_inner()) = credentials;
+    /// The archive login to fetch with from the archive at `url` (None: the environment's); failed
+    /// fetches are tried again.
+    pub fn set_credentials(&mut self, url: &str, credentials: Option<crate::pacs::Credentials>) {
+        *self.login.lock().unwrap_or_else(|p| p.into_inner()) =
+            credentials.map(|c| (origin(url), c));
         let archived = self.archived.lock().unwrap_or_else(|p| p.into_inner());
         self.failed.retain(|p, _| !archived.contains_key(p));
     }
@@ -184,12 +198,13 @@ impl Loader {
         *self.cache_dir.lock().unwrap_or_else(|p| p.into_inner()) = dir;
     }
 
-    /// Whether the film is fetched from an archive (a case that refers to one).
-    pub fn is_archived(&self, path: &Path) -> bool {
+    /// The archive a film is fetched from (a case that refers to one).
+    pub fn archive_of(&self, path: &Path) -> Option<String> {
         self.archived
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .contains_key(path)
+            .get(path)
+            .map(|f| f.url.clone())
     }
 
     /// Whether the worker is fetching this film from its archive now.

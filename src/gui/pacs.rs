@@ -93,9 +93,13 @@ impl PacsWindow {
                     PacsTab::Add => self.add_ui(ui, in_study, ctx, commands),
                     PacsTab::Send => self.send_ui(ui, ctx),
                     PacsTab::Login => {
-                        ui.label("The study's films are fetched from its archive with this login.");
+                        ui.label(
+                            "The study's films are fetched with this login, which is sent to this \
+                             archive only.",
+                        );
                         if ui.button("Use this login").clicked() {
                             commands.send(Command::ArchiveLogin {
+                                url: self.url.trim().to_string(),
                                 user: self.user.trim().to_string(),
                                 password: Secret(self.password.clone()),
                             });
@@ -272,6 +276,7 @@ impl PacsWindow {
                 }
             }
             commands.send(Command::ArchiveLogin {
+                url: self.url.trim().to_string(),
                 user: self.user.trim().to_string(),
                 password: Secret(self.password.clone()),
             });
@@ -444,6 +449,12 @@ impl PacsWindow {
         if finished {
             self.send = None;
         }
+    }
+
+    /// Opens the login prompt for the archive at `url`.
+    pub fn ask_login(&mut self, url: &str) {
+        self.url = url.to_string();
+        self.shown = Some(PacsTab::Login);
     }
 
     /// Whether a search or an upload is under way (tests wait on it).

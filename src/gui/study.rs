@@ -305,7 +305,10 @@ fn film_places(store: &Study, film_cache: &Path) -> Result<FilmPlaces, StoreErro
     for c in store.cases()? {
         if let Some(p) = store.resolve(&c) {
             paths.insert(c.id, p);
-        } else if let (Some(a), Some(sop)) = (c.archive, c.sop_instance_uid) {
+        } else if let (Some(a), Some(sop)) = (c.archive, c.sop_instance_uid)
+            // A study edited behind Sacro's back could name a path here: a UID or no film.
+            && crate::session::rules::valid_uid(&sop)
+        {
             let p = film_cache.join(format!("{sop}.dcm"));
             archived.insert(
                 p.clone(),
