@@ -78,6 +78,75 @@ fn twelve_bit_jpeg_equals_dcmtk() {
     }
 }
 
+/// pydicom + pylibjpeg-openjpeg's values of the HTJ2K copies (`tests/fixtures/htj2k/make.py`).
+#[derive(Deserialize)]
+struct Htj2k {
+    transfer_syntax: String,
+    rows: u32,
+    columns: u32,
+    sha256: String,
+    min: f64,
+    max: f64,
+    mean: f64,
+}
+
+#[test]
+fn htj2k_equals_pydicom_openjpeg() {
+    let reference: BTreeMap<String, Htj2k> =
+        serde_json::from_str(include_str!("reference/htj2k_pydicom.json"))
+            .expect("htj2k reference");
+    assert_eq!(reference.len(), 2);
+    for (name, want) in &reference {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures/htj2k")
+            .join(name);
+        let r =
+            imaging::load(&path, &LoadOptions::default()).unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert_eq!((r.width(), r.height()), (want.columns, want.rows), "{name}");
+        assert_eq!(
+            r.source.transfer_syntax.as_deref(),
+            Some(want.transfer_syntax.as_str())
+        );
+        let bytes: Vec<u8> = r
+            .image
+            .pixels
+            .iter()
+            .flat_map(|v| v.to_le_bytes())
+            .collect();
+        let (lo, hi, sum) = r
+            .image
+            .pixels
+            .iter()
+            .fold((f32::MAX, f32::MIN, 0f64), |(a, b, s), &v| {
+                (a.min(v), b.max(v), s + f64::from(v))
+            });
+        let mean = sum / r.image.pixels.len() as f64;
+        // Both decoders are exact for the reversible (lossless) wavelet and, as measured here, for the
+        // irreversible one too; the SHA-256 of the values is compared, the figures help if it fails.
+        assert_eq!(
+            format!("{:x}", Sha256::digest(&bytes)),
+            want.sha256,
+            "{name}: min {lo} max {hi} mean {mean} (pydicom {} {} {})",
+            want.min,
+            want.max,
+            want.mean
+        );
+    }
+    // The lossless copy holds the region of the uncompressed film exactly.
+    let full =
+        imaging::load(&testdata().join("RG3_UNCR.dcm"), &LoadOptions::default()).expect("RG3");
+    let crop = imaging::load(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/htj2k/RG3_crop_HTJ2KR.dcm"),
+        &LoadOptions::default(),
+    )
+    .expect("crop");
+    let w = full.width() as usize;
+    for y in 0..768 {
+        let row = &full.image.pixels[(496 + y) * w + 496..(496 + y) * w + 496 + 768];
+        assert_eq!(row, &crop.image.pixels[y * 768..(y + 1) * 768], "row {y}");
+    }
+}
+
 fn testdata() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/testdata/dicom/real")
 }
