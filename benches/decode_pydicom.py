@@ -32,7 +32,12 @@ def main():
     repeat = int(sys.argv[1])
     print("file,median_ms,min_ms,repeat")
     for path in sys.argv[2:]:
-        run(path)
+        try:
+            run(path)
+        except Exception as exc:  # noqa: BLE001 - pydicom cannot decode some files (12-bit JPEG)
+            print(f"{path},nan,nan,0", flush=True)
+            print(f"pydicom: {path}: {exc}".splitlines()[0], file=sys.stderr)
+            continue
         times = []
         for _ in range(repeat):
             t = time.perf_counter()
