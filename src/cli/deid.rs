@@ -73,12 +73,7 @@ pub fn deidentify(args: DeidentifyArgs) -> anyhow::Result<ExitCode> {
     if gathered.files.is_empty() {
         bail!("no files found under the given inputs");
     }
-    let mut failures: Vec<String> = gathered
-        .skipped
-        .iter()
-        .filter(|s| !s.ends_with("not read as input"))
-        .cloned()
-        .collect();
+    let mut failures = gathered.skipped;
     let mut written = 0usize;
     batch::in_order(
         &gathered.files,

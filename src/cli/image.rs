@@ -214,12 +214,7 @@ pub fn convert(args: ConvertArgs) -> anyhow::Result<ExitCode> {
     if inputs.len() < 2 {
         bar.set_draw_target(indicatif::ProgressDrawTarget::hidden());
     }
-    let mut failures: Vec<String> = gathered
-        .skipped
-        .iter()
-        .filter(|s| !s.ends_with("not read as input"))
-        .cloned()
-        .collect();
+    let mut failures = gathered.skipped;
     let mut converted = 0usize;
     let jobs: Vec<(&(PathBuf, PathBuf), PathBuf)> = inputs.iter().zip(outputs).collect();
     for ((root, input), out) in &jobs {

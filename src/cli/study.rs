@@ -578,7 +578,7 @@ struct ArchiveArgs {
 fn archive_cases(archive: &ArchiveArgs, listed: Vec<NewCase>) -> anyhow::Result<Vec<NewCase>> {
     use sacro::pacs::{Credentials, DicomWeb};
     use sacro::session::ArchiveRef;
-    let ca = std::env::var_os("SACRO_DICOMWEB_CA_CERT").map(PathBuf::from);
+    let ca = sacro::pacs::ca_cert_from_env();
     let client = DicomWeb::new(&archive.url, &Credentials::from_env(), ca.as_deref())?;
     let mut wanted: Vec<NewCase> = listed;
     if let Some(study) = &archive.study_uid {

@@ -66,7 +66,7 @@ impl PacsWindow {
     }
 
     fn client(&self) -> Result<DicomWeb, String> {
-        let ca = std::env::var_os("SACRO_DICOMWEB_CA_CERT").map(PathBuf::from);
+        let ca = crate::pacs::ca_cert_from_env();
         DicomWeb::new(self.url.trim(), &self.credentials(), ca.as_deref())
             .map_err(|e| e.to_string())
     }

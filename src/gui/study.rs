@@ -307,9 +307,9 @@ fn film_places(store: &Study, film_cache: &Path) -> Result<FilmPlaces, StoreErro
             paths.insert(c.id, p);
         } else if let (Some(a), Some(sop)) = (c.archive, c.sop_instance_uid)
             // A study edited behind Sacro's back could name a path here: a UID or no film.
-            && crate::session::rules::valid_uid(&sop)
+            && crate::imaging::valid_uid(&sop)
         {
-            let p = film_cache.join(format!("{sop}.dcm"));
+            let p = crate::pacs::cache::entry_in(film_cache, &sop);
             archived.insert(
                 p.clone(),
                 super::loader::Fetch {

@@ -88,10 +88,8 @@ fn walk(
     is_root: bool,
 ) -> Result<(), ImagingError> {
     if exclude.is_some_and(|e| dir.canonicalize().is_ok_and(|d| d == e)) {
-        skipped.push(format!(
-            "{}: the output folder, not read as input",
-            dir.display()
-        ));
+        // The output folder is left out on purpose: not a failure to report.
+        tracing::debug!("{}: the output folder, not read as input", dir.display());
         return Ok(());
     }
     let entries = match std::fs::read_dir(dir) {

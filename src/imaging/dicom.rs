@@ -347,6 +347,9 @@ pub(super) fn load(
             detail: "no pixel data decoder for it in this build".into(),
         });
     }
+    // The decoded samples stay where the decoder put them (borrowed below, never copied).
+    let twelve_bit_samples: Vec<u8>;
+    let dicom_rs_frame;
     let decoded = if twelve_bit {
         let jpeg = encapsulated_frame(path, &obj, options.frame, frames)?;
         let (w, h, values) = super::jpeg12::decode_grey(&jpeg, options.max_pixels)
@@ -357,16 +360,17 @@ pub(super) fn load(
                 format!("the JPEG stream is {w}×{h}, the data set says {cols}×{rows}"),
             ));
         }
+        twelve_bit_samples = values.iter().flat_map(|v| v.to_le_bytes()).collect();
         Frame {
             bits: 16,
             samples: 1,
-            data: std::borrow::Cow::Owned(values.iter().flat_map(|v| v.to_le_bytes()).collect()),
+            data: &twelve_bit_samples,
             pixel_first: true,
             photometric: photometric_term.clone(),
         }
     } else {
         // A decoder bug on hostile input must not take the application down: a panic becomes an error.
-        let d = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        dicom_rs_frame = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             obj.decode_pixel_data_frame(options.frame)
         }))
         .map_err(|_| {
@@ -376,19 +380,20 @@ pub(super) fn load(
             )
         })?
         .map_err(|e| ImagingError::decode(path, error_chain(&e)))?;
+        let d = &dicom_rs_frame;
         Frame {
             bits: d.bits_allocated(),
             samples: u32::from(d.samples_per_pixel()),
             pixel_first: d.planar_configuration()
                 == dicom_pixeldata::PlanarConfiguration::PixelFirst,
             photometric: d.photometric_interpretation().as_str().to_string(),
-            data: std::borrow::Cow::Owned(d.data().to_vec()),
+            data: d.data(),
         }
     };
     let d_bits = decoded.bits;
     let d_samples = decoded.samples;
     let n = rows as usize * cols as usize;
-    let data = &decoded.data[..];
+    let data = decoded.data;
     let bytes_per_sample = usize::from(d_bits / 8).max(1);
     if data.len() < n * d_samples as usize * bytes_per_sample {
         return Err(ImagingError::decode(
@@ -516,10 +521,10 @@ pub(super) fn parse_object(
 }
 
 /// One decoded frame: its samples as little-endian bytes and how they are laid out.
-struct Frame {
+struct Frame<'a> {
     bits: u16,
     samples: u32,
-    data: std::borrow::Cow<'static, [u8]>,
+    data: &'a [u8],
     pixel_first: bool,
     photometric: String,
 }
@@ -576,11 +581,7 @@ pub(super) fn has_pixel_data(obj: &InMemDicomObject) -> bool {
 }
 
 /// The identifying attributes of a parsed data set.
-pub(super) fn identity_of(obj: &InMemDicomObject) -> Identity {
-    identity(obj)
-}
-
-fn identity(obj: &InMemDicomObject) -> Identity {
+pub(super) fn identity(obj: &InMemDicomObject) -> Identity {
     Identity {
         patient_name: string(obj, tags::PATIENT_NAME),
         patient_id: string(obj, tags::PATIENT_ID),

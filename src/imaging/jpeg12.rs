@@ -72,14 +72,11 @@ pub(super) fn decode_grey(jpeg: &[u8], max_pixels: u64) -> Result<(u32, u32, Vec
         h.get(tj::TJPARAM_TJPARAM_JPEGHEIGHT),
     );
     let precision = h.get(tj::TJPARAM_TJPARAM_PRECISION);
-    if !(9..=12).contains(&precision) || h.get(tj::TJPARAM_TJPARAM_LOSSLESS) == 1 {
+    let lossless = h.get(tj::TJPARAM_TJPARAM_LOSSLESS) == 1;
+    if !(9..=12).contains(&precision) || lossless {
         return Err(format!(
             "the JPEG stream has {precision}-bit samples{}; 9 to 12-bit DCT expected",
-            if h.get(tj::TJPARAM_TJPARAM_LOSSLESS) == 1 {
-                " (lossless)"
-            } else {
-                ""
-            }
+            if lossless { " (lossless)" } else { "" }
         ));
     }
     if h.get(tj::TJPARAM_TJPARAM_COLORSPACE) != tj::TJCS_TJCS_GRAY as i32 {

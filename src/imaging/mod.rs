@@ -407,6 +407,16 @@ pub fn load_bytes(
     }
 }
 
+/// A DICOM UID (PS3.5 9.1): 1–64 characters, components of digits separated by dots, none empty.
+/// What Sacro accepts wherever a UID names a file, a request or a case.
+pub fn valid_uid(uid: &str) -> bool {
+    !uid.is_empty()
+        && uid.len() <= 64
+        && uid
+            .split('.')
+            .all(|c| !c.is_empty() && c.bytes().all(|b| b.is_ascii_digit()))
+}
+
 /// The identifying attributes of a DICOM object in memory, after the same structural checks as
 /// [`load`] (every declared length within the data, the data set parses) but without decoding the
 /// pixels: for checking what an archive sent before it is kept. Refuses an object without Pixel Data.
@@ -418,7 +428,7 @@ pub fn dicom_identity(path: &Path, bytes: &[u8]) -> Result<Identity, ImagingErro
         });
     }
     let (obj, _) = dicom::parse_object(path, bytes, &LoadOptions::default())?;
-    let identity = dicom::identity_of(&obj);
+    let identity = dicom::identity(&obj);
     if !dicom::has_pixel_data(&obj) {
         return Err(ImagingError::NoPixelData {
             path: path.to_path_buf(),

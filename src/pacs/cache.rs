@@ -6,10 +6,16 @@
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
-use super::{DicomWeb, PacsError, valid_uid};
+use super::{DicomWeb, PacsError};
+use crate::imaging::valid_uid;
 
 /// Default size limit: 20 GiB.
 pub const DEFAULT_LIMIT: u64 = 20 << 30;
+
+/// Where the film cache in `dir` keeps (or will keep) an instance: `<SOP Instance UID>.dcm`.
+pub fn entry_in(dir: &Path, sop: &str) -> PathBuf {
+    dir.join(format!("{sop}.dcm"))
+}
 
 /// What the cache holds.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
@@ -63,7 +69,7 @@ impl FilmCache {
 
     /// The file an instance has (or will have) in the cache.
     pub fn entry(&self, sop: &str) -> PathBuf {
-        self.dir.join(format!("{sop}.dcm"))
+        entry_in(&self.dir, sop)
     }
 
     /// The cached film of an instance, if any (its use recorded for eviction).
@@ -89,6 +95,17 @@ impl FilmCache {
         if let Some(p) = self.get(sop) {
             return Ok(p);
         }
+        self.download(client, study, series, sop)
+    }
+
+    /// Retrieves an instance into the cache, then evicts down to the limit (never this one).
+    fn download(
+        &self,
+        client: &DicomWeb,
+        study: &str,
+        series: &str,
+        sop: &str,
+    ) -> Result<PathBuf, PacsError> {
         let path = client.retrieve(study, series, sop, &self.dir)?;
         self.evict(&path);
         Ok(path)
@@ -107,9 +124,8 @@ impl FilmCache {
         if let Some(p) = self.get(sop) {
             return Ok(p);
         }
-        let ca = std::env::var_os("SACRO_DICOMWEB_CA_CERT").map(PathBuf::from);
-        let client = DicomWeb::new(url, credentials, ca.as_deref())?;
-        self.fetch(&client, study, series, sop)
+        let client = DicomWeb::new(url, credentials, super::ca_cert_from_env().as_deref())?;
+        self.download(&client, study, series, sop)
     }
 
     fn films(&self) -> Vec<(PathBuf, u64, SystemTime)> {

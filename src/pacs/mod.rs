@@ -17,6 +17,8 @@ use std::time::Duration;
 
 use serde_json::Value;
 
+use crate::imaging::valid_uid;
+
 /// Largest QIDO-RS answer read (JSON).
 const QUERY_LIMIT: u64 = 32 << 20;
 /// Largest WADO-RS answer read (one instance).
@@ -99,6 +101,12 @@ impl std::fmt::Debug for Credentials {
             Self::Bearer(_) => f.write_str("Bearer(…)"),
         }
     }
+}
+
+/// The PEM file of a private CA named by `SACRO_DICOMWEB_CA_CERT`: trusted for the archives a study's
+/// cases name (where no `--ca-cert` can be given: the app, `study fetch`, training).
+pub fn ca_cert_from_env() -> Option<PathBuf> {
+    std::env::var_os("SACRO_DICOMWEB_CA_CERT").map(PathBuf::from)
 }
 
 impl Credentials {
@@ -207,10 +215,6 @@ fn value(obj: &Value, tag: &str) -> Option<String> {
 }
 
 /// A UID fit for a URL path and a file name (digits and dots, 1–64 characters).
-fn valid_uid(uid: &str) -> bool {
-    !uid.is_empty() && uid.len() <= 64 && uid.chars().all(|c| c.is_ascii_digit() || c == '.')
-}
-
 impl DicomWeb {
     /// A client for the service at `base` (http or https), with `ca_cert` (PEM) trusted besides the
     /// system's roots.
@@ -511,12 +515,13 @@ impl DicomWeb {
         // Checked before anything is written: a DICOM object with pixel data whose every length is
         // within the data and whose SOP Instance UID is the one asked for (the pixels are decoded
         // when the film is read, as any file's).
-        let label = dir.join(format!("{sop}.dcm"));
-        let identity =
-            crate::imaging::dicom_identity(&label, part).map_err(|e| PacsError::WrongInstance {
+        // (Its errors name the request's URL: no file exists yet.)
+        let identity = crate::imaging::dicom_identity(Path::new(&url), part).map_err(|e| {
+            PacsError::WrongInstance {
                 asked: sop.to_string(),
                 detail: format!("the archive sent no readable film ({e})"),
-            })?;
+            }
+        })?;
         let got = identity.sop_instance_uid.unwrap_or_default();
         if got != sop {
             return Err(PacsError::WrongInstance {
@@ -558,14 +563,24 @@ impl DicomWeb {
     pub fn check_upload(path: &Path, allow_burned_in: bool) -> Result<String, PacsError> {
         let film = crate::imaging::load(path, &crate::imaging::LoadOptions::default())
             .map_err(|e| PacsError::Setup(format!("not sent: {e}")))?;
-        if !allow_burned_in && let Some(why) = film.identity.burned_in_text() {
+        Self::sendable(path, film.identity, allow_burned_in)
+    }
+
+    /// The SOP Instance UID of an object about to be sent, unless it may carry burned-in text (and
+    /// that is not allowed) or has no valid UID.
+    fn sendable(
+        path: &Path,
+        identity: crate::imaging::Identity,
+        allow_burned_in: bool,
+    ) -> Result<String, PacsError> {
+        if !allow_burned_in && let Some(why) = identity.burned_in_text() {
             return Err(PacsError::Setup(format!(
                 "{}: not sent: {why}; Sacro cannot clean pixels (give --allow-burned-in after checking \
                  the film)",
                 path.display()
             )));
         }
-        film.identity
+        identity
             .sop_instance_uid
             .filter(|u| valid_uid(u))
             .ok_or_else(|| {
@@ -576,33 +591,31 @@ impl DicomWeb {
             })
     }
 
-    /// Stores one DICOM file in the archive (STOW-RS), after [`DicomWeb::check_upload`]; the archive's
-    /// answer must not list it as failed.
+    /// Stores one DICOM file in the archive (STOW-RS); the archive's answer must not list it as
+    /// failed. The file is read once (within the size limit) and its structure, UID and burned-in
+    /// text checked without decoding the pixels: [`DicomWeb::check_upload`], which does decode them,
+    /// is the check to run over a batch before the first file is sent.
     pub fn store(&self, path: &Path, allow_burned_in: bool) -> Result<Stored, PacsError> {
-        let sop = Self::check_upload(path, allow_burned_in)?;
-        let io = |source| PacsError::Io {
-            path: path.to_path_buf(),
-            source,
-        };
-        let size = std::fs::metadata(path).map_err(io)?.len();
-        if size > INSTANCE_LIMIT {
-            return Err(PacsError::Setup(format!(
-                "{}: not sent: larger than {INSTANCE_LIMIT} bytes",
-                path.display()
-            )));
-        }
-        let file = std::fs::read(path).map_err(io)?;
+        let file = crate::imaging::read_bounded(path, INSTANCE_LIMIT)
+            .map_err(|e| PacsError::Setup(format!("not sent: {e}")))?;
+        let identity = crate::imaging::dicom_identity(path, &file)
+            .map_err(|e| PacsError::Setup(format!("not sent: {e}")))?;
+        let sop = Self::sendable(path, identity, allow_burned_in)?;
         self.store_bytes(path, &file, &sop)
     }
 
-    /// De-identifies a DICOM file (PS3.15 Annex E, [`crate::imaging::deid`]) in memory, checks that
-    /// the result is a readable film, and stores that (STOW-RS); the identified file is never sent.
+    /// De-identifies a DICOM file (PS3.15 Annex E, [`crate::imaging::deid`]) in memory and stores the
+    /// result (STOW-RS); the identified file is never sent. [`DicomWeb::deidentify_checked`], which
+    /// also decodes the result, is the check to run over a batch before the first file is sent.
     pub fn store_deidentified(
         &self,
         path: &Path,
         de: &crate::imaging::deid::Deidentifier,
     ) -> Result<Stored, PacsError> {
-        let (bytes, done) = Self::deidentify_checked(path, de)?;
+        let (bytes, done) = Self::deidentify(path, de)?;
+        crate::imaging::dicom_identity(path, &bytes).map_err(|e| {
+            PacsError::Setup(format!("not sent: the de-identified object is broken: {e}"))
+        })?;
         let mut stored = self.store_bytes(path, &bytes, &done.sop_instance_uid)?;
         stored.path = path.to_path_buf();
         Ok(stored)
@@ -611,6 +624,22 @@ impl DicomWeb {
     /// What [`DicomWeb::store_deidentified`] would send: the de-identified bytes, checked to load as
     /// a film. Errors name the file and are what `upload --deidentify` reports before sending anything.
     pub fn deidentify_checked(
+        path: &Path,
+        de: &crate::imaging::deid::Deidentifier,
+    ) -> Result<(Vec<u8>, crate::imaging::deid::Deidentified), PacsError> {
+        let (bytes, done) = Self::deidentify(path, de)?;
+        crate::imaging::load_bytes(path, &bytes, &crate::imaging::LoadOptions::default()).map_err(
+            |e| {
+                PacsError::Setup(format!(
+                    "not sent: the de-identified film does not load: {e}"
+                ))
+            },
+        )?;
+        Ok((bytes, done))
+    }
+
+    /// The de-identified bytes of a file, within the size an archive is sent.
+    fn deidentify(
         path: &Path,
         de: &crate::imaging::deid::Deidentifier,
     ) -> Result<(Vec<u8>, crate::imaging::deid::Deidentified), PacsError> {
@@ -623,13 +652,6 @@ impl DicomWeb {
                 path.display()
             )));
         }
-        crate::imaging::load_bytes(path, &bytes, &crate::imaging::LoadOptions::default()).map_err(
-            |e| {
-                PacsError::Setup(format!(
-                    "not sent: the de-identified film does not load: {e}"
-                ))
-            },
-        )?;
         Ok((bytes, done))
     }
 

@@ -68,7 +68,7 @@ pub fn read_case_list(csv_path: &Path) -> StoreResult<Vec<NewCase>> {
                     )
                 };
                 if !(2..=3).contains(&parts.len())
-                    || !parts.iter().all(|p| super::rules::valid_uid(p))
+                    || !parts.iter().all(|p| crate::imaging::valid_uid(p))
                 {
                     return Err(bad());
                 }

@@ -314,15 +314,6 @@ pub(crate) fn archive_ref(
     })
 }
 
-/// A DICOM UID: 1–64 characters, digits and dots, no empty component.
-pub fn valid_uid(uid: &str) -> bool {
-    !uid.is_empty()
-        && uid.len() <= 64
-        && uid
-            .split('.')
-            .all(|c| !c.is_empty() && c.bytes().all(|b| b.is_ascii_digit()))
-}
-
 /// Checks a case's archive reference: an http(s) URL without credentials, valid UIDs, and the SOP
 /// Instance UID that names the film.
 pub fn check_archive_ref(
@@ -351,7 +342,7 @@ pub fn check_archive_ref(
         ("SOP Instance UID", sop_instance_uid),
     ] {
         match uid {
-            Some(u) if valid_uid(u) => {}
+            Some(u) if crate::imaging::valid_uid(u) => {}
             Some(u) => return Err(format!("{what} {u:?} is not a valid UID")),
             None => return Err(format!("a film in an archive needs its {what}")),
         }

@@ -109,7 +109,7 @@ impl Action {
 }
 
 struct Lookup {
-    exact: HashMap<(u16, u16), Action>,
+    exact: HashMap<(u16, u16), (Action, &'static str)>,
     masked: Vec<Rule>,
 }
 
@@ -120,7 +120,7 @@ fn lookup() -> &'static Lookup {
         let mut masked = Vec::new();
         for rule in table::TABLE {
             if rule.group_mask == 0xFFFF && rule.element_mask == 0xFFFF {
-                exact.insert((rule.group, rule.element), rule.action);
+                exact.insert((rule.group, rule.element), (rule.action, rule.name));
             } else {
                 masked.push(*rule);
             }
@@ -132,12 +132,8 @@ fn lookup() -> &'static Lookup {
 /// The profile's action for a tag, if Table E.1-1 lists it.
 pub fn profile_action(tag: Tag) -> Option<(Action, &'static str)> {
     let l = lookup();
-    if let Some(a) = l.exact.get(&(tag.group(), tag.element())) {
-        let name = table::TABLE
-            .iter()
-            .find(|r| r.group == tag.group() && r.element == tag.element())
-            .map_or("", |r| r.name);
-        return Some((*a, name));
+    if let Some(found) = l.exact.get(&(tag.group(), tag.element())) {
+        return Some(*found);
     }
     l.masked
         .iter()
@@ -265,8 +261,6 @@ pub struct Deidentified {
     pub pseudonym: String,
     /// Days added to every date of this patient (negative: earlier).
     pub date_shift_days: i64,
-    /// Elements removed, emptied or replaced.
-    pub changed: usize,
 }
 
 /// Applies the profile with one site secret.
@@ -283,12 +277,11 @@ impl std::fmt::Debug for Deidentifier {
     }
 }
 
-/// Per-file state: the patient's shift and pseudonym, and a count of changes.
+/// Per-file state: the patient's shift and pseudonym.
 struct Ctx<'a> {
     de: &'a Deidentifier,
     shift_days: i64,
     pseudonym: String,
-    changed: usize,
 }
 
 impl Deidentifier {
@@ -358,7 +351,7 @@ impl Deidentifier {
         let raw = super::read_bounded(input, options.max_file_bytes)?;
         let (obj, ts) = super::dicom::parse_object(input, &raw, &options)?;
         drop(raw);
-        let identity = super::dicom::identity_of(&obj);
+        let identity = super::dicom::identity(&obj);
         if let Some(why) = identity.burned_in_text().filter(|_| !self.allow_burned_in) {
             return Err(ImagingError::BadAttribute {
                 path: input.to_path_buf(),
@@ -377,11 +370,10 @@ impl Deidentifier {
             });
         };
         let key = patient_key(&identity);
-        let mut ctx = Ctx {
+        let ctx = Ctx {
             de: self,
             shift_days: self.date_shift_days(&key),
             pseudonym: self.pseudonym(&key),
-            changed: 0,
         };
         let sop_class = identity
             .sop_class_uid
@@ -416,7 +408,6 @@ impl Deidentifier {
                 sop_instance_uid: sop,
                 pseudonym: ctx.pseudonym,
                 date_shift_days: ctx.shift_days,
-                changed: ctx.changed,
             },
         ))
     }
@@ -467,7 +458,7 @@ fn shift_date(date: &str, days: i64) -> Option<String> {
 }
 
 impl Ctx<'_> {
-    fn dataset(&mut self, obj: InMemDicomObject, top: bool) -> InMemDicomObject {
+    fn dataset(&self, obj: InMemDicomObject, top: bool) -> InMemDicomObject {
         let mut out = InMemDicomObject::new_empty();
         for elem in obj {
             if let Some(e) = self.element(elem, top) {
@@ -478,7 +469,7 @@ impl Ctx<'_> {
     }
 
     fn element(
-        &mut self,
+        &self,
         elem: DataElement<InMemDicomObject>,
         top: bool,
     ) -> Option<DataElement<InMemDicomObject>> {
@@ -492,11 +483,9 @@ impl Ctx<'_> {
             || (0x6000..=0x60FF).contains(&group)
             || group == 0x0002
         {
-            self.changed += 1;
             return None;
         }
         if top && (tag == tags::PATIENT_NAME || tag == tags::PATIENT_ID) {
-            self.changed += 1;
             return Some(DataElement::new(
                 tag,
                 vr,
@@ -504,18 +493,15 @@ impl Ctx<'_> {
             ));
         }
         if tag == tags::PATIENT_BIRTH_DATE {
-            self.changed += 1;
             return Some(DataElement::empty(tag, vr));
         }
         let what = profile_action(tag).map(|(a, _)| a.what());
         if what == Some(Do::Remove) {
-            self.changed += 1;
             return None;
         }
         // Modified Dates option: kept dates are shifted, times kept.
         match vr {
             VR::DA | VR::DT => {
-                self.changed += 1;
                 let shifted: Option<Vec<String>> = strings(&elem)
                     .iter()
                     .map(|d| shift_date(d, self.shift_days))
@@ -540,12 +526,8 @@ impl Ctx<'_> {
                 }
                 _ => Some(elem),
             },
-            Some(Do::Empty) => {
-                self.changed += 1;
-                Some(empty(tag, vr))
-            }
+            Some(Do::Empty) => Some(empty(tag, vr)),
             Some(Do::Uid) => {
-                self.changed += 1;
                 if vr == VR::UI {
                     let uids = strings(&elem).iter().map(|u| self.de.uid(u)).collect();
                     Some(DataElement::new(tag, vr, text_value(uids)))
@@ -553,10 +535,7 @@ impl Ctx<'_> {
                     Some(empty(tag, vr))
                 }
             }
-            Some(Do::Dummy) => {
-                self.changed += 1;
-                Some(self.dummy(&elem))
-            }
+            Some(Do::Dummy) => Some(self.dummy(&elem)),
             Some(Do::Remove) => None,
         }
     }
