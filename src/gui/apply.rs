@@ -508,6 +508,7 @@ impl SacroApp {
             .map(|c| WorklistEntry {
                 done: consensus.get(&c).copied().unwrap_or(false),
                 case_id: c,
+                arm: None,
             })
             .collect();
         let i = s

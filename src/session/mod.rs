@@ -10,6 +10,7 @@ pub mod csv_io;
 pub mod dump;
 mod open;
 mod postgres;
+pub mod reader_study;
 pub(crate) mod rules;
 mod sqlite;
 pub(crate) mod trail;
@@ -18,6 +19,7 @@ use std::path::PathBuf;
 
 pub use consensus::{CaseConsensus, ConsensusMethod, assigned, consensus_for_case};
 pub use open::Study;
+pub use reader_study::{Arm, ArmPlan, ArmReadingRecord, Design};
 pub use postgres::{PgStore, SERVER_SCHEMA_VERSION, ServerLogin, is_server_url};
 pub use sqlite::{SCHEMA_VERSION, SqliteStore};
 
@@ -202,8 +204,11 @@ pub struct CaseInfo {
 pub struct WorklistEntry {
     /// Case ID.
     pub case_id: String,
-    /// The reader has committed a reading of it.
+    /// The reader has committed a reading of it (in this arm).
     pub done: bool,
+    /// In a reader study (aided design): the arm this entry is read in.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub arm: Option<Arm>,
 }
 
 /// A committed reading with who and when.
@@ -435,6 +440,72 @@ pub trait StudyStore {
     fn crop(&self, case_id: &str) -> StoreResult<Option<CropRect>>;
     /// The audit trail, oldest first.
     fn audit(&self) -> StoreResult<Vec<AuditRow>>;
+
+    /// The study's design: standard, or a reader study with unaided and aided arms
+    /// ([`reader_study`]).
+    fn design(&self) -> StoreResult<Design> {
+        Ok(Design::Standard)
+    }
+    /// Makes the study a reader study (or changes its washout) before any arm reading exists (audited).
+    fn set_design(&self, design: Design) -> StoreResult<()> {
+        let _ = design;
+        Err(StoreError::NotPermitted(
+            "reader studies (--design aided) are kept in a study file; this store has no reader-study \
+             arms"
+                .into(),
+        ))
+    }
+    /// Every arm reading (the coordinator's view: export, statistics).
+    fn arm_readings(&self) -> StoreResult<Vec<ArmReadingRecord>> {
+        Ok(Vec::new())
+    }
+    /// Where an arm reader stands at `now`: their current arm's work list, progress, washout dates.
+    fn arm_plan(&self, reader: &str, now: chrono::DateTime<chrono::Utc>) -> StoreResult<ArmPlan> {
+        let _ = (reader, now);
+        Err(StoreError::Invalid(
+            "this study is not a reader study (no --design aided)".into(),
+        ))
+    }
+    /// The reader's own reading of a case in one arm (never the other arm's).
+    fn own_arm_reading(
+        &self,
+        reader: &str,
+        case_id: &str,
+        arm: Arm,
+    ) -> StoreResult<Option<ArmReadingRecord>> {
+        let _ = (reader, case_id, arm);
+        Ok(None)
+    }
+    /// Commits (creates or changes, with a reason) an arm reader's reading of a case in an arm, with
+    /// their confidence 0–100, if the design offers it at `now` (arm order, washout); audited.
+    #[allow(clippy::too_many_arguments)]
+    fn commit_arm_reading(
+        &self,
+        reader: &str,
+        case_id: &str,
+        arm: Arm,
+        reading: &Reading,
+        confidence: u8,
+        reason: Option<&str>,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> StoreResult<CommitOutcome> {
+        let _ = (reader, case_id, arm, reading, confidence, reason, now);
+        Err(StoreError::Invalid(
+            "this study is not a reader study (no --design aided)".into(),
+        ))
+    }
+    /// The model's output for a case, for a reader, decided at `now` (in a reader study the arms
+    /// decide; otherwise as [`StudyStore::prediction_for_reader`]).
+    fn prediction_for_reader_at(
+        &self,
+        reader: &str,
+        case_id: &str,
+        model_sha256: &str,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> StoreResult<Option<PredictionRecord>> {
+        let _ = now;
+        self.prediction_for_reader(reader, case_id, model_sha256)
+    }
 }
 
 /// Per-reader progress, for `sacro study status`.
@@ -448,6 +519,9 @@ pub struct ReaderProgress {
     pub assigned: usize,
     /// Cases read.
     pub done: usize,
+    /// In a reader study: the reader's arms (progress per arm, washout dates).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub arms: Option<ArmPlan>,
 }
 
 /// Progress of a study.
@@ -455,6 +529,8 @@ pub struct ReaderProgress {
 pub struct StudyStatus {
     /// Study info.
     pub info: StudyInfo,
+    /// Standard, or a reader study.
+    pub design: Design,
     /// Number of cases.
     pub cases: usize,
     /// Per reader.
@@ -485,20 +561,34 @@ pub fn consensus(store: &dyn StudyStore) -> StoreResult<Vec<CaseConsensus>> {
 pub fn status(store: &dyn StudyStore) -> StoreResult<StudyStatus> {
     let info = store.info()?;
     let cons = consensus(store)?;
+    let design = store.design()?;
+    let now = chrono::Utc::now();
     let readers = store
         .readers()?
         .into_iter()
         .map(|r| {
+            if design.reads_in_arms(&r) {
+                let plan = store.arm_plan(&r.name, now)?;
+                return Ok(ReaderProgress {
+                    done: plan.unaided_done + plan.aided_done,
+                    assigned: 2 * plan.cases,
+                    reader: r.name,
+                    role: r.role,
+                    arms: Some(plan),
+                });
+            }
             let list = store.worklist(&r.name)?;
             Ok(ReaderProgress {
                 done: list.iter().filter(|e| e.done).count(),
                 assigned: list.len(),
                 reader: r.name,
                 role: r.role,
+                arms: None,
             })
         })
         .collect::<StoreResult<Vec<_>>>()?;
     Ok(StudyStatus {
+        design,
         cases: cons.len(),
         awaiting_adjudication: cons
             .iter()

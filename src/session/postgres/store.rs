@@ -417,6 +417,7 @@ impl StudyStore for PgStore {
                             WorklistEntry {
                                 case_id: case.id,
                                 done,
+                                arm: None,
                             },
                         )
                     })

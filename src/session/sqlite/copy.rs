@@ -18,6 +18,13 @@ impl SqliteStore {
     /// Every row of the study.
     pub fn dump(&self) -> StoreResult<StudyDump> {
         let conn = self.conn();
+        if self.design_in(&conn)? != crate::session::Design::Standard {
+            return Err(StoreError::Invalid(format!(
+                "{}: a reader study (aided design) stays in its study file: the server store has no \
+                 reader-study arms, so it cannot be copied there",
+                self.path.display()
+            )));
+        }
         read_all(&conn).map_err(|e| self.db(e))
     }
 

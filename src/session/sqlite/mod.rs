@@ -7,6 +7,7 @@
 //! Files: [`schema`] (version, migrations, connection settings), `queries` (rows and shared SQL), `store`
 //! (the [`StudyStore`] implementation); the rules any store shares are in [`super::rules`].
 
+mod arms;
 mod chain;
 mod copy;
 mod queries;

@@ -5,7 +5,7 @@
 use rusqlite::Connection;
 
 /// Newest schema version this build writes and reads.
-pub const SCHEMA_VERSION: i64 = 4;
+pub const SCHEMA_VERSION: i64 = 5;
 pub(super) const COORDINATOR: &str = "coordinator";
 pub(super) const NOW: &str = "strftime('%Y-%m-%dT%H:%M:%fZ','now')";
 
@@ -93,6 +93,30 @@ ALTER TABLE audit ADD COLUMN hash TEXT;
 ALTER TABLE cases ADD COLUMN archive_url TEXT;
 ALTER TABLE cases ADD COLUMN study_uid TEXT;
 ALTER TABLE cases ADD COLUMN series_uid TEXT;
+"#,
+    // Reader studies (the aided design): each arm reader's reading of a case in each arm, with the
+    // confidence score; the design itself is the `design` row of `meta` (absent: standard).
+    r#"
+CREATE TABLE arm_readings (
+    case_id TEXT NOT NULL REFERENCES cases(id),
+    reader_id INTEGER NOT NULL REFERENCES readers(id),
+    arm TEXT NOT NULL CHECK (arm IN ('unaided', 'aided')),
+    left_grade INTEGER CHECK (left_grade BETWEEN 0 AND 4),
+    right_grade INTEGER CHECK (right_grade BETWEEN 0 AND 4),
+    not_assessable TEXT,
+    comment TEXT,
+    confidence INTEGER NOT NULL CHECK (confidence BETWEEN 0 AND 100),
+    committed_at TEXT NOT NULL,
+    PRIMARY KEY (case_id, reader_id, arm),
+    CHECK ((left_grade IS NOT NULL AND right_grade IS NOT NULL AND not_assessable IS NULL)
+        OR (left_grade IS NULL AND right_grade IS NULL AND not_assessable IS NOT NULL))
+);
+CREATE TRIGGER arm_readings_locked_insert BEFORE INSERT ON arm_readings
+    WHEN (SELECT value FROM meta WHERE key = 'locked') = '1' BEGIN SELECT RAISE(ABORT, 'study is locked'); END;
+CREATE TRIGGER arm_readings_locked_update BEFORE UPDATE ON arm_readings
+    WHEN (SELECT value FROM meta WHERE key = 'locked') = '1' BEGIN SELECT RAISE(ABORT, 'study is locked'); END;
+CREATE TRIGGER arm_readings_locked_delete BEFORE DELETE ON arm_readings
+    WHEN (SELECT value FROM meta WHERE key = 'locked') = '1' BEGIN SELECT RAISE(ABORT, 'study is locked'); END;
 "#,
 ];
 

@@ -12,7 +12,7 @@ use crate::session::rules::{
     validate_reading, validate_text,
 };
 use crate::session::{
-    AuditRow, CaseInfo, CommitOutcome, CropRect, NewCase, PredictionRecord, ReaderInfo,
+    Arm, ArmPlan, ArmReadingRecord, AuditRow, CaseInfo, Design, CommitOutcome, CropRect, NewCase, PredictionRecord, ReaderInfo,
     ReadingRecord, Role, StoreError, StoreResult, StudyInfo, StudySettings, StudyStore,
     WorklistEntry,
 };
@@ -116,6 +116,10 @@ impl StudyStore for SqliteStore {
         let conn = self.conn();
         let info = self.info_in(&conn)?;
         let reader = self.reader_in(&conn, reader)?;
+        if self.design_in(&conn)?.reads_in_arms(&reader) {
+            drop(conn);
+            return Ok(self.arm_plan_in(&reader.name, chrono::Utc::now())?.entries);
+        }
         let readings = self.readings_in(&conn, None)?;
         let mut list: Vec<(u64, WorklistEntry)> = self
             .case_ids(&conn)?
@@ -127,7 +131,7 @@ impl StudyStore for SqliteStore {
                     let done = of_case.iter().any(|r| r.reader == reader.name);
                     (
                         order_key(info.seed, reader.id, &case_id),
-                        WorklistEntry { case_id, done },
+                        WorklistEntry { case_id, done, arm: None },
                     )
                 })
             })
@@ -149,6 +153,13 @@ impl StudyStore for SqliteStore {
             let info = self.info_in(tx)?;
             let reader = self.reader_in(tx, reader)?;
             self.ensure_case(tx, case_id)?;
+            if self.design_in(tx)?.reads_in_arms(&reader) {
+                return Err(StoreError::Invalid(format!(
+                    "{} reads in the reader study's arms: a reading needs its arm and confidence \
+                     (sacro study read --confidence N)",
+                    reader.name
+                )));
+            }
             let of_case = self.readings_in(tx, Some(case_id))?;
             let refs: Vec<&ReadingRecord> = of_case.iter().collect();
             if !assigned(info.protocol, &reader, &refs) {
@@ -308,12 +319,32 @@ impl StudyStore for SqliteStore {
         case_id: &str,
         model_sha256: &str,
     ) -> StoreResult<Option<PredictionRecord>> {
+        self.prediction_for_reader_at(reader, case_id, model_sha256, chrono::Utc::now())
+    }
+
+    fn prediction_for_reader_at(
+        &self,
+        reader: &str,
+        case_id: &str,
+        model_sha256: &str,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> StoreResult<Option<PredictionRecord>> {
         let conn = self.conn();
-        self.reveal_gate(&conn, reader, case_id, "the model's output", |s| {
-            s.reveal_model_after_commit
-                .then_some(())
-                .ok_or("in this study (coordinator setting)")
-        })?;
+        match self.arm_model_gate(&conn, reader, case_id, now)? {
+            Some(gate) => gate.map_err(|why| StoreError::Blinded {
+                reader: reader.to_string(),
+                case: case_id.to_string(),
+                what: "the model's output",
+                why,
+            })?,
+            None => {
+                self.reveal_gate(&conn, reader, case_id, "the model's output", |s| {
+                    s.reveal_model_after_commit
+                        .then_some(())
+                        .ok_or("in this study (coordinator setting)")
+                })?;
+            }
+        }
         conn.query_row(
             "SELECT probability FROM predictions WHERE case_id = ?1 AND model_sha256 = ?2",
             params![case_id, model_sha256],
@@ -411,5 +442,43 @@ impl StudyStore for SqliteStore {
         super::chain::rows(&self.conn())
             .map(|rows| rows.into_iter().map(|(row, _)| row).collect())
             .map_err(|e| self.db(e))
+    }
+
+    fn design(&self) -> StoreResult<Design> {
+        self.design_in(&self.conn())
+    }
+
+    fn set_design(&self, design: Design) -> StoreResult<()> {
+        self.set_design_in(design)
+    }
+
+    fn arm_readings(&self) -> StoreResult<Vec<ArmReadingRecord>> {
+        self.arm_readings_in(&self.conn(), None)
+    }
+
+    fn arm_plan(&self, reader: &str, now: chrono::DateTime<chrono::Utc>) -> StoreResult<ArmPlan> {
+        self.arm_plan_in(reader, now)
+    }
+
+    fn own_arm_reading(
+        &self,
+        reader: &str,
+        case_id: &str,
+        arm: Arm,
+    ) -> StoreResult<Option<ArmReadingRecord>> {
+        self.own_arm_in(reader, case_id, arm)
+    }
+
+    fn commit_arm_reading(
+        &self,
+        reader: &str,
+        case_id: &str,
+        arm: Arm,
+        reading: &Reading,
+        confidence: u8,
+        reason: Option<&str>,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> StoreResult<CommitOutcome> {
+        self.commit_arm_in(reader, case_id, arm, reading, confidence, reason, now)
     }
 }
