@@ -5,6 +5,7 @@ pub mod image;
 pub mod model;
 pub mod pacs;
 pub mod phantom;
+pub mod reader_study;
 pub mod stats;
 pub mod study;
 pub mod train;

@@ -10,7 +10,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use rayon::prelude::*;
 use sacro::grading::Reading;
 use sacro::phantom::{self, Phantom, PhantomConfig, PhantomFormat, SimulatedReader};
-use sacro::session::{NewCase, Protocol, Role, SqliteStore, StudyStore};
+use sacro::session::{Arm, Design, NewCase, Protocol, Role, SqliteStore, StudyStore};
 
 /// Arguments of `sacro phantom`.
 #[derive(Args)]
@@ -37,6 +37,14 @@ pub struct PhantomArgs {
     /// | reader): writes DIR/study.sacro with their readings.
     #[arg(long, value_delimiter = ',')]
     readers: Vec<String>,
+    /// standard, or aided: a reader study in which each simulated `reader` reads every case unaided and
+    /// aided (aided readers misread less: `SimulatedReader::aided`), with confidence scores; the
+    /// first arm is dated a washout before the second.
+    #[arg(long, value_enum, default_value_t = super::reader_study::DesignKind::Standard)]
+    design: super::reader_study::DesignKind,
+    /// Aided design: the washout in days.
+    #[arg(long, default_value_t = 28)]
+    washout_days: u32,
 }
 
 fn protocol_for(roles: &[Role]) -> anyhow::Result<Protocol> {
@@ -66,6 +74,11 @@ pub fn phantom(args: PhantomArgs) -> anyhow::Result<ExitCode> {
         .iter()
         .map(|r| Role::parse(r.trim()).with_context(|| format!("unknown reader role {r:?}")))
         .collect::<anyhow::Result<Vec<_>>>()?;
+    if args.design != super::reader_study::DesignKind::Standard && !roles.contains(&Role::Reader) {
+        bail!(
+            "--design aided needs simulated readers, at least one with the role reader (--readers reader,reader)"
+        );
+    }
     let protocol = if roles.is_empty() {
         None
     } else {
@@ -139,7 +152,8 @@ pub fn phantom(args: PhantomArgs) -> anyhow::Result<ExitCode> {
         args.out.display()
     );
     if let Some(protocol) = protocol {
-        simulate_study(&study_path, protocol, &roles, &made, args.seed)?;
+        let design = args.design.design(args.washout_days);
+        simulate_study(&study_path, protocol, design, &roles, &made, args.seed)?;
         say!(
             "wrote {} ({} protocol, simulated readers: {})",
             study_path.display(),
@@ -153,11 +167,13 @@ pub fn phantom(args: PhantomArgs) -> anyhow::Result<ExitCode> {
 fn simulate_study(
     path: &Path,
     protocol: Protocol,
+    design: Design,
     roles: &[Role],
     made: &[(Phantom, PathBuf)],
     seed: u64,
 ) -> anyhow::Result<()> {
     let store = SqliteStore::create(path, protocol, seed)?;
+    store.set_design(design)?;
     let cases: Vec<NewCase> = made
         .iter()
         .map(|(p, file)| NewCase {
@@ -168,9 +184,18 @@ fn simulate_study(
         })
         .collect();
     store.add_cases(&cases)?;
+    // Several readers of one role are numbered.
     let names: Vec<String> = roles
         .iter()
-        .map(|r| format!("simulated {}", r.as_str()))
+        .enumerate()
+        .map(|(i, r)| {
+            if roles.iter().filter(|x| *x == r).count() > 1 {
+                let n = roles[..=i].iter().filter(|x| *x == r).count();
+                format!("simulated {} {n}", r.as_str())
+            } else {
+                format!("simulated {}", r.as_str())
+            }
+        })
         .collect();
     for (name, role) in names.iter().zip(roles) {
         store.add_reader(name, *role)?;
@@ -185,6 +210,12 @@ fn simulate_study(
         .chain((0..roles.len()).filter(|&i| adjudicates(roles[i])))
         .collect();
     for i in order {
+        if let Design::Aided { washout_days } = design
+            && roles[i] == Role::Reader
+        {
+            simulate_arms(&store, &names[i], i, made, seed, washout_days)?;
+            continue;
+        }
         for entry in store.worklist(&names[i])? {
             let Some((p, _)) = made.iter().find(|(p, _)| p.case_id == entry.case_id) else {
                 continue;
@@ -195,6 +226,48 @@ fn simulate_study(
                 &entry.case_id,
                 &Reading::graded(grades.left, grades.right),
                 None,
+            )?;
+        }
+    }
+    Ok(())
+}
+
+/// One simulated reader through both arms of a reader study: the first arm dated a washout and a day
+/// before now, the second now.
+fn simulate_arms(
+    store: &SqliteStore,
+    name: &str,
+    i: usize,
+    made: &[(Phantom, PathBuf)],
+    seed: u64,
+    washout_days: u32,
+) -> anyhow::Result<()> {
+    let now = chrono::Utc::now();
+    let times = [
+        now - chrono::Duration::days(i64::from(washout_days) + 1),
+        now,
+    ];
+    for at in times {
+        let plan = store.arm_plan(name, at)?;
+        let reader = match plan.current {
+            Arm::Unaided => SimulatedReader::default(),
+            Arm::Aided => SimulatedReader::aided(),
+        };
+        for entry in plan.entries {
+            let Some((p, _)) = made.iter().find(|(p, _)| p.case_id == entry.case_id) else {
+                continue;
+            };
+            let s =
+                seed ^ ((i as u64 + 1) << 40) ^ ((plan.current as u64 + 1) << 36) ^ p.index as u64;
+            let grades = reader.read(p.grades, s);
+            store.commit_arm_reading(
+                name,
+                &entry.case_id,
+                plan.current,
+                &Reading::graded(grades.left, grades.right),
+                reader.confidence(grades, s),
+                None,
+                at,
             )?;
         }
     }

@@ -8,8 +8,8 @@ use clap::{Args, Subcommand};
 use sacro::grading::{Assessment, JointGrade, JointGrades, Reading};
 use sacro::imaging::{self, LoadOptions, batch};
 use sacro::session::{
-    self, CommitOutcome, NewCase, PgStore, Protocol, Role, ServerLogin, SqliteStore, Study,
-    StudySettings, csv_io, is_server_url,
+    self, Arm, CommitOutcome, Design, NewCase, PgStore, Protocol, Role, ServerLogin, SqliteStore,
+    Study, StudySettings, StudyStore, csv_io, is_server_url,
 };
 
 static PASSWORD_FILE: std::sync::OnceLock<Option<PathBuf>> = std::sync::OnceLock::new();
@@ -96,6 +96,13 @@ pub enum StudyCommand {
         /// Seed of the per-reader randomised case order.
         #[arg(long, default_value_t = 1)]
         seed: u64,
+        /// standard, or aided: a reader study where each reader with the role `reader` reads every
+        /// case unaided and aided by the model, with a confidence score (study files only).
+        #[arg(long, value_enum, default_value_t = super::reader_study::DesignKind::Standard)]
+        design: super::reader_study::DesignKind,
+        /// Aided design: days between a case's first-arm and second-arm reading.
+        #[arg(long, default_value_t = 28)]
+        washout_days: u32,
     },
     /// Add a reader (on a server: with their own login, or tie an existing reader to a login).
     AddReader {
@@ -177,8 +184,16 @@ pub enum StudyCommand {
         /// Study file.
         study: PathBuf,
         /// Readings CSV to write; the consensus goes beside it as <stem>_consensus.csv.
-        #[arg(long)]
-        out: PathBuf,
+        #[arg(long, required_unless_present = "mrmc")]
+        out: Option<PathBuf>,
+        /// A reader study's arm readings in the long format of `sacro stats --mrmc`
+        /// (reader,modality,case,truth,rating; the rating is the confidence score).
+        #[arg(long, value_name = "FILE")]
+        mrmc: Option<PathBuf>,
+        /// With --mrmc: the truth from this CSV (columns case and truth, label or definite: 0/1), not
+        /// from the study's consensus.
+        #[arg(long, requires = "mrmc", value_name = "CSV")]
+        truth: Option<PathBuf>,
     },
     /// Fetch the films of the study's archived cases (--dicomweb) into the local film cache, so that
     /// they read offline (a reader's own list on a server login; every case for the coordinator).
@@ -266,6 +281,12 @@ pub struct ReadArgs {
     /// Reason for changing or deleting an earlier reading (kept in the audit trail).
     #[arg(long)]
     reason: Option<String>,
+    /// Reader studies: your confidence 0–100 that the film shows definite sacroiliitis.
+    #[arg(long, value_parser = clap::value_parser!(u8).range(0..=100))]
+    confidence: Option<u8>,
+    /// Reader studies: the arm (default: the arm your work list holds now).
+    #[arg(long, value_parser = super::reader_study::parse_arm)]
+    arm: Option<Arm>,
     /// Delete this reader's reading of the case (needs --reason).
     #[arg(long, requires = "reason", conflicts_with_all = ["left", "right", "not_assessable"])]
     delete: bool,
@@ -305,18 +326,36 @@ pub fn study(cmd: StudyCommand) -> anyhow::Result<ExitCode> {
             study,
             protocol,
             seed,
+            design,
+            washout_days,
         } => {
+            let design = design.design(washout_days);
             let shown = match server_login(&study)? {
+                Some(_) if design != Design::Standard => bail!(
+                    "reader studies (--design aided) are kept in a study file: the server store has no \
+                     reader-study arms yet"
+                ),
                 Some(login) => PgStore::create(&login, protocol, seed)?
                     .location()
                     .to_string(),
                 None => {
-                    SqliteStore::create(&study, protocol, seed)?;
+                    let store = SqliteStore::create(&study, protocol, seed)?;
+                    if let Err(e) = store.set_design(design) {
+                        drop(store);
+                        let _ = std::fs::remove_file(&study);
+                        return Err(e.into());
+                    }
                     study.display().to_string()
                 }
             };
+            let design = match design {
+                Design::Standard => String::new(),
+                Design::Aided { washout_days } => {
+                    format!(", reader study: unaided and aided arms, washout {washout_days} days")
+                }
+            };
             say!(
-                "created {shown} ({} protocol, seed {seed})",
+                "created {shown} ({} protocol, seed {seed}{design})",
                 protocol.as_str()
             );
         }
@@ -435,13 +474,20 @@ pub fn study(cmd: StudyCommand) -> anyhow::Result<ExitCode> {
                     s.labelled,
                     if s.info.locked { ", LOCKED" } else { "" }
                 );
+                if let Design::Aided { washout_days } = s.design {
+                    say!("  reader study: unaided and aided arms, washout {washout_days} days");
+                }
                 for r in &s.readers {
                     say!(
-                        "  {:<20} {:<11} {:>4} of {:>4} read",
+                        "  {:<20} {:<11} {:>4} of {:>4} read{}",
                         r.reader,
                         r.role.as_str(),
                         r.done,
-                        r.assigned
+                        r.assigned,
+                        r.arms
+                            .as_ref()
+                            .map(|p| format!(" ({})", super::reader_study::status_line(p)))
+                            .unwrap_or_default()
                     );
                 }
                 say!(
@@ -484,8 +530,19 @@ pub fn study(cmd: StudyCommand) -> anyhow::Result<ExitCode> {
                 }
             }
         }
-        StudyCommand::Export { study, out } => {
+        StudyCommand::Export {
+            study,
+            out,
+            mrmc,
+            truth,
+        } => {
             let store = open(&study)?;
+            if let Some(mrmc) = mrmc {
+                super::reader_study::export_mrmc(&store, &mrmc, truth.as_deref())?;
+            }
+            let Some(out) = out else {
+                return Ok(ExitCode::SUCCESS);
+            };
             csv_io::write_readings(&out, &store.all_readings()?)?;
             let stem = out
                 .file_stem()
@@ -781,6 +838,22 @@ pub fn read(args: ReadArgs) -> anyhow::Result<ExitCode> {
             Study::File(_) => bail!("--reader NAME is required for a study file"),
         },
     };
+    let in_arms = store
+        .readers()?
+        .iter()
+        .find(|r| r.name == reader)
+        .is_some_and(|r| store.design().is_ok_and(|d| d.reads_in_arms(r)));
+    if args.next && in_arms {
+        if let Some((case, arm)) = super::reader_study::next(&store, &reader)? {
+            let shown = if arm == Arm::Aided {
+                "aided arm: look at the model's output (sacro explain) before grading"
+            } else {
+                "unaided arm: the film alone"
+            };
+            say!("{case} ({shown}; commit with --confidence 0–100)");
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
     if args.next {
         let list = store.worklist(&reader)?;
         let done = list.iter().filter(|e| e.done).count();
@@ -821,7 +894,25 @@ pub fn read(args: ReadArgs) -> anyhow::Result<ExitCode> {
         assessment,
         comment: args.comment,
     };
-    let outcome = store.commit_reading(&reader, &case, &reading, args.reason.as_deref())?;
+    let mut arm_said = String::new();
+    let outcome = if in_arms {
+        let (arm, outcome) = super::reader_study::commit(
+            &store,
+            &reader,
+            &case,
+            args.arm,
+            &reading,
+            args.confidence,
+            args.reason.as_deref(),
+        )?;
+        arm_said = format!(" in the {} arm", arm.as_str());
+        outcome
+    } else {
+        if args.confidence.is_some() || args.arm.is_some() {
+            bail!("--confidence and --arm are for readers of a reader study (--design aided)");
+        }
+        store.commit_reading(&reader, &case, &reading, args.reason.as_deref())?
+    };
     let what = match reading.grades() {
         Some(g) => format!(
             "left {}, right {}: {} ({})",
@@ -841,6 +932,6 @@ pub fn read(args: ReadArgs) -> anyhow::Result<ExitCode> {
         CommitOutcome::Changed => "changed",
         CommitOutcome::Unchanged => "unchanged",
     };
-    say!("{verb} {case} for {reader}: {what}");
+    say!("{verb} {case} for {reader}{arm_said}: {what}");
     Ok(ExitCode::SUCCESS)
 }

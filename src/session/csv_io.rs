@@ -162,6 +162,82 @@ pub fn write_consensus(path: &Path, consensus: &[CaseConsensus]) -> StoreResult<
     )
 }
 
+/// Writes a reader study in the long format of `sacro stats --mrmc`: `reader,modality,case,truth,rating`
+/// (`truth` empty where the case has none: the analysis leaves such cases out).
+pub fn write_mrmc(path: &Path, rows: &[super::reader_study::MrmcRow]) -> StoreResult<()> {
+    write_csv(
+        path,
+        &["reader", "modality", "case", "truth", "rating"],
+        rows.iter().map(|r| {
+            vec![
+                r.reader.clone(),
+                r.modality.to_string(),
+                r.case.clone(),
+                r.truth.map(|t| u8::from(t).to_string()).unwrap_or_default(),
+                r.rating.to_string(),
+            ]
+        }),
+    )
+}
+
+/// Reads a reference truth: a column `case` and one of `truth`, `label` or `definite` holding 0 or 1
+/// (empty: no truth for that case). The consensus export and the phantoms' `truth.csv` both fit.
+pub fn read_truth(csv_path: &Path) -> StoreResult<std::collections::HashMap<String, bool>> {
+    let err = |row: Option<u64>, detail: String| {
+        StoreError::Invalid(match row {
+            Some(r) => format!("{}: row {r}: {detail}", csv_path.display()),
+            None => format!("{}: {detail}", csv_path.display()),
+        })
+    };
+    let mut reader = csv::ReaderBuilder::new()
+        .trim(csv::Trim::All)
+        .from_path(csv_path)
+        .map_err(|e| err(None, e.to_string()))?;
+    let headers = reader
+        .headers()
+        .map_err(|e| err(None, e.to_string()))?
+        .clone();
+    let col = |name: &str| headers.iter().position(|h| h.eq_ignore_ascii_case(name));
+    let (Some(case_col), Some(truth_col)) = (
+        col("case"),
+        col("truth")
+            .or_else(|| col("label"))
+            .or_else(|| col("definite")),
+    ) else {
+        return Err(err(
+            None,
+            format!(
+                "needs a 'case' column and a 'truth', 'label' or 'definite' column; found: {}",
+                headers.iter().collect::<Vec<_>>().join(", ")
+            ),
+        ));
+    };
+    let mut truth = std::collections::HashMap::new();
+    for (i, record) in reader.records().enumerate() {
+        let row = i as u64 + 2;
+        let record = record.map_err(|e| err(Some(row), e.to_string()))?;
+        let case = record.get(case_col).unwrap_or_default();
+        if case.is_empty() {
+            return Err(err(Some(row), "empty case".into()));
+        }
+        let value = match record.get(truth_col).unwrap_or_default() {
+            "" => continue,
+            "1" => true,
+            "0" => false,
+            other => {
+                return Err(err(
+                    Some(row),
+                    format!("truth {other:?} must be 0, 1 or empty"),
+                ));
+            }
+        };
+        if truth.insert(case.to_string(), value).is_some() {
+            return Err(err(Some(row), format!("case {case} appears twice")));
+        }
+    }
+    Ok(truth)
+}
+
 /// Writes a CSV through a temporary file (never over a study or a folder), every cell neutralised for
 /// spreadsheets ([`crate::escape::csv_cell`]).
 fn write_csv(

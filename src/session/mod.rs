@@ -19,8 +19,8 @@ use std::path::PathBuf;
 
 pub use consensus::{CaseConsensus, ConsensusMethod, assigned, consensus_for_case};
 pub use open::Study;
-pub use reader_study::{Arm, ArmPlan, ArmReadingRecord, Design};
 pub use postgres::{PgStore, SERVER_SCHEMA_VERSION, ServerLogin, is_server_url};
+pub use reader_study::{Arm, ArmPlan, ArmReadingRecord, Design};
 pub use sqlite::{SCHEMA_VERSION, SqliteStore};
 
 use crate::grading::Reading;

@@ -378,7 +378,9 @@ impl ArmContext<'_> {
         let own = self.own(&reader.name);
         let both = Arm::ALL.iter().all(|a| own.contains_key(&(case_id, *a)));
         Ok(if !both {
-            Err("outside the aided arm of the reader study (the model is shown only while reading aided)")
+            Err(
+                "outside the aided arm of the reader study (the model is shown only while reading aided)",
+            )
         } else if settings.reveal_model_after_commit {
             Ok(())
         } else {
@@ -493,8 +495,18 @@ mod tests {
         assert_eq!(plan.current, Arm::Unaided);
         assert_eq!(plan.entries.len(), 3);
         assert!(c.check_commit(&readers[0], "C1", Arm::Aided).is_err());
-        readings.push(reading("r1", "C2", Arm::Unaided, "2026-01-10T10:00:00.000Z"));
-        readings.push(reading("r1", "C3", Arm::Unaided, "2026-01-20T10:00:00.000Z"));
+        readings.push(reading(
+            "r1",
+            "C2",
+            Arm::Unaided,
+            "2026-01-10T10:00:00.000Z",
+        ));
+        readings.push(reading(
+            "r1",
+            "C3",
+            Arm::Unaided,
+            "2026-01-20T10:00:00.000Z",
+        ));
         let (rs, now) = ctx(&readings, "2026-02-08T10:00:00Z");
         let c = ArmContext {
             readings: &rs,

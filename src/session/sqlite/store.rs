@@ -12,9 +12,9 @@ use crate::session::rules::{
     validate_reading, validate_text,
 };
 use crate::session::{
-    Arm, ArmPlan, ArmReadingRecord, AuditRow, CaseInfo, Design, CommitOutcome, CropRect, NewCase, PredictionRecord, ReaderInfo,
-    ReadingRecord, Role, StoreError, StoreResult, StudyInfo, StudySettings, StudyStore,
-    WorklistEntry,
+    Arm, ArmPlan, ArmReadingRecord, AuditRow, CaseInfo, CommitOutcome, CropRect, Design, NewCase,
+    PredictionRecord, ReaderInfo, ReadingRecord, Role, StoreError, StoreResult, StudyInfo,
+    StudySettings, StudyStore, WorklistEntry,
 };
 
 impl StudyStore for SqliteStore {
@@ -131,7 +131,11 @@ impl StudyStore for SqliteStore {
                     let done = of_case.iter().any(|r| r.reader == reader.name);
                     (
                         order_key(info.seed, reader.id, &case_id),
-                        WorklistEntry { case_id, done, arm: None },
+                        WorklistEntry {
+                            case_id,
+                            done,
+                            arm: None,
+                        },
                     )
                 })
             })
