@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use sha2::{Digest, Sha256};
 
 use crate::grading::Reading;
-use crate::session::{AuditRow, ReadingRecord};
+use crate::session::{ArmReadingRecord, AuditRow, ReadingRecord};
 
 /// The fields of an audit row that its hash covers, in order.
 pub(crate) struct Fields<'a> {
@@ -145,6 +145,80 @@ pub(crate) fn findings(
         problems.push(format!(
             "the reading of case {case} by {reader} in the audit trail is missing: removed outside \
              Sacro"
+        ));
+    }
+    problems
+}
+
+/// Checks a reader study against its audit trail: the design is the last one the trail set, and the arm
+/// readings (grades, arm, confidence) are the replay of the trail's arm rows.
+pub(crate) fn arm_findings(
+    rows: &[(AuditRow, Option<String>)],
+    design: Option<&str>,
+    arms: &[ArmReadingRecord],
+) -> Vec<String> {
+    let mut problems = Vec::new();
+    let set = rows
+        .iter()
+        .rev()
+        .find(|(r, _)| r.action == "design")
+        .and_then(|(r, _)| r.new_value.as_deref());
+    let standard = |d: Option<&str>| d.is_none_or(|d| d.contains("\"standard\""));
+    if set != design && !(standard(set) && standard(design)) {
+        problems.push(
+            "the study's design differs from the one its audit trail set: changed outside Sacro"
+                .into(),
+        );
+    }
+    type Key = (String, String, String);
+    let mut replay: BTreeMap<Key, (Reading, u64)> = BTreeMap::new();
+    for (r, _) in rows {
+        let (Some(case), "create_arm_reading" | "change_arm_reading") =
+            (r.case_id.clone(), r.action.as_str())
+        else {
+            continue;
+        };
+        let parsed = r
+            .new_value
+            .as_deref()
+            .and_then(|v| serde_json::from_str::<serde_json::Value>(v).ok())
+            .and_then(|v| {
+                let arm = v.get("arm")?.as_str()?.to_string();
+                let confidence = v.get("confidence")?.as_u64()?;
+                let reading = serde_json::from_value::<Reading>(v).ok()?;
+                Some((arm, reading, confidence))
+            });
+        match parsed {
+            Some((arm, reading, confidence)) => {
+                replay.insert((case, r.actor.clone(), arm), (reading, confidence));
+            }
+            None => problems.push(format!("{} holds no readable arm reading", describe(r))),
+        }
+    }
+    for rec in arms {
+        let key = (
+            rec.case_id.clone(),
+            rec.reader.clone(),
+            rec.arm.as_str().to_string(),
+        );
+        let what = format!(
+            "the {} reading of case {} by {}",
+            rec.arm.as_str(),
+            rec.case_id,
+            rec.reader
+        );
+        match replay.remove(&key) {
+            Some((r, c)) if r == rec.reading && c == u64::from(rec.confidence) => {}
+            Some(_) => problems.push(format!(
+                "{what} differs from its audit trail: changed outside Sacro"
+            )),
+            None => problems.push(format!("{what} has no audit row: added outside Sacro")),
+        }
+    }
+    for (case, reader, arm) in replay.keys() {
+        problems.push(format!(
+            "the {arm} reading of case {case} by {reader} in the audit trail is missing: removed \
+             outside Sacro"
         ));
     }
     problems

@@ -109,6 +109,19 @@ impl SqliteStore {
             }
         }
         let stored = self.readings_in(&conn, None)?;
-        Ok(findings(&rows, |k| meta.get(k).cloned(), &stored))
+        let mut problems = findings(&rows, |k| meta.get(k).cloned(), &stored);
+        let design: Option<String> = conn
+            .query_row("SELECT value FROM meta WHERE key = 'design'", [], |r| {
+                r.get(0)
+            })
+            .optional()
+            .map_err(|e| self.db(e))?;
+        let arms = self.arm_readings_in(&conn, None)?;
+        problems.extend(crate::session::trail::arm_findings(
+            &rows,
+            design.as_deref(),
+            &arms,
+        ));
+        Ok(problems)
     }
 }
