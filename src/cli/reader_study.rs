@@ -7,7 +7,7 @@ use std::path::Path;
 use anyhow::{Context, bail};
 use sacro::grading::Reading;
 use sacro::session::reader_study::{MrmcRow, mrmc_rows};
-use sacro::session::{self, Arm, ArmPlan, CommitOutcome, Design, Study, csv_io};
+use sacro::session::{self, Arm, CommitOutcome, Design, Study, csv_io};
 
 /// Parses an arm name.
 pub fn parse_arm(s: &str) -> Result<Arm, String> {
@@ -33,38 +33,6 @@ impl DesignKind {
     }
 }
 
-/// One line of `sacro study status` for an arm reader.
-pub fn status_line(plan: &ArmPlan) -> String {
-    let waiting = match (&plan.next_open, &plan.last_open) {
-        (Some(next), Some(last)) if next != last => format!(
-            "; {} wait for the washout (first opens {}, last {})",
-            plan.waiting,
-            day(next),
-            day(last)
-        ),
-        (Some(next), _) => format!(
-            "; {} wait for the washout (open {})",
-            plan.waiting,
-            day(next)
-        ),
-        _ => String::new(),
-    };
-    format!(
-        "{} first; unaided {}/{}, aided {}/{}; now reading {}{waiting}",
-        plan.first.as_str(),
-        plan.unaided_done,
-        plan.cases,
-        plan.aided_done,
-        plan.cases,
-        plan.current.as_str()
-    )
-}
-
-/// A timestamp shown to the minute.
-fn day(t: &str) -> String {
-    t.get(..16).unwrap_or(t).replace('T', " ") + " UTC"
-}
-
 /// `sacro read --next` for an arm reader.
 pub fn next(store: &Study, reader: &str) -> anyhow::Result<Option<(String, Arm)>> {
     let plan = store.arm_plan(reader, chrono::Utc::now())?;
@@ -72,7 +40,7 @@ pub fn next(store: &Study, reader: &str) -> anyhow::Result<Option<(String, Arm)>
     match left {
         Some(e) => Ok(Some((e.case_id.clone(), plan.current))),
         None => {
-            say!("nothing to read now: {}", status_line(&plan));
+            say!("nothing to read now: {}", plan.summary());
             Ok(None)
         }
     }
@@ -115,10 +83,7 @@ pub fn export_mrmc(store: &Study, out: &Path, truth: Option<&Path>) -> anyhow::R
     let (truth, source): (HashMap<String, bool>, String) = match truth {
         Some(p) => (csv_io::read_truth(p)?, p.display().to_string()),
         None => (
-            session::consensus(&**store)?
-                .into_iter()
-                .filter_map(|c| c.label.map(|l| (c.case_id, l)))
-                .collect(),
+            session::reader_study::consensus_truth(&**store)?,
             "the study's consensus".into(),
         ),
     };

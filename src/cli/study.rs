@@ -486,7 +486,7 @@ pub fn study(cmd: StudyCommand) -> anyhow::Result<ExitCode> {
                         r.assigned,
                         r.arms
                             .as_ref()
-                            .map(|p| format!(" ({})", super::reader_study::status_line(p)))
+                            .map(|p| format!(" ({})", p.summary()))
                             .unwrap_or_default()
                     );
                 }

@@ -9,6 +9,8 @@ use std::time::Instant;
 
 use egui::Key;
 
+use crate::session::Arm;
+
 use super::command::Commands;
 pub use super::command::{Command, Level, Page};
 use super::loader::Loader;
@@ -175,10 +177,14 @@ impl SacroApp {
     /// only after the reader's own commit and if the coordinator allows it (blinding).
     pub fn model_visible(&self) -> bool {
         match &self.source {
-            Source::Study(s) => {
-                s.mode.is_reviewing()
-                    || (s.own.is_some() && s.info.settings.reveal_model_after_commit)
-            }
+            // A reader study shows the model in the aided arm only (the store decides the same).
+            Source::Study(s) => match s.current_arm() {
+                Some(arm) => arm == Arm::Aided,
+                None => {
+                    s.mode.is_reviewing()
+                        || (s.own.is_some() && s.info.settings.reveal_model_after_commit)
+                }
+            },
             _ => true,
         }
     }
@@ -279,10 +285,12 @@ impl SacroApp {
         if ctx.egui_wants_keyboard_input() {
             return;
         }
+        let mut arms = false;
         if let Source::Study(s) = &mut self.source
             && s.mode.reader().is_some()
         {
-            grading::keys(ctx, &mut s.draft, &mut self.commands);
+            arms = s.current_arm().is_some();
+            grading::keys(ctx, &mut s.draft, arms, &mut self.commands);
         }
         let pressed = |k: Key| ctx.input(|i| i.key_pressed(k));
         if pressed(Key::N) || pressed(Key::ArrowRight) || pressed(Key::ArrowDown) {
@@ -307,7 +315,7 @@ impl SacroApp {
         if let (Some(film), Some((key, view))) = (film, &mut self.view)
             && *key == film.key
         {
-            image_controls::view_keys(ctx, film, view, &mut self.commands);
+            image_controls::view_keys(ctx, film, view, !arms, &mut self.commands);
         }
     }
 
@@ -338,6 +346,7 @@ impl SacroApp {
                     others: others.as_deref(),
                     locked: info.locked,
                     reveal_model: info.settings.reveal_model_after_commit,
+                    arm: entry.arm,
                 };
                 grading::ui(ui, case, draft, &model, &mut self.commands);
                 ui.separator();

@@ -63,6 +63,11 @@ impl SacroApp {
                 }
             }
             Command::StartAnalysis => self.start_analysis(),
+            Command::ComputeReaderStudy => {
+                if let Source::Study(s) = &mut self.source {
+                    s.reader_study.compute(&*s.store);
+                }
+            }
             Command::ShowPage(page) => self.show_page(page),
             Command::Notify(text, level) => self.notify(text, level),
             Command::AddCases(cases) => self.add_cases(&cases),
@@ -262,7 +267,8 @@ impl SacroApp {
                 let first = list.iter().position(|e| !e.done).unwrap_or(0);
                 s.worklist = list;
                 if s.worklist.is_empty() {
-                    self.notify(format!("{name} has no cases to read"), Level::Info);
+                    let why = super::reader_study::nothing_to_read(&*s.store, name);
+                    self.notify(why, Level::Info);
                 }
                 self.go_to_entry(first);
             }
@@ -290,16 +296,14 @@ impl SacroApp {
                 s.crop = None;
                 if let Some(case) = s.current_case().map(str::to_string) {
                     if let Some(reader) = s.mode.reader().map(str::to_string) {
-                        match s.store.own_reading(&reader, &case) {
-                            Ok(own) => {
-                                if let Some(o) = &own {
-                                    s.draft = Draft::from_reading(&o.reading);
-                                }
-                                s.own = own;
-                            }
-                            Err(e) => errors.push(e.to_string()),
+                        let arm = s.current_arm();
+                        if let Err(e) = super::reader_study::load_own(s, &reader, &case) {
+                            errors.push(e.to_string());
                         }
-                        if s.own.is_some() && s.info.settings.reveal_readers_after_commit {
+                        if s.own.is_some()
+                            && s.info.settings.reveal_readers_after_commit
+                            && arm.is_none()
+                        {
                             match s.store.others_readings(&reader, &case) {
                                 Ok(o) => s.others = Some(o),
                                 Err(e) => errors.push(e.to_string()),
@@ -357,7 +361,10 @@ impl SacroApp {
             }
         };
         let reason = s.own.as_ref().map(|_| "changed in the reading workstation");
-        match s.store.commit_reading(&reader, &case, &reading, reason) {
+        let (arm, confidence) = (s.current_arm(), s.draft.confidence);
+        match super::reader_study::commit(
+            &*s.store, &reader, &case, arm, &reading, confidence, reason,
+        ) {
             Ok(outcome) => {
                 if s.pending.as_ref().is_some_and(|p| p.case == case) {
                     s.pending = None;
@@ -384,6 +391,14 @@ impl SacroApp {
                 self.notify(msg, Level::Info);
                 match next {
                     Some(n) if was_new => self.go_to_entry(n),
+                    // A reader study's arm done: the next arm (if its washout allows) is the list.
+                    None if was_new && arm.is_some() => {
+                        self.notify(
+                            format!("{} arm complete", arm.map_or("", |a| a.as_str())),
+                            Level::Info,
+                        );
+                        self.choose(&reader);
+                    }
                     _ => {
                         self.go_to_entry(index);
                         if next.is_none() && was_new {

@@ -109,6 +109,8 @@ pub enum Command {
     RefreshStatus,
     /// Start the statistics dashboard's analysis from the study's store.
     StartAnalysis,
+    /// Analyse the reader study's arm readings (the statistics tab's "Reader study").
+    ComputeReaderStudy,
     /// Show a page.
     ShowPage(Page),
     /// Show a notification.

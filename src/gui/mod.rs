@@ -10,6 +10,7 @@ pub mod loader;
 pub mod model;
 pub mod pacs;
 pub mod panels;
+pub mod reader_study;
 pub mod study;
 pub mod training;
 pub mod viewer;

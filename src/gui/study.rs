@@ -11,8 +11,10 @@ use super::dashboard::Dashboard;
 use super::model::StudyRun;
 use super::panels::coordinator::{CoordinatorParts, OverviewForm};
 use super::panels::grading::Draft;
+use super::reader_study::ReaderStudyView;
 use crate::session::{
-    CropRect, ReaderInfo, ReadingRecord, StoreError, Study, StudyInfo, StudyStatus, WorklistEntry,
+    Arm, CropRect, Design, ReaderInfo, ReadingRecord, StoreError, Study, StudyInfo, StudyStatus,
+    WorklistEntry,
 };
 
 /// What the user is doing with the study.
@@ -94,6 +96,10 @@ pub struct StudySession {
     pub compare: Option<CompareView>,
     /// The statistics dashboard.
     pub dashboard: Dashboard,
+    /// Standard, or a reader study (aided design).
+    pub design: Design,
+    /// The statistics tab's "Reader study" section.
+    pub reader_study: ReaderStudyView,
     /// The model running over the whole study.
     pub study_run: Option<StudyRun>,
     /// Each case's film, resolved once at opening (asked for several times a frame).
@@ -157,6 +163,7 @@ impl StudySession {
             Study::Server(_) => PathBuf::from("server-study"),
         };
         let info = store.info()?;
+        let design = store.design()?;
         let readers = store.readers()?;
         let (paths, archived) = film_places(&store, cache_dir)?;
         Ok(Self {
@@ -178,6 +185,8 @@ impl StudySession {
             stale: true,
             compare: None,
             dashboard: Dashboard::default(),
+            design,
+            reader_study: ReaderStudyView::default(),
             study_run: None,
             pending: None,
             paths,
@@ -201,6 +210,11 @@ impl StudySession {
         self.worklist.get(self.index).map(|e| e.case_id.as_str())
     }
 
+    /// In a reader study: the arm the current entry is read in.
+    pub fn current_arm(&self) -> Option<Arm> {
+        self.worklist.get(self.index).and_then(|e| e.arm)
+    }
+
     /// The film of a case.
     pub fn case_path(&self, case_id: &str) -> Option<PathBuf> {
         self.paths.get(case_id).cloned()
@@ -221,6 +235,8 @@ impl StudySession {
             overview: &mut self.overview,
             compare: self.compare.as_mut(),
             dashboard: &mut self.dashboard,
+            design: self.design,
+            reader_study: &mut self.reader_study,
         }
     }
 
@@ -231,6 +247,7 @@ impl StudySession {
             c.stale = true;
         }
         self.dashboard.invalidate();
+        self.reader_study.invalidate();
         self.stale = true;
     }
 }

@@ -198,6 +198,34 @@ impl ArmPlan {
         }
     }
 
+    /// One line: the arm order, progress per arm, and when the cases waiting for the washout open.
+    pub fn summary(&self) -> String {
+        let minute = |t: &str| t.get(..16).unwrap_or(t).replace('T', " ") + " UTC";
+        let waiting = match (&self.next_open, &self.last_open) {
+            (Some(next), Some(last)) if next != last => format!(
+                "; {} wait for the washout (first opens {}, last {})",
+                self.waiting,
+                minute(next),
+                minute(last)
+            ),
+            (Some(next), _) => format!(
+                "; {} wait for the washout (open {})",
+                self.waiting,
+                minute(next)
+            ),
+            _ => String::new(),
+        };
+        format!(
+            "{} first; unaided {}/{}, aided {}/{}; now reading {}{waiting}",
+            self.first.as_str(),
+            self.unaided_done,
+            self.cases,
+            self.aided_done,
+            self.cases,
+            self.current.as_str()
+        )
+    }
+
     /// Whether the reader may read (or change) this case in this arm now.
     pub fn offers(&self, case_id: &str, arm: Arm) -> bool {
         arm == self.current && self.entries.iter().any(|e| e.case_id == case_id)
@@ -428,6 +456,89 @@ pub fn mrmc_rows(
             rating: r.confidence,
         })
         .collect()
+}
+
+/// The truth of each case from the study's consensus (cases without a consensus label have none).
+pub fn consensus_truth(store: &dyn super::StudyStore) -> StoreResult<HashMap<String, bool>> {
+    Ok(super::consensus(store)?
+        .into_iter()
+        .filter_map(|c| c.label.map(|l| (c.case_id, l)))
+        .collect())
+}
+
+/// A reader study ready for [`crate::stats::mrmc::analyse`], with what was left out.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CrossedStudy {
+    /// Arm readers × both arms × the cases kept.
+    pub study: crate::stats::mrmc::Study,
+    /// Cases left out for want of a truth.
+    pub without_truth: usize,
+    /// Cases left out because not every arm reader has read them in both arms yet.
+    pub incomplete: usize,
+}
+
+/// The arm readings as a fully crossed study (the analysis needs every reader's rating of every case in
+/// both arms): the arm readers who have read anything, both arms, and the cases with a truth that every
+/// one of them has read in both arms. While the study runs this is the interim analysis of the cases
+/// complete so far.
+pub fn crossed_study(
+    readers: &[ReaderInfo],
+    readings: &[ArmReadingRecord],
+    truth: &HashMap<String, bool>,
+    case_ids: &[String],
+) -> CrossedStudy {
+    let arm_readers: Vec<&ReaderInfo> = readers
+        .iter()
+        .filter(|r| r.role == Role::Reader && readings.iter().any(|a| a.reader == r.name))
+        .collect();
+    let rating: HashMap<(&str, Arm, &str), f64> = readings
+        .iter()
+        .map(|a| {
+            (
+                (a.reader.as_str(), a.arm, a.case_id.as_str()),
+                f64::from(a.confidence),
+            )
+        })
+        .collect();
+    let (mut without_truth, mut incomplete) = (0, 0);
+    let mut kept = Vec::new();
+    for c in case_ids {
+        if !truth.contains_key(c) {
+            without_truth += 1;
+        } else if arm_readers.iter().all(|r| {
+            Arm::ALL
+                .iter()
+                .all(|a| rating.contains_key(&(r.name.as_str(), *a, c.as_str())))
+        }) {
+            kept.push(c.clone());
+        } else {
+            incomplete += 1;
+        }
+    }
+    let mut ratings = Vec::with_capacity(2 * arm_readers.len() * kept.len());
+    for arm in Arm::ALL {
+        for r in &arm_readers {
+            for c in &kept {
+                ratings.push(
+                    rating
+                        .get(&(r.name.as_str(), arm, c.as_str()))
+                        .copied()
+                        .unwrap_or(f64::NAN),
+                );
+            }
+        }
+    }
+    CrossedStudy {
+        study: crate::stats::mrmc::Study {
+            modalities: Arm::ALL.iter().map(|a| a.as_str().to_string()).collect(),
+            readers: arm_readers.iter().map(|r| r.name.clone()).collect(),
+            truth: kept.iter().map(|c| truth[c]).collect(),
+            cases: kept,
+            ratings,
+        },
+        without_truth,
+        incomplete,
+    }
 }
 
 #[cfg(test)]

@@ -10,7 +10,8 @@ use crate::gui::command::{Command, Commands, CoordinatorTab};
 use crate::gui::compare::CompareView;
 use crate::gui::dashboard::Dashboard;
 use crate::gui::model::{ModelState, StudyRun};
-use crate::session::{ReaderInfo, Role, StudyInfo, StudySettings, StudyStatus};
+use crate::gui::reader_study::ReaderStudyView;
+use crate::session::{Design, ReaderInfo, Role, StudyInfo, StudySettings, StudyStatus};
 
 /// What the coordinator types into the overview.
 #[derive(Debug, Clone, PartialEq)]
@@ -59,6 +60,10 @@ pub struct CoordinatorParts<'a> {
     pub compare: Option<&'a mut CompareView>,
     /// The statistics dashboard.
     pub dashboard: &'a mut Dashboard,
+    /// Standard, or a reader study.
+    pub design: Design,
+    /// The reader study's section of the statistics tab.
+    pub reader_study: &'a mut ReaderStudyView,
 }
 
 /// The view: tabs, then the tab.
@@ -100,6 +105,12 @@ pub fn ui(
         CoordinatorTab::Statistics => {
             let readers: Vec<String> = parts.readers.iter().map(|r| r.name.clone()).collect();
             let model = model.map(|m| (m.sha256(), m.predictor.card.cutoffs));
+            if parts.design != Design::Standard {
+                egui::CollapsingHeader::new("Reader study: unaided vs aided")
+                    .default_open(true)
+                    .show(ui, |ui| parts.reader_study.ui(ui, commands));
+                ui.separator();
+            }
             parts.dashboard.ui(ui, &readers, model, commands);
         }
     }
@@ -132,6 +143,9 @@ fn overview(
                     egui::ProgressBar::new(r.done as f32 / r.assigned.max(1) as f32)
                         .text(format!("{} / {}", r.done, r.assigned)),
                 );
+                if let Some(plan) = &r.arms {
+                    ui.label(plan.summary());
+                }
                 ui.end_row();
             }
         });

@@ -7,12 +7,25 @@ use egui::{Color32, Key, RichText};
 use super::model_output::{self, ModelView};
 use crate::grading::{Assessment, Classification, JointGrade, JointGrades, Reading};
 use crate::gui::command::{Command, Commands};
-use crate::session::ReadingRecord;
+use crate::session::{Arm, ReadingRecord};
 
 /// Grading keys: left joint 0–4.
 pub const LEFT_KEYS: [Key; 5] = [Key::Q, Key::W, Key::E, Key::R, Key::T];
 /// Right joint 0–4.
 pub const RIGHT_KEYS: [Key; 5] = [Key::A, Key::S, Key::D, Key::F, Key::G];
+/// Confidence digits 0–9.
+const DIGIT_KEYS: [Key; 10] = [
+    Key::Num0,
+    Key::Num1,
+    Key::Num2,
+    Key::Num3,
+    Key::Num4,
+    Key::Num5,
+    Key::Num6,
+    Key::Num7,
+    Key::Num8,
+    Key::Num9,
+];
 const KEY_NAMES_LEFT: [&str; 5] = ["Q", "W", "E", "R", "T"];
 const KEY_NAMES_RIGHT: [&str; 5] = ["A", "S", "D", "F", "G"];
 
@@ -29,6 +42,10 @@ pub struct Draft {
     pub reason: String,
     /// Comment.
     pub comment: String,
+    /// Reader studies: confidence 0–100 of definite sacroiliitis.
+    pub confidence: Option<u8>,
+    /// Digits typed for the confidence so far.
+    pub typed: String,
 }
 
 impl Draft {
@@ -88,15 +105,37 @@ pub struct CaseView<'a> {
     pub locked: bool,
     /// The study reveals the model after the reader's commit.
     pub reveal_model: bool,
+    /// Reader studies: the arm this case is read in (the model is shown before grading in the aided
+    /// arm, never in the unaided one; a confidence score is asked for).
+    pub arm: Option<Arm>,
 }
 
-/// The grading keys of this frame: Q–T and A–G set the joints, Enter sends [`Command::Commit`]. Nothing
-/// when a text field has the keyboard.
-pub fn keys(ctx: &egui::Context, draft: &mut Draft, commands: &mut Commands) {
+/// A digit typed for the confidence: appended while the number stays 0–100 (at most three digits),
+/// else it starts a new number.
+fn type_digit(draft: &mut Draft, digit: u8) {
+    let mut typed = format!("{}{digit}", draft.typed);
+    if typed.len() > 3 || typed.parse::<u16>().map_or(true, |v| v > 100) {
+        typed = digit.to_string();
+    }
+    draft.confidence = typed.parse().ok();
+    draft.typed = typed;
+}
+
+/// The grading keys of this frame: Q–T and A–G set the joints, Enter sends [`Command::Commit`]; in a
+/// reader study (`confidence`) the digit keys type the confidence score. Nothing when a text field has
+/// the keyboard.
+pub fn keys(ctx: &egui::Context, draft: &mut Draft, confidence: bool, commands: &mut Commands) {
     if ctx.egui_wants_keyboard_input() {
         return;
     }
     let pressed = |k: Key| ctx.input(|i| i.key_pressed(k));
+    if confidence {
+        for (d, k) in DIGIT_KEYS.iter().enumerate() {
+            if pressed(*k) {
+                type_digit(draft, d as u8);
+            }
+        }
+    }
     for v in 0..5u8 {
         if pressed(LEFT_KEYS[v as usize]) {
             draft.left = JointGrade::from_value(i64::from(v)).ok();
@@ -121,6 +160,21 @@ pub fn ui(
     commands: &mut Commands,
 ) {
     ui.heading(format!("Case {}", case.case));
+    match case.arm {
+        Some(Arm::Aided) => {
+            ui.label(
+                RichText::new("Reader study, aided arm: the model's output before you grade")
+                    .strong()
+                    .color(Color32::from_rgb(240, 170, 40)),
+            );
+            model_output::ui(ui, model);
+            ui.separator();
+        }
+        Some(Arm::Unaided) => {
+            ui.label(RichText::new("Reader study, unaided arm: the film alone").strong());
+        }
+        None => {}
+    }
     match case.own {
         Some(o) => ui.label(
             RichText::new(format!("committed {}", o.committed_at)).color(Color32::LIGHT_GREEN),
@@ -197,21 +251,38 @@ pub fn ui(
             .hint_text("comment")
             .desired_rows(2),
     );
+    if case.arm.is_some() {
+        let l = ui.label(RichText::new("Confidence of definite sacroiliitis (0–100)").strong());
+        let mut v = draft.confidence.unwrap_or(50);
+        let slider = ui
+            .add(egui::Slider::new(&mut v, 0..=100).show_value(false))
+            .labelled_by(l.id);
+        if slider.changed() {
+            draft.confidence = Some(v);
+            draft.typed.clear();
+        }
+        match draft.confidence {
+            Some(c) => ui.small(format!("confidence {c} % (digit keys type it)")),
+            None => ui.small("not given yet: type it with the digit keys or drag the slider"),
+        };
+    }
     let label = if case.own.is_some() {
         "Commit change (Enter)"
     } else {
         "Commit (Enter)"
     };
+    let complete = draft.reading().is_ok() && (case.arm.is_none() || draft.confidence.is_some());
     if ui
-        .add_enabled(
-            draft.reading().is_ok() && !case.locked,
-            egui::Button::new(label),
-        )
+        .add_enabled(complete && !case.locked, egui::Button::new(label))
         .clicked()
     {
         commands.send(Command::Commit);
     }
     ui.separator();
+    if case.arm.is_some() {
+        ui.label("Reader study: other readers' readings stay hidden; the model is shown in the aided arm only.");
+        return;
+    }
     // Blinding: nothing of other readers or the model before the reader's own commit.
     ui.label(RichText::new("Other readers and model").strong());
     if case.own.is_none() {
@@ -273,13 +344,14 @@ mod tests {
         };
         let mut h = Harness::new_ui_state(
             |u, s: &mut State| {
-                keys(u.ctx(), &mut s.draft, &mut s.commands);
+                keys(u.ctx(), &mut s.draft, false, &mut s.commands);
                 let case = CaseView {
                     case: "C0001",
                     own: None,
                     others: None,
                     locked: false,
                     reveal_model: true,
+                    arm: None,
                 };
                 ui(u, case, &mut s.draft, &ModelView::none(), &mut s.commands);
             },
@@ -300,6 +372,51 @@ mod tests {
         assert_eq!(h.state().draft.right, Some(JointGrade::Ankylosis));
         h.get_by_label_contains("Definite radiographic sacroiliitis: YES");
         h.get_by_label("hidden until you commit (blinded)");
+    }
+
+    /// In a reader study the digit keys type the confidence (0–100; a digit that would pass 100 starts a
+    /// new number), and Commit waits for it.
+    #[test]
+    fn reader_study_asks_for_the_confidence() {
+        let state = State {
+            draft: Draft::default(),
+            commands: Commands::default(),
+        };
+        let mut h = Harness::new_ui_state(
+            |u, s: &mut State| {
+                keys(u.ctx(), &mut s.draft, true, &mut s.commands);
+                let case = CaseView {
+                    case: "C0002",
+                    own: None,
+                    others: None,
+                    locked: false,
+                    reveal_model: true,
+                    arm: Some(Arm::Unaided),
+                };
+                ui(u, case, &mut s.draft, &ModelView::none(), &mut s.commands);
+            },
+            state,
+        );
+        h.get_by_label_contains("unaided arm: the film alone");
+        h.key_press(Key::E);
+        h.key_press(Key::D);
+        h.run();
+        h.get_by_label_contains("not given yet");
+        for k in [Key::Num7, Key::Num5] {
+            h.key_press(k);
+        }
+        h.run();
+        assert_eq!(h.state().draft.confidence, Some(75));
+        h.key_press(Key::Num8);
+        h.run();
+        assert_eq!(h.state().draft.confidence, Some(8), "758 > 100 starts anew");
+        for k in [Key::Num1, Key::Num0, Key::Num0] {
+            h.key_press(k);
+        }
+        h.run();
+        assert_eq!(h.state().draft.confidence, Some(100));
+        h.get_by_label_contains("confidence 100 %");
+        h.get_by_label_contains("other readers' readings stay hidden");
     }
 
     /// A draft is a reading only when complete: both joints, or "not assessable" with a reason.

@@ -11,6 +11,10 @@ pub fn ui(ctx: &egui::Context, open: &mut bool) {
                 ("N / P, arrows", "next / previous case"),
                 ("right drag", "window (↔) and level (↕)"),
                 ("1–5", "presets: file 1, file 2, auto, full, contrast"),
+                (
+                    "0–9",
+                    "reader studies: type the confidence 0–100 (the presets are then buttons only)",
+                ),
                 ("I", "invert"),
                 ("wheel, left drag", "zoom about the cursor, pan"),
                 ("Home / 0", "fit / 1:1"),

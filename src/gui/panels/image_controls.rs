@@ -192,11 +192,13 @@ fn heat_legend(ui: &mut egui::Ui) {
     });
 }
 
-/// The viewer's keys of this frame that change only the view: I, Space, Home, 0 and the presets 1–5.
+/// The viewer's keys of this frame that change only the view: I, Space, Home, and (where `digits`: not
+/// while a reader study's confidence is typed) 0 and the presets 1–5.
 pub fn view_keys(
     ctx: &egui::Context,
     film: &Arc<Film>,
     view: &mut ViewState,
+    digits: bool,
     commands: &mut Commands,
 ) {
     use egui::Key;
@@ -212,6 +214,9 @@ pub fn view_keys(
     }
     if pressed(Key::Home) {
         view.zoom = None;
+    }
+    if !digits {
+        return;
     }
     if pressed(Key::Num0) {
         view.zoom = Some(1.0 / ctx.pixels_per_point());
