@@ -45,18 +45,7 @@ fn pick_reader(h: &mut Harness<'static, SacroApp>, label: &str) {
 
 /// A single-reader study over copies of the first `n` bundled demo phantoms.
 fn practice_study(dir: &Path, n: usize) -> PathBuf {
-    let demo = Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/demo");
-    let mut cases = Vec::new();
-    for i in 1..=n {
-        let name = format!("P{i:04}.dcm");
-        std::fs::copy(demo.join(&name), dir.join(&name)).expect("copy film");
-        cases.push(NewCase {
-            path: Some(dir.join(&name)),
-            sop_instance_uid: None,
-            case_id: None,
-            archive: None,
-        });
-    }
+    let cases = common::demo_cases(dir, n);
     let path = dir.join("practice.sacro");
     let store = SqliteStore::create(&path, Protocol::TwoCentral, 3).expect("study");
     store.add_reader("Dr A", Role::Central1).expect("reader");

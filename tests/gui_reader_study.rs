@@ -12,7 +12,7 @@ use egui_kittest::Harness;
 use egui_kittest::kittest::Queryable;
 use sacro::gui::app::Source;
 use sacro::gui::{Launch, SacroApp};
-use sacro::session::{Arm, Design, NewCase, Protocol, Role, SqliteStore, StudyStore};
+use sacro::session::{Arm, Design, Protocol, Role, SqliteStore, StudyStore};
 
 fn harness(launch: Launch) -> Harness<'static, SacroApp> {
     let mut h = Harness::builder()
@@ -28,18 +28,7 @@ fn harness(launch: Launch) -> Harness<'static, SacroApp> {
 
 /// An aided-design study (no washout, so that the app reaches the second arm) over two demo phantoms.
 fn aided_study(dir: &Path) -> PathBuf {
-    let demo = Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/demo");
-    let mut cases = Vec::new();
-    for i in 1..=2 {
-        let name = format!("P{i:04}.dcm");
-        std::fs::copy(demo.join(&name), dir.join(&name)).expect("copy film");
-        cases.push(NewCase {
-            path: Some(dir.join(&name)),
-            sop_instance_uid: None,
-            case_id: None,
-            archive: None,
-        });
-    }
+    let cases = common::demo_cases(dir, 2);
     let path = dir.join("aided.sacro");
     let store = SqliteStore::create(&path, Protocol::Single, 4).expect("study");
     store

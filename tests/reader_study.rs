@@ -11,7 +11,8 @@ use chrono::{DateTime, Duration, Utc};
 use sacro::grading::{JointGrade as G, Reading};
 use sacro::session::reader_study::mrmc_rows;
 use sacro::session::{
-    Arm, CommitOutcome, Design, NewCase, Protocol, Role, SqliteStore, StoreError, StudyStore,
+    Arm, ArmCommit, CommitOutcome, Design, NewCase, Protocol, Role, SqliteStore, StoreError,
+    StudyStore,
 };
 
 fn sacro() -> Command {
@@ -27,6 +28,28 @@ fn t(s: &str) -> DateTime<Utc> {
 fn reading(l: u8, r: u8) -> Reading {
     let g = |v: u8| G::from_value(i64::from(v)).expect("grade");
     Reading::graded(g(l), g(r))
+}
+
+/// `commit_arm_reading` with its arguments in a row.
+#[allow(clippy::too_many_arguments)]
+fn commit_arm(
+    store: &SqliteStore,
+    reader: &str,
+    case: &str,
+    arm: Arm,
+    reading: &Reading,
+    confidence: u8,
+    reason: Option<&str>,
+    now: DateTime<Utc>,
+) -> Result<CommitOutcome, StoreError> {
+    let commit = ArmCommit {
+        arm,
+        reading,
+        confidence,
+        reason,
+        now,
+    };
+    store.commit_arm_reading(reader, case, &commit)
 }
 
 fn reader_study(dir: &Path, cases: usize) -> SqliteStore {
@@ -84,17 +107,33 @@ fn two_readers_through_both_arms_with_the_washout_enforced() {
 
     // Bad input: a confidence above 100, a standard reading, the other arm before the first is done.
     assert!(
-        store
-            .commit_arm_reading("ann", &case, Arm::Unaided, &reading(2, 2), 101, None, t0)
-            .is_err()
+        commit_arm(
+            &store,
+            "ann",
+            &case,
+            Arm::Unaided,
+            &reading(2, 2),
+            101,
+            None,
+            t0
+        )
+        .is_err()
     );
     let err = store
         .commit_reading("ann", &case, &reading(2, 2), None)
         .expect_err("arm readers need an arm");
     assert!(err.to_string().contains("confidence"), "{err}");
-    let err = store
-        .commit_arm_reading("ann", &case, Arm::Aided, &reading(2, 2), 70, None, t0)
-        .expect_err("aided before unaided");
+    let err = commit_arm(
+        &store,
+        "ann",
+        &case,
+        Arm::Aided,
+        &reading(2, 2),
+        70,
+        None,
+        t0,
+    )
+    .expect_err("aided before unaided");
     assert!(err.to_string().contains("unaided first"), "{err}");
 
     // Session 1: both read every case in their first arm, an hour apart.
@@ -102,17 +141,17 @@ fn two_readers_through_both_arms_with_the_washout_enforced() {
         let plan = store.arm_plan(reader, t0).expect("plan");
         for (k, e) in plan.entries.iter().enumerate() {
             let at = t0 + Duration::hours(k as i64 + i as i64);
-            let outcome = store
-                .commit_arm_reading(
-                    reader,
-                    &e.case_id,
-                    plan.current,
-                    &reading(1, 2),
-                    40,
-                    None,
-                    at,
-                )
-                .expect("first arm");
+            let outcome = commit_arm(
+                &store,
+                reader,
+                &e.case_id,
+                plan.current,
+                &reading(1, 2),
+                40,
+                None,
+                at,
+            )
+            .expect("first arm");
             assert_eq!(outcome, CommitOutcome::Created);
         }
     }
@@ -124,9 +163,17 @@ fn two_readers_through_both_arms_with_the_washout_enforced() {
     assert_eq!(plan.waiting, 4);
     assert_eq!(plan.next_open.as_deref(), Some("2026-03-30T09:00:00.000Z"));
     assert_eq!(plan.last_open.as_deref(), Some("2026-03-30T12:00:00.000Z"));
-    let err = store
-        .commit_arm_reading("ann", &case, Arm::Aided, &reading(2, 2), 70, None, day1)
-        .expect_err("washout");
+    let err = commit_arm(
+        &store,
+        "ann",
+        &case,
+        Arm::Aided,
+        &reading(2, 2),
+        70,
+        None,
+        day1,
+    )
+    .expect_err("washout");
     assert!(err.to_string().contains("2026-03-30"), "{err}");
     // Ben, aided first, does not see the model while waiting for his unaided arm.
     assert!(
@@ -170,49 +217,57 @@ fn two_readers_through_both_arms_with_the_washout_enforced() {
                     e.case_id
                 );
             }
-            store
-                .commit_arm_reading(
-                    reader,
-                    &e.case_id,
-                    plan.current,
-                    &reading(2, 3),
-                    85,
-                    None,
-                    done_at,
-                )
-                .expect("second arm");
+            commit_arm(
+                &store,
+                reader,
+                &e.case_id,
+                plan.current,
+                &reading(2, 3),
+                85,
+                None,
+                done_at,
+            )
+            .expect("second arm");
         }
     }
     // The first arm cannot change any more; the second changes only with a reason.
-    let err = store
-        .commit_arm_reading(
-            "ann",
-            &case,
-            Arm::Unaided,
-            &reading(0, 0),
-            5,
-            Some("x"),
-            done_at,
-        )
-        .expect_err("first arm closed");
+    let err = commit_arm(
+        &store,
+        "ann",
+        &case,
+        Arm::Unaided,
+        &reading(0, 0),
+        5,
+        Some("x"),
+        done_at,
+    )
+    .expect_err("first arm closed");
     assert!(err.to_string().contains("no longer"), "{err}");
     assert!(
-        store
-            .commit_arm_reading("ann", &case, Arm::Aided, &reading(3, 3), 90, None, done_at)
-            .is_err()
+        commit_arm(
+            &store,
+            "ann",
+            &case,
+            Arm::Aided,
+            &reading(3, 3),
+            90,
+            None,
+            done_at
+        )
+        .is_err()
     );
     assert_eq!(
-        store
-            .commit_arm_reading(
-                "ann",
-                &case,
-                Arm::Aided,
-                &reading(3, 3),
-                90,
-                Some("second look"),
-                done_at
-            )
-            .expect("change"),
+        commit_arm(
+            &store,
+            "ann",
+            &case,
+            Arm::Aided,
+            &reading(3, 3),
+            90,
+            Some("second look"),
+            done_at
+        )
+        .expect("change"),
         CommitOutcome::Changed
     );
 
@@ -252,7 +307,8 @@ fn two_readers_through_both_arms_with_the_washout_enforced() {
     assert!(store.dump().is_err());
     store.lock().expect("lock");
     assert!(matches!(
-        store.commit_arm_reading(
+        commit_arm(
+            &store,
             "ben",
             &case,
             Arm::Aided,
@@ -325,17 +381,17 @@ fn central_readers_read_as_usual_beside_the_arm_readers() {
         Some(Arm::Unaided)
     );
     // Once a reading exists in an arm, the study stays a reader study.
-    store
-        .commit_arm_reading(
-            "r1",
-            "K1",
-            Arm::Unaided,
-            &reading(1, 1),
-            20,
-            None,
-            Utc::now(),
-        )
-        .expect("arm");
+    commit_arm(
+        &store,
+        "r1",
+        "K1",
+        Arm::Unaided,
+        &reading(1, 1),
+        20,
+        None,
+        Utc::now(),
+    )
+    .expect("arm");
     assert!(store.set_design(Design::Standard).is_err());
     assert!(
         store
@@ -463,58 +519,17 @@ fn the_command_line_runs_a_reader_study_end_to_end() {
         ])
         .0
     );
-    let (ok, text) = run(&["read", sp, "--reader", "ann", "--next"]);
+    let read = |extra: &[&str]| run(&[&["read", sp, "--reader", "ann"], extra].concat());
+    let grades = ["--case", "C0001", "--left", "2", "--right", "2"];
+    let (ok, text) = read(&["--next"]);
     assert!(ok && text.contains("unaided arm"), "{text}");
-    let (ok, text) = run(&[
-        "read", sp, "--reader", "ann", "--case", "C0001", "--left", "2", "--right", "2",
-    ]);
+    let (ok, text) = read(&grades);
     assert!(!ok && text.contains("--confidence"), "{text}");
-    let (ok, text) = run(&[
-        "read",
-        sp,
-        "--reader",
-        "ann",
-        "--case",
-        "C0001",
-        "--left",
-        "2",
-        "--right",
-        "2",
-        "--confidence",
-        "101",
-    ]);
+    let (ok, text) = read(&[&grades[..], &["--confidence", "101"]].concat());
     assert!(!ok, "{text}");
-    let (ok, text) = run(&[
-        "read",
-        sp,
-        "--reader",
-        "ann",
-        "--case",
-        "C0001",
-        "--left",
-        "2",
-        "--right",
-        "2",
-        "--confidence",
-        "70",
-    ]);
+    let (ok, text) = read(&[&grades[..], &["--confidence", "70"]].concat());
     assert!(ok && text.contains("in the unaided arm"), "{text}");
-    let (ok, text) = run(&[
-        "read",
-        sp,
-        "--reader",
-        "ann",
-        "--case",
-        "C0001",
-        "--left",
-        "2",
-        "--right",
-        "2",
-        "--confidence",
-        "70",
-        "--arm",
-        "aided",
-    ]);
+    let (ok, text) = read(&[&grades[..], &["--confidence", "70", "--arm", "aided"]].concat());
     assert!(!ok && text.contains("unaided first"), "{text}");
     assert_eq!(text.trim().lines().count(), 1, "one line: {text}");
     // Export from a study without truth: rows with an empty truth, and a note.

@@ -10,7 +10,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use rayon::prelude::*;
 use sacro::grading::Reading;
 use sacro::phantom::{self, Phantom, PhantomConfig, PhantomFormat, SimulatedReader};
-use sacro::session::{Arm, Design, NewCase, Protocol, Role, SqliteStore, StudyStore};
+use sacro::session::{Arm, ArmCommit, Design, NewCase, Protocol, Role, SqliteStore, StudyStore};
 
 /// Arguments of `sacro phantom`.
 #[derive(Args)]
@@ -260,15 +260,14 @@ fn simulate_arms(
             let s =
                 seed ^ ((i as u64 + 1) << 40) ^ ((plan.current as u64 + 1) << 36) ^ p.index as u64;
             let grades = reader.read(p.grades, s);
-            store.commit_arm_reading(
-                name,
-                &entry.case_id,
-                plan.current,
-                &Reading::graded(grades.left, grades.right),
-                reader.confidence(grades, s),
-                None,
-                at,
-            )?;
+            let commit = ArmCommit {
+                arm: plan.current,
+                reading: &Reading::graded(grades.left, grades.right),
+                confidence: reader.confidence(grades, s),
+                reason: None,
+                now: at,
+            };
+            store.commit_arm_reading(name, &entry.case_id, &commit)?;
         }
     }
     Ok(())

@@ -4,10 +4,9 @@
 use std::collections::HashMap;
 use std::path::Path;
 
-use anyhow::{Context, bail};
-use sacro::grading::Reading;
+use anyhow::bail;
 use sacro::session::reader_study::{MrmcRow, mrmc_rows};
-use sacro::session::{self, Arm, CommitOutcome, Design, Study, csv_io};
+use sacro::session::{self, Arm, Design, Study, csv_io};
 
 /// Parses an arm name.
 pub fn parse_arm(s: &str) -> Result<Arm, String> {
@@ -44,31 +43,6 @@ pub fn next(store: &Study, reader: &str) -> anyhow::Result<Option<(String, Arm)>
             Ok(None)
         }
     }
-}
-
-/// Commits an arm reader's reading: in `arm`, or in the arm their work list holds now.
-pub fn commit(
-    store: &Study,
-    reader: &str,
-    case: &str,
-    arm: Option<Arm>,
-    reading: &Reading,
-    confidence: Option<u8>,
-    reason: Option<&str>,
-) -> anyhow::Result<(Arm, CommitOutcome)> {
-    let confidence = confidence.with_context(|| {
-        format!(
-            "{reader} reads in the reader study's arms: give --confidence 0–100 (your probability of \
-             definite sacroiliitis)"
-        )
-    })?;
-    let now = chrono::Utc::now();
-    let arm = match arm {
-        Some(a) => a,
-        None => store.arm_plan(reader, now)?.current,
-    };
-    let outcome = store.commit_arm_reading(reader, case, arm, reading, confidence, reason, now)?;
-    Ok((arm, outcome))
 }
 
 /// `sacro study export --mrmc`: the arm readings in the long format, truth from `truth` (a CSV) or the

@@ -896,8 +896,8 @@ pub fn read(args: ReadArgs) -> anyhow::Result<ExitCode> {
     };
     let mut arm_said = String::new();
     let outcome = if in_arms {
-        let (arm, outcome) = super::reader_study::commit(
-            &store,
+        let (arm, outcome) = session::reader_study::commit_now(
+            &*store,
             &reader,
             &case,
             args.arm,

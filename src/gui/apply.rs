@@ -297,7 +297,7 @@ impl SacroApp {
                 if let Some(case) = s.current_case().map(str::to_string) {
                     if let Some(reader) = s.mode.reader().map(str::to_string) {
                         let arm = s.current_arm();
-                        if let Err(e) = super::reader_study::load_own(s, &reader, &case) {
+                        if let Err(e) = s.load_own(&reader, &case) {
                             errors.push(e.to_string());
                         }
                         if s.own.is_some()

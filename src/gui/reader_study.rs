@@ -10,11 +10,9 @@ use egui::{Color32, RichText};
 use egui_plot::{Legend, Line, Plot, PlotPoints};
 
 use super::command::{Command, Commands};
-use super::panels::grading::Draft;
-use super::study::StudySession;
 use crate::grading::Reading;
-use crate::session::reader_study::{CrossedStudy, consensus_truth, crossed_study};
-use crate::session::{Arm, CommitOutcome, ReadingRecord, StoreError, StudyStore, csv_io};
+use crate::session::reader_study::{CrossedStudy, commit_now, consensus_truth, crossed_study};
+use crate::session::{Arm, CommitOutcome, StoreError, StudyStore, csv_io};
 use crate::stats::mrmc::{self, CovMethod, Fom, Mrmc};
 use crate::stats::roc::roc_curve;
 
@@ -150,32 +148,6 @@ impl ReaderStudyView {
     }
 }
 
-/// Loads the reader's own reading of the current case into the grading panel (its draft, with the
-/// confidence): in the entry's arm for an arm reader (never the other arm's), else their reading.
-pub(super) fn load_own(s: &mut StudySession, reader: &str, case: &str) -> Result<(), StoreError> {
-    let own = match s.current_arm() {
-        None => s.store.own_reading(reader, case)?.map(|r| (r, None)),
-        Some(arm) => s.store.own_arm_reading(reader, case, arm)?.map(|a| {
-            (
-                ReadingRecord {
-                    case_id: a.case_id,
-                    reader: a.reader,
-                    role: crate::session::Role::Reader,
-                    reading: a.reading,
-                    committed_at: a.committed_at,
-                },
-                Some(a.confidence),
-            )
-        }),
-    };
-    if let Some((o, confidence)) = &own {
-        s.draft = Draft::from_reading(&o.reading);
-        s.draft.confidence = *confidence;
-    }
-    s.own = own.map(|(o, _)| o);
-    Ok(())
-}
-
 /// What a reader with an empty work list is told: in a reader study between arms, when the next opens.
 pub(super) fn nothing_to_read(store: &dyn StudyStore, name: &str) -> String {
     match store.arm_plan(name, chrono::Utc::now()) {
@@ -195,25 +167,10 @@ pub(super) fn commit(
     confidence: Option<u8>,
     reason: Option<&str>,
 ) -> Result<CommitOutcome, StoreError> {
-    let Some(arm) = arm else {
+    if arm.is_none() {
         return store.commit_reading(reader, case, reading, reason);
-    };
-    let confidence = confidence.ok_or_else(|| {
-        StoreError::Invalid(
-            "give your confidence 0–100 that the film shows definite sacroiliitis (type it with the \
-             digit keys, or drag the slider)"
-                .into(),
-        )
-    })?;
-    store.commit_arm_reading(
-        reader,
-        case,
-        arm,
-        reading,
-        confidence,
-        reason,
-        chrono::Utc::now(),
-    )
+    }
+    commit_now(store, reader, case, arm, reading, confidence, reason).map(|(_, o)| o)
 }
 
 fn analyse(store: &dyn StudyStore, truth_file: &str) -> Result<ReaderStudyResult, String> {

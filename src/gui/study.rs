@@ -240,6 +240,33 @@ impl StudySession {
         }
     }
 
+    /// Loads the reader's own reading of the current case into the grading panel (its draft, with the
+    /// confidence): in the entry's arm for an arm reader (never the other arm's), else their reading.
+    pub(super) fn load_own(&mut self, reader: &str, case: &str) -> Result<(), StoreError> {
+        let s = self;
+        let own = match s.current_arm() {
+            None => s.store.own_reading(reader, case)?.map(|r| (r, None)),
+            Some(arm) => s.store.own_arm_reading(reader, case, arm)?.map(|a| {
+                (
+                    ReadingRecord {
+                        case_id: a.case_id,
+                        reader: a.reader,
+                        role: crate::session::Role::Reader,
+                        reading: a.reading,
+                        committed_at: a.committed_at,
+                    },
+                    Some(a.confidence),
+                )
+            }),
+        };
+        if let Some((o, confidence)) = &own {
+            s.draft = Draft::from_reading(&o.reading);
+            s.draft.confidence = *confidence;
+        }
+        s.own = own.map(|(o, _)| o);
+        Ok(())
+    }
+
     /// Marks what is derived from readings and predictions as out of date (compare table, dashboard,
     /// progress figures, prediction count).
     pub(super) fn invalidate(&mut self) {

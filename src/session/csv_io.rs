@@ -6,23 +6,32 @@ use std::path::{Path, PathBuf};
 use super::{CaseConsensus, NewCase, ReadingRecord, StoreError, StoreResult};
 use crate::grading::Assessment;
 
+/// A refusal naming the file and, where known, the row (1-based, the header being row 1).
+fn row_error(path: &Path, row: Option<u64>, detail: String) -> StoreError {
+    StoreError::Invalid(match row {
+        Some(r) => format!("{}: row {r}: {detail}", path.display()),
+        None => format!("{}: {detail}", path.display()),
+    })
+}
+
+/// Opens a CSV file (cells trimmed) and reads its header.
+fn open_csv(path: &Path) -> StoreResult<(csv::Reader<std::fs::File>, csv::StringRecord)> {
+    let mut reader = csv::ReaderBuilder::new()
+        .trim(csv::Trim::All)
+        .from_path(path)
+        .map_err(|e| row_error(path, None, e.to_string()))?;
+    let headers = reader
+        .headers()
+        .map_err(|e| row_error(path, None, e.to_string()))?
+        .clone();
+    Ok((reader, headers))
+}
+
 /// Reads a case list: a header with `path` and/or `uid` (SOP Instance UID), optionally `case_id`.
 /// Relative paths are taken relative to the CSV file's folder.
 pub fn read_case_list(csv_path: &Path) -> StoreResult<Vec<NewCase>> {
-    let err = |row: Option<u64>, detail: String| {
-        StoreError::Invalid(match row {
-            Some(r) => format!("{}: row {r}: {detail}", csv_path.display()),
-            None => format!("{}: {detail}", csv_path.display()),
-        })
-    };
-    let mut reader = csv::ReaderBuilder::new()
-        .trim(csv::Trim::All)
-        .from_path(csv_path)
-        .map_err(|e| err(None, e.to_string()))?;
-    let headers = reader
-        .headers()
-        .map_err(|e| err(None, e.to_string()))?
-        .clone();
+    let err = |row, detail| row_error(csv_path, row, detail);
+    let (mut reader, headers) = open_csv(csv_path)?;
     let col = |name: &str| headers.iter().position(|h| h.eq_ignore_ascii_case(name));
     let (path_col, uid_col, id_col) = (col("path"), col("uid"), col("case_id"));
     let web_col = col("dicomweb");
@@ -183,20 +192,8 @@ pub fn write_mrmc(path: &Path, rows: &[super::reader_study::MrmcRow]) -> StoreRe
 /// Reads a reference truth: a column `case` and one of `truth`, `label` or `definite` holding 0 or 1
 /// (empty: no truth for that case). The consensus export and the phantoms' `truth.csv` both fit.
 pub fn read_truth(csv_path: &Path) -> StoreResult<std::collections::HashMap<String, bool>> {
-    let err = |row: Option<u64>, detail: String| {
-        StoreError::Invalid(match row {
-            Some(r) => format!("{}: row {r}: {detail}", csv_path.display()),
-            None => format!("{}: {detail}", csv_path.display()),
-        })
-    };
-    let mut reader = csv::ReaderBuilder::new()
-        .trim(csv::Trim::All)
-        .from_path(csv_path)
-        .map_err(|e| err(None, e.to_string()))?;
-    let headers = reader
-        .headers()
-        .map_err(|e| err(None, e.to_string()))?
-        .clone();
+    let err = |row, detail| row_error(csv_path, row, detail);
+    let (mut reader, headers) = open_csv(csv_path)?;
     let col = |name: &str| headers.iter().position(|h| h.eq_ignore_ascii_case(name));
     let (Some(case_col), Some(truth_col)) = (
         col("case"),

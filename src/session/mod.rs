@@ -20,7 +20,7 @@ use std::path::PathBuf;
 pub use consensus::{CaseConsensus, ConsensusMethod, assigned, consensus_for_case};
 pub use open::Study;
 pub use postgres::{PgStore, SERVER_SCHEMA_VERSION, ServerLogin, is_server_url};
-pub use reader_study::{Arm, ArmPlan, ArmReadingRecord, Design};
+pub use reader_study::{Arm, ArmCommit, ArmPlan, ArmReadingRecord, Design};
 pub use sqlite::{SCHEMA_VERSION, SqliteStore};
 
 use crate::grading::Reading;
@@ -476,20 +476,15 @@ pub trait StudyStore {
         let _ = (reader, case_id, arm);
         Ok(None)
     }
-    /// Commits (creates or changes, with a reason) an arm reader's reading of a case in an arm, with
-    /// their confidence 0–100, if the design offers it at `now` (arm order, washout); audited.
-    #[allow(clippy::too_many_arguments)]
+    /// Commits (creates or changes, with a reason) an arm reader's reading of a case, if the design
+    /// offers it in that arm at the commit's time (arm order, washout); audited.
     fn commit_arm_reading(
         &self,
         reader: &str,
         case_id: &str,
-        arm: Arm,
-        reading: &Reading,
-        confidence: u8,
-        reason: Option<&str>,
-        now: chrono::DateTime<chrono::Utc>,
+        commit: &ArmCommit<'_>,
     ) -> StoreResult<CommitOutcome> {
-        let _ = (reader, case_id, arm, reading, confidence, reason, now);
+        let _ = (reader, case_id, commit);
         Err(StoreError::Invalid(
             "this study is not a reader study (no --design aided)".into(),
         ))

@@ -122,6 +122,55 @@ pub struct ArmReadingRecord {
     pub committed_at: String,
 }
 
+/// An arm reading to commit.
+#[derive(Debug, Clone, Copy)]
+pub struct ArmCommit<'a> {
+    /// The arm.
+    pub arm: Arm,
+    /// The grades (or not assessable).
+    pub reading: &'a Reading,
+    /// The reader's confidence of definite sacroiliitis, 0–100.
+    pub confidence: u8,
+    /// Why an earlier reading in this arm is changed (needed for a change).
+    pub reason: Option<&'a str>,
+    /// When (decides the washout; recorded as the reading's time).
+    pub now: DateTime<Utc>,
+}
+
+/// Commits an arm reader's reading now, in `arm` or (None) the arm their work list holds: the one
+/// path of the command line and the app. A missing confidence is refused with what to give.
+#[allow(clippy::too_many_arguments)]
+pub fn commit_now(
+    store: &dyn super::StudyStore,
+    reader: &str,
+    case_id: &str,
+    arm: Option<Arm>,
+    reading: &Reading,
+    confidence: Option<u8>,
+    reason: Option<&str>,
+) -> StoreResult<(Arm, super::CommitOutcome)> {
+    let confidence = confidence.ok_or_else(|| {
+        StoreError::Invalid(format!(
+            "{reader} reads in the reader study's arms: a reading needs the confidence 0–100 that \
+             the film shows definite sacroiliitis (--confidence N; in the app the digit keys or the \
+             slider)"
+        ))
+    })?;
+    let now = Utc::now();
+    let arm = match arm {
+        Some(a) => a,
+        None => store.arm_plan(reader, now)?.current,
+    };
+    let commit = ArmCommit {
+        arm,
+        reading,
+        confidence,
+        reason,
+        now,
+    };
+    Ok((arm, store.commit_arm_reading(reader, case_id, &commit)?))
+}
+
 /// Parses a store timestamp.
 pub fn parse_time(s: &str) -> StoreResult<DateTime<Utc>> {
     DateTime::parse_from_rfc3339(s)

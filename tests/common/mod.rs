@@ -150,3 +150,21 @@ pub fn max_rel(a: &Tensor, b: &Tensor) -> f64 {
         .zip(&b)
         .fold(0.0, |m, (x, y)| m.max((x - y).abs() / scale))
 }
+
+/// Copies the first `n` bundled demo phantoms into `dir`, as new cases of a study.
+#[allow(dead_code)]
+pub fn demo_cases(dir: &Path, n: usize) -> Vec<sacro::session::NewCase> {
+    let demo = Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/demo");
+    (1..=n)
+        .map(|i| {
+            let name = format!("P{i:04}.dcm");
+            std::fs::copy(demo.join(&name), dir.join(&name)).expect("copy film");
+            sacro::session::NewCase {
+                path: Some(dir.join(&name)),
+                sop_instance_uid: None,
+                case_id: None,
+                archive: None,
+            }
+        })
+        .collect()
+}

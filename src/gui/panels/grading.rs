@@ -130,6 +130,10 @@ pub fn keys(ctx: &egui::Context, draft: &mut Draft, confidence: bool, commands: 
     }
     let pressed = |k: Key| ctx.input(|i| i.key_pressed(k));
     if confidence {
+        if pressed(Key::Backspace) {
+            draft.typed.clear();
+            draft.confidence = None;
+        }
         for (d, k) in DIGIT_KEYS.iter().enumerate() {
             if pressed(*k) {
                 type_digit(draft, d as u8);
@@ -262,7 +266,9 @@ pub fn ui(
             draft.typed.clear();
         }
         match draft.confidence {
-            Some(c) => ui.small(format!("confidence {c} % (digit keys type it)")),
+            Some(c) => ui.small(format!(
+                "confidence {c} % (digit keys type it, Backspace clears)"
+            )),
             None => ui.small("not given yet: type it with the digit keys or drag the slider"),
         };
     }
@@ -410,7 +416,8 @@ mod tests {
         h.key_press(Key::Num8);
         h.run();
         assert_eq!(h.state().draft.confidence, Some(8), "758 > 100 starts anew");
-        for k in [Key::Num1, Key::Num0, Key::Num0] {
+        // Backspace clears it; then 100.
+        for k in [Key::Backspace, Key::Num1, Key::Num0, Key::Num0] {
             h.key_press(k);
         }
         h.run();

@@ -13,7 +13,7 @@ pub fn ui(ctx: &egui::Context, open: &mut bool) {
                 ("1–5", "presets: file 1, file 2, auto, full, contrast"),
                 (
                     "0–9",
-                    "reader studies: type the confidence 0–100 (the presets are then buttons only)",
+                    "reader studies: type the confidence 0–100, Backspace clears (the presets are then buttons only)",
                 ),
                 ("I", "invert"),
                 ("wheel, left drag", "zoom about the cursor, pan"),

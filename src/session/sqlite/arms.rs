@@ -13,7 +13,7 @@ use crate::session::reader_study::{
 };
 use crate::session::rules::{reading_to_row, row_to_reading, validate_reading, validate_text};
 use crate::session::{
-    Arm, ArmPlan, ArmReadingRecord, CommitOutcome, Design, StoreError, StoreResult,
+    Arm, ArmCommit, ArmPlan, ArmReadingRecord, CommitOutcome, Design, StoreError, StoreResult,
 };
 
 /// The JSON of an arm reading in the audit trail: the reading, its arm and confidence.
@@ -213,17 +213,19 @@ impl SqliteStore {
         })
     }
 
-    #[allow(clippy::too_many_arguments)]
     pub(super) fn commit_arm_in(
         &self,
         reader: &str,
         case_id: &str,
-        arm: Arm,
-        reading: &Reading,
-        confidence: u8,
-        reason: Option<&str>,
-        now: DateTime<Utc>,
+        commit: &ArmCommit<'_>,
     ) -> StoreResult<CommitOutcome> {
+        let ArmCommit {
+            arm,
+            reading,
+            confidence,
+            reason,
+            now,
+        } = *commit;
         validate_reading(reading)?;
         validate_confidence(confidence)?;
         if let Some(r) = reason {

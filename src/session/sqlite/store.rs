@@ -12,8 +12,8 @@ use crate::session::rules::{
     validate_reading, validate_text,
 };
 use crate::session::{
-    Arm, ArmPlan, ArmReadingRecord, AuditRow, CaseInfo, CommitOutcome, CropRect, Design, NewCase,
-    PredictionRecord, ReaderInfo, ReadingRecord, Role, StoreError, StoreResult, StudyInfo,
+    Arm, ArmCommit, ArmPlan, ArmReadingRecord, AuditRow, CaseInfo, CommitOutcome, CropRect, Design,
+    NewCase, PredictionRecord, ReaderInfo, ReadingRecord, Role, StoreError, StoreResult, StudyInfo,
     StudySettings, StudyStore, WorklistEntry,
 };
 
@@ -477,12 +477,8 @@ impl StudyStore for SqliteStore {
         &self,
         reader: &str,
         case_id: &str,
-        arm: Arm,
-        reading: &Reading,
-        confidence: u8,
-        reason: Option<&str>,
-        now: chrono::DateTime<chrono::Utc>,
+        commit: &ArmCommit<'_>,
     ) -> StoreResult<CommitOutcome> {
-        self.commit_arm_in(reader, case_id, arm, reading, confidence, reason, now)
+        self.commit_arm_in(reader, case_id, commit)
     }
 }
