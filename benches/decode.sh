@@ -11,6 +11,13 @@ real=../shared/testdata/dicom/real
 files=($real/RG3_UNCR.dcm $real/RG3_J2KR.dcm $real/RG1_J2KI.dcm
        tests/fixtures/htj2k/RG3_crop_HTJ2KR.dcm tests/fixtures/htj2k/RG3_crop_HTJ2K.dcm
        tests/fixtures/jpeg12/RG3_jpeg12.dcm)
+# Whole films in HTJ2K (RG3 lossless, RG1 lossy), made now by OpenJPH where it is installed.
+if command -v ojph_compress >/dev/null; then
+  full=$(mktemp -d)
+  trap 'rm -rf "$full"' EXIT
+  python3 tests/fixtures/htj2k/make.py --full "$full" >/dev/null
+  files+=("$full/RG3_HTJ2KR.dcm" "$full/RG1_HTJ2K.dcm")
+fi
 cargo build --release --quiet
 echo "# $(date -u +%F) $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(nproc) cores"
 echo "## sacro"

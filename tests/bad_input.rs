@@ -136,3 +136,28 @@ fn non_images_and_missing_files() {
     let err = imaging::load(&trunc_png, &LoadOptions::default()).expect_err("png");
     assert!(err.to_string().contains("trunc.png"), "{err}");
 }
+
+/// A JPEG 2000 codestream that declares another image than the data set (here 60000 × 60000 samples
+/// inside a 64 × 64 MR film) is refused from its SIZ marker, before the decoder allocates for it.
+#[test]
+fn a_jpeg2000_stream_larger_than_its_data_set_is_refused_before_decoding() {
+    let mut bytes = std::fs::read(shared("dicom/real/MR_small_jp2klossless.dcm")).expect("read");
+    let siz = bytes
+        .windows(4)
+        .position(|w| w == [0xFF, 0x4F, 0xFF, 0x51])
+        .expect("SOC and SIZ");
+    for at in [siz + 8, siz + 12] {
+        bytes[at..at + 4].copy_from_slice(&60_000u32.to_be_bytes());
+    }
+    let tmp = tempfile::tempdir().expect("tmp");
+    let path = tmp.path().join("big_codestream.dcm");
+    std::fs::write(&path, &bytes).expect("write");
+    let err = imaging::load(&path, &LoadOptions::default()).expect_err("refused");
+    let text = err.to_string();
+    assert!(
+        text.contains("big_codestream.dcm")
+            && text.contains("codestream is 60000×60000")
+            && text.contains("the data set says 64×64"),
+        "{text}"
+    );
+}

@@ -22,7 +22,7 @@ static ALLOC: Cap<PeakAlloc> = Cap::new(PeakAlloc, usize::MAX);
 /// Ceiling above a case's starting point: beyond it an allocation fails and the process aborts.
 const CEILING: usize = 4 << 30;
 
-const FILES: [&str; 13] = [
+const FILES: [&str; 14] = [
     "MR_small.dcm",
     "MR_small_implicit.dcm",
     "MR_small_bigendian.dcm",
@@ -36,8 +36,9 @@ const FILES: [&str; 13] = [
     // 12-bit JPEG Extended (libjpeg-turbo through `imaging::jpeg12`).
     "JPEG-lossy.dcm",
     "tests/fixtures/jpeg12/CR_spine_6154_jpeg12.dcm",
-    // High-Throughput JPEG 2000 (a copy of a real film's region by OpenJPH).
+    // High-Throughput JPEG 2000 (copies of a real film's region by OpenJPH), lossy and lossless.
     "tests/fixtures/htj2k/RG3_crop_HTJ2K.dcm",
+    "tests/fixtures/htj2k/RG3_crop_HTJ2KR.dcm",
 ];
 
 fn real(name: &str) -> PathBuf {

@@ -29,6 +29,11 @@ pub struct PredictArgs {
     /// Radiographs per forward pass.
     #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..=256))]
     batch: u32,
+    /// Decode one film at a time, after the previous batch's prediction (the least memory; the baseline
+    /// of benches/predict_folder.sh). By default a batch's films decode at once and the next batch
+    /// decodes while the model runs.
+    #[arg(long)]
+    sequential_decode: bool,
     /// Write each film's path as given in the `file` column (default: its file name only, because folder
     /// names of PACS exports often name the patient).
     #[arg(long)]
@@ -154,8 +159,15 @@ pub fn predict(args: PredictArgs) -> anyhow::Result<ExitCode> {
     // batches in memory at most); the rows keep the files' order.
     let chunks: Vec<&[(PathBuf, PathBuf)]> = inputs.chunks(args.batch as usize).collect();
     let window = predictor.card.preprocess.window;
+    let sequential = args.sequential_decode;
     let decode = |chunk: &[(PathBuf, PathBuf)]| -> Vec<_> {
         use rayon::prelude::*;
+        if sequential {
+            return chunk
+                .iter()
+                .map(|(_, file)| windowed_film(file, window))
+                .collect();
+        }
         chunk
             .par_iter()
             .map(|(_, file)| windowed_film(file, window))
@@ -184,10 +196,15 @@ pub fn predict(args: PredictArgs) -> anyhow::Result<ExitCode> {
                 Err(e) => failures.push(format!("{e:#}")),
             }
         }
-        let (predictions, next) = rayon::join(
-            || predictor.predict(&tensors),
-            || chunks.get(ci + 1).map(|c| decode(c)),
-        );
+        let (predictions, next) = if sequential {
+            let predictions = predictor.predict(&tensors);
+            (predictions, chunks.get(ci + 1).map(|c| decode(c)))
+        } else {
+            rayon::join(
+                || predictor.predict(&tensors),
+                || chunks.get(ci + 1).map(|c| decode(c)),
+            )
+        };
         pending = next;
         for ((file, (warning, uid)), p) in files.iter().zip(predictions?) {
             let case = file

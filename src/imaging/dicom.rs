@@ -347,6 +347,9 @@ pub(super) fn load(
             detail: "no pixel data decoder for it in this build".into(),
         });
     }
+    if super::j2k::TRANSFER_SYNTAXES.contains(&ts_uid.as_str()) {
+        check_j2k_size(path, &obj, (options.frame, frames), (cols, rows, samples))?;
+    }
     // The decoded samples stay where the decoder put them (borrowed below, never copied).
     let twelve_bit_samples: Vec<u8>;
     let dicom_rs_frame;
@@ -432,11 +435,20 @@ pub(super) fn load(
             }
         };
         let lut = modality_lut(path, &obj)?;
-        let pixels = (0..n)
-            .into_par_iter()
-            .with_min_len(1 << 14)
-            .map(|i| lut.apply(layout.value(raw(i))))
-            .collect();
+        let pixels = if bytes_per_sample <= 2 {
+            // Samples of at most 16 bits: every raw value's result computed once, then looked up (the
+            // same function per value, so the same f32s; a film is millions of samples, a table 65,536).
+            let table: Vec<f32> = (0..1u32 << (8 * bytes_per_sample))
+                .map(|r| lut.apply(layout.value(r)))
+                .collect();
+            looked_up(&data[..n * bytes_per_sample], bytes_per_sample, &table)
+        } else {
+            (0..n)
+                .into_par_iter()
+                .with_min_len(1 << 14)
+                .map(|i| lut.apply(layout.value(raw(i))))
+                .collect()
+        };
         (pixels, photometric, lut)
     } else {
         let planar = decoded.pixel_first;
@@ -531,12 +543,51 @@ struct Frame<'a> {
 
 /// The compressed stream of one frame of encapsulated pixel data: all fragments for a single-frame
 /// file, else fragment `frame` when there is one per frame, else the basic offset table's span.
+/// A JPEG 2000 frame must declare the image the data set describes (checked on the codestream's SIZ
+/// before the decoder allocates anything for it).
+fn check_j2k_size(
+    path: &Path,
+    obj: &InMemDicomObject,
+    (frame, frames): (u32, u32),
+    (cols, rows, samples): (u32, u32, u32),
+) -> Result<(), ImagingError> {
+    // A frame's codestream starts in its first fragment.
+    let fragments = frame_fragments(path, obj, frame, frames)?;
+    let head = fragments.first().ok_or_else(|| {
+        ImagingError::malformed(
+            path,
+            format!("Pixel Data has no fragment for frame {}", frame + 1),
+        )
+    })?;
+    let s = super::j2k::size(head).map_err(|e| ImagingError::decode(path, e))?;
+    if (s.width, s.height, u32::from(s.components)) != (cols, rows, samples) {
+        return Err(ImagingError::decode(
+            path,
+            format!(
+                "the JPEG 2000 codestream is {}×{} with {} component(s), the data set says {cols}×{rows} with {samples}",
+                s.width, s.height, s.components
+            ),
+        ));
+    }
+    Ok(())
+}
+
 fn encapsulated_frame(
     path: &Path,
     obj: &InMemDicomObject,
     frame: u32,
     frames: u32,
 ) -> Result<Vec<u8>, ImagingError> {
+    Ok(frame_fragments(path, obj, frame, frames)?.concat())
+}
+
+/// The fragments that hold one frame of encapsulated Pixel Data, borrowed.
+fn frame_fragments<'a>(
+    path: &Path,
+    obj: &'a InMemDicomObject,
+    frame: u32,
+    frames: u32,
+) -> Result<Vec<&'a [u8]>, ImagingError> {
     let seq = obj
         .get(tags::PIXEL_DATA)
         .map(|e| e.value())
@@ -546,10 +597,10 @@ fn encapsulated_frame(
         })?;
     let (fragments, offsets) = seq;
     if frames == 1 {
-        return Ok(fragments.concat());
+        return Ok(fragments.iter().map(Vec::as_slice).collect());
     }
     if fragments.len() == frames as usize {
-        return Ok(fragments[frame as usize].clone());
+        return Ok(vec![fragments[frame as usize].as_slice()]);
     }
     // The offset table counts bytes from the first fragment's item header (8 bytes per item).
     let start = offsets.get(frame as usize).copied();
@@ -568,7 +619,7 @@ fn encapsulated_frame(
     let mut at = 0u32;
     for f in fragments {
         if at >= start && end.is_none_or(|e| at < e) {
-            out.extend_from_slice(f);
+            out.push(f.as_slice());
         }
         at = at.saturating_add(8).saturating_add(f.len() as u32);
     }
@@ -760,4 +811,25 @@ fn voi_luts(path: &Path, obj: &InMemDicomObject) -> Vec<LookupTable> {
                 .collect()
         })
         .unwrap_or_default()
+}
+
+/// Each little-endian sample of `data` (1 or 2 bytes) replaced by its entry in `table` (of
+/// `1 << (8 * bytes)` entries), on all cores.
+fn looked_up(data: &[u8], bytes: usize, table: &[f32]) -> Vec<f32> {
+    const CHUNK: usize = 1 << 15;
+    let mut out = vec![0f32; data.len() / bytes];
+    out.par_chunks_mut(CHUNK)
+        .zip(data.par_chunks(CHUNK * bytes))
+        .for_each(|(out, data)| {
+            if bytes == 1 {
+                for (o, &b) in out.iter_mut().zip(data) {
+                    *o = table[usize::from(b)];
+                }
+            } else {
+                for (o, b) in out.iter_mut().zip(data.chunks_exact(2)) {
+                    *o = table[usize::from(u16::from_le_bytes([b[0], b[1]]))];
+                }
+            }
+        });
+    out
 }

@@ -13,6 +13,7 @@ mod error;
 pub mod export;
 pub mod geometry;
 mod guard;
+mod j2k;
 mod jpeg12;
 pub mod modality;
 pub mod overlay;
