@@ -90,6 +90,10 @@ struct Htj2k {
     mean: f64,
 }
 
+/// Sacro decodes JPEG 2000 and HTJ2K with OpenJPEG's thread pool on every core; pydicom's
+/// pylibjpeg-openjpeg decodes with one thread (its time does not change with cores or with
+/// OPJ_NUM_THREADS). Equal values here, and in `every_real_file_matches_pydicom` for the J2K films, are
+/// the check that the parallel decoder gives the single-threaded one's values, bit for bit.
 #[test]
 fn htj2k_equals_pydicom_openjpeg() {
     let reference: BTreeMap<String, Htj2k> =
