@@ -158,6 +158,26 @@ pub fn definite_sacroiliitis(left: JointGrade, right: JointGrade) -> bool {
     (l >= 2 && r >= 2) || l >= 3 || r >= 3
 }
 
+/// The probability of definite radiographic sacroiliitis when the two joints' grades are independent with
+/// the distributions `left[g]` and `right[g]` (g = 0–4), exactly by the mNY rule: the film is not definite
+/// only where both grades are ≤ 2 and not both 2, so P = 1 − (L≤2 · R≤2 − L=2 · R=2). A per-joint model's
+/// film-level probability computed this way always agrees with its joint grades. Each distribution must
+/// hold non-negative finite numbers summing to 1 (within 1e-6).
+pub fn definite_probability(left: &[f64; 5], right: &[f64; 5]) -> Result<f64, String> {
+    for (side, p) in [("left", left), ("right", right)] {
+        let sum: f64 = p.iter().sum();
+        if p.iter().any(|v| !v.is_finite() || *v < 0.0) || (sum - 1.0).abs() > 1e-6 {
+            return Err(format!(
+                "the {side} joint's grade probabilities {p:?} are not a distribution (non-negative, \
+                 summing to 1)"
+            ));
+        }
+    }
+    let at_most_2 = |p: &[f64; 5]| p[0] + p[1] + p[2];
+    let not_definite = at_most_2(left) * at_most_2(right) - left[2] * right[2];
+    Ok((1.0 - not_definite).clamp(0.0, 1.0))
+}
+
 /// Axial spondyloarthritis by radiographic status.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub enum Classification {
@@ -233,6 +253,61 @@ impl Reading {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Point masses give the mNY rule on all 25 grade pairs; a hand-computed mixture; and random
+    /// distributions equal the sum over all 25 pairs of P(l)·P(r)·[definite(l, r)].
+    #[test]
+    fn definite_probability_is_exact() {
+        let point = |g: usize| {
+            let mut p = [0.0; 5];
+            p[g] = 1.0;
+            p
+        };
+        for l in 0..5 {
+            for r in 0..5 {
+                let want = definite_sacroiliitis(
+                    JointGrade::from_value(l as i64).unwrap(),
+                    JointGrade::from_value(r as i64).unwrap(),
+                );
+                let p = definite_probability(&point(l), &point(r)).unwrap();
+                assert_eq!(p, f64::from(u8::from(want)), "{l}/{r}");
+            }
+        }
+        // Left 0 or 2 (half each), right 2: definite exactly when left is 2.
+        let p = definite_probability(&[0.5, 0.0, 0.5, 0.0, 0.0], &point(2)).unwrap();
+        assert!((p - 0.5).abs() < 1e-15);
+        // Left 1 or 3 (0.7/0.3), right 0 or 2 (0.6/0.4): definite iff left is 3 → 0.3.
+        let p =
+            definite_probability(&[0.0, 0.7, 0.0, 0.3, 0.0], &[0.6, 0.0, 0.4, 0.0, 0.0]).unwrap();
+        assert!((p - 0.3).abs() < 1e-15);
+        let mut seed = 12345u64;
+        let mut next = || {
+            seed = seed
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            ((seed >> 11) as f64) / ((1u64 << 53) as f64)
+        };
+        for _ in 0..1000 {
+            let mut dist = || {
+                let v: [f64; 5] = std::array::from_fn(|_| next());
+                let s: f64 = v.iter().sum();
+                v.map(|x| x / s)
+            };
+            let (a, b) = (dist(), dist());
+            let mut brute = 0.0;
+            for (l, pl) in a.iter().enumerate() {
+                for (r, pr) in b.iter().enumerate() {
+                    if (l >= 2 && r >= 2) || l >= 3 || r >= 3 {
+                        brute += pl * pr;
+                    }
+                }
+            }
+            assert!((definite_probability(&a, &b).unwrap() - brute).abs() < 1e-12);
+        }
+        assert!(definite_probability(&[0.5; 5], &point(0)).is_err());
+        assert!(definite_probability(&[f64::NAN, 1.0, 0.0, 0.0, 0.0], &point(0)).is_err());
+        assert!(definite_probability(&[-0.5, 1.5, 0.0, 0.0, 0.0], &point(0)).is_err());
+    }
 
     /// All 25 grade pairs against the rule written out as a table (rows: left 0–4, columns: right 0–4).
     #[test]

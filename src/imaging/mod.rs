@@ -14,6 +14,7 @@ pub mod export;
 pub mod geometry;
 mod guard;
 mod j2k;
+pub mod joint_crop;
 mod jpeg12;
 pub mod modality;
 pub mod overlay;
