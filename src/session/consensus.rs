@@ -1,7 +1,7 @@
 //! Who reads which case, and the consensus label of a case, from the readings alone (pure functions).
 
 use super::{Protocol, ReaderInfo, ReadingRecord, Role};
-use crate::grading::JointGrade;
+use crate::grading::{JointGrade, JointGrades};
 
 /// How a case's label was reached (or why it has none).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -207,9 +207,100 @@ fn two_central(
     }
 }
 
+/// How a case's per-joint consensus grades were reached.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub enum JointRule {
+    /// The adjudicating reader's grades (central 2 in the adjudicated protocol, the adjudicator in the
+    /// two-central one), where they read the case.
+    Adjudicator,
+    /// Each joint's median over this many graded readings (for an even count, the lower middle grade).
+    Median(usize),
+}
+
+/// A case's consensus grade of each joint, the label of a per-joint grader.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct JointConsensus {
+    /// The grades.
+    pub grades: JointGrades,
+    /// How they were reached.
+    pub rule: JointRule,
+}
+
+/// The per-joint consensus of a case from its readings: the adjudicating reader's grades where the
+/// protocol adjudicates and they graded the case; else, joint by joint, the median of every graded
+/// reading (the lower middle grade for an even count, so that two readers' 1 and 3 give 1: a joint is
+/// not called worse than half its readers saw it). None when no reading grades the film.
+pub fn joint_consensus(protocol: Protocol, readings: &[&ReadingRecord]) -> Option<JointConsensus> {
+    let adjudicator = match protocol {
+        Protocol::Adjudicated => Some(Role::Central2),
+        Protocol::TwoCentral => Some(Role::Adjudicator),
+        Protocol::Single => None,
+    };
+    if let Some(g) = adjudicator
+        .and_then(|role| readings.iter().find(|r| r.role == role))
+        .and_then(|r| r.reading.grades())
+    {
+        return Some(JointConsensus {
+            grades: g,
+            rule: JointRule::Adjudicator,
+        });
+    }
+    let graded: Vec<JointGrades> = readings.iter().filter_map(|r| r.reading.grades()).collect();
+    if graded.is_empty() {
+        return None;
+    }
+    let median = |side: fn(&JointGrades) -> JointGrade| {
+        let mut v: Vec<JointGrade> = graded.iter().map(side).collect();
+        v.sort();
+        v[(v.len() - 1) / 2]
+    };
+    Some(JointConsensus {
+        grades: JointGrades::new(median(|g| g.left), median(|g| g.right)),
+        rule: JointRule::Median(graded.len()),
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn graded(reader: &str, role: Role, l: i64, r: i64) -> ReadingRecord {
+        let g = |v| JointGrade::from_value(v).unwrap();
+        rec(reader, role, g(l), g(r))
+    }
+
+    #[test]
+    fn joint_consensus_is_the_adjudicator_else_the_lower_median() {
+        let (a, b) = (
+            graded("a", Role::Central1, 1, 4),
+            graded("b", Role::Central2, 3, 2),
+        );
+        // Two central readers: lower middle grade per joint.
+        let c = joint_consensus(Protocol::TwoCentral, &[&a, &b]).unwrap();
+        assert_eq!((c.grades.left.value(), c.grades.right.value()), (1, 2));
+        assert_eq!(c.rule, JointRule::Median(2));
+        // The adjudicator decides where they read the case.
+        let adj = graded("c", Role::Adjudicator, 2, 2);
+        let c = joint_consensus(Protocol::TwoCentral, &[&a, &b, &adj]).unwrap();
+        assert_eq!(
+            (c.grades.left.value(), c.grades.right.value(), c.rule),
+            (2, 2, JointRule::Adjudicator)
+        );
+        // Adjudicated protocol: central 2 is the adjudicator.
+        let local = graded("l", Role::Local, 0, 0);
+        let c = joint_consensus(Protocol::Adjudicated, &[&local, &a, &b]).unwrap();
+        assert_eq!((c.grades.left.value(), c.rule), (3, JointRule::Adjudicator));
+        // Three readers: the middle one.
+        let r: Vec<ReadingRecord> = [(0, 4), (2, 1), (4, 3)]
+            .iter()
+            .enumerate()
+            .map(|(i, (l, r))| graded(&format!("r{i}"), Role::Reader, *l, *r))
+            .collect();
+        let refs: Vec<&ReadingRecord> = r.iter().collect();
+        let c = joint_consensus(Protocol::Single, &refs).unwrap();
+        assert_eq!((c.grades.left.value(), c.grades.right.value()), (2, 3));
+        assert!(joint_consensus(Protocol::Single, &[]).is_none());
+    }
     use crate::grading::{Assessment, JointGrade as G, Reading};
 
     fn rec(reader: &str, role: Role, l: G, r: G) -> ReadingRecord {

@@ -17,7 +17,10 @@ pub(crate) mod trail;
 
 use std::path::PathBuf;
 
-pub use consensus::{CaseConsensus, ConsensusMethod, assigned, consensus_for_case};
+pub use consensus::{
+    CaseConsensus, ConsensusMethod, JointConsensus, JointRule, assigned, consensus_for_case,
+    joint_consensus,
+};
 pub use open::Study;
 pub use postgres::{PgStore, SERVER_SCHEMA_VERSION, ServerLogin, is_server_url};
 pub use reader_study::{Arm, ArmCommit, ArmPlan, ArmReadingRecord, Design};
