@@ -516,7 +516,7 @@ fn crops_are_stored_audited_and_migrated() {
     {
         let conn = rusqlite::Connection::open(&v1).expect("sqlite");
         conn.execute_batch(
-            "DROP TABLE arm_readings; DROP TRIGGER crops_locked_insert; DROP TRIGGER crops_locked_update; \
+            "DROP TABLE arm_readings; DROP TABLE joint_boxes; DROP TRIGGER crops_locked_insert; DROP TRIGGER crops_locked_update; \
              DROP TRIGGER crops_locked_delete; DROP TABLE crops; ALTER TABLE audit DROP COLUMN hash; \
              ALTER TABLE cases DROP COLUMN archive_url; ALTER TABLE cases DROP COLUMN study_uid; \
              ALTER TABLE cases DROP COLUMN series_uid; \

@@ -1,5 +1,6 @@
 //! Command-line subcommands, one module per group.
 
+pub mod boxes;
 pub mod deid;
 pub mod image;
 pub mod model;

@@ -184,12 +184,16 @@ pub enum StudyCommand {
         /// Study file.
         study: PathBuf,
         /// Readings CSV to write; the consensus goes beside it as <stem>_consensus.csv.
-        #[arg(long, required_unless_present = "mrmc")]
+        #[arg(long, required_unless_present_any = ["mrmc", "boxes"])]
         out: Option<PathBuf>,
         /// A reader study's arm readings in the long format of `sacro stats --mrmc`
         /// (reader,modality,case,truth,rating; the rating is the confidence score).
         #[arg(long, value_name = "FILE")]
         mrmc: Option<PathBuf>,
+        /// Every reader's joint boxes and each case's consensus box (the mean):
+        /// case,reader,side,x,y,w,h.
+        #[arg(long, value_name = "FILE")]
+        boxes: Option<PathBuf>,
         /// With --mrmc: the truth from this CSV (columns case and truth, label or definite: 0/1), not
         /// from the study's consensus.
         #[arg(long, requires = "mrmc", value_name = "CSV")]
@@ -287,6 +291,13 @@ pub struct ReadArgs {
     /// Reader studies: the arm (default: the arm your work list holds now).
     #[arg(long, value_parser = super::reader_study::parse_arm)]
     arm: Option<Arm>,
+    /// The reader's box around the patient's left sacroiliac joint: X,Y,W,H in film pixels (none removes
+    /// it); with or without grades.
+    #[arg(long, value_parser = super::boxes::parse_box, value_name = "X,Y,W,H")]
+    left_box: Option<super::boxes::BoxArg>,
+    /// The box around the patient's right sacroiliac joint.
+    #[arg(long, value_parser = super::boxes::parse_box, value_name = "X,Y,W,H")]
+    right_box: Option<super::boxes::BoxArg>,
     /// Delete this reader's reading of the case (needs --reason).
     #[arg(long, requires = "reason", conflicts_with_all = ["left", "right", "not_assessable"])]
     delete: bool,
@@ -535,8 +546,12 @@ pub fn study(cmd: StudyCommand) -> anyhow::Result<ExitCode> {
             out,
             mrmc,
             truth,
+            boxes,
         } => {
             let store = open(&study)?;
+            if let Some(b) = boxes {
+                super::boxes::export(&store, &b)?;
+            }
             if let Some(mrmc) = mrmc {
                 super::reader_study::export_mrmc(&store, &mrmc, truth.as_deref())?;
             }
@@ -880,6 +895,12 @@ pub fn read(args: ReadArgs) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     let case = args.case.context("--case is required")?;
+    if args.left_box.is_some() || args.right_box.is_some() {
+        super::boxes::set(&store, &reader, &case, [args.left_box, args.right_box])?;
+        if args.left.is_none() && args.not_assessable.is_none() && !args.delete {
+            return Ok(ExitCode::SUCCESS);
+        }
+    }
     if args.delete {
         store.delete_reading(&reader, &case, args.reason.as_deref().unwrap_or_default())?;
         say!("deleted {reader}'s reading of {case}");

@@ -189,6 +189,43 @@ pub fn write_mrmc(path: &Path, rows: &[super::reader_study::MrmcRow]) -> StoreRe
     )
 }
 
+/// Writes joint boxes: `case,reader,side,x,y,w,h` (film pixels), every reader's boxes, then per case and
+/// side the consensus box (the mean, [`super::joint_boxes::consensus_boxes`]) as the reader `consensus`.
+pub fn write_joint_boxes(
+    path: &Path,
+    boxes: &[super::joint_boxes::JointBoxRecord],
+) -> StoreResult<()> {
+    use super::joint_boxes::{Side, consensus_boxes};
+    let row = |case: &str, reader: &str, side: Side, r: &super::CropRect| {
+        vec![
+            case.to_string(),
+            reader.to_string(),
+            side.as_str().to_string(),
+            r.x.to_string(),
+            r.y.to_string(),
+            r.width.to_string(),
+            r.height.to_string(),
+        ]
+    };
+    let mut cases: Vec<&str> = boxes.iter().map(|b| b.case_id.as_str()).collect();
+    cases.sort_unstable();
+    cases.dedup();
+    let consensus = cases.into_iter().flat_map(|case| {
+        Side::BOTH
+            .into_iter()
+            .zip(consensus_boxes(boxes, case))
+            .filter_map(move |(side, mean)| mean.map(|r| row(case, "consensus", side, &r)))
+    });
+    write_csv(
+        path,
+        &["case", "reader", "side", "x", "y", "w", "h"],
+        boxes
+            .iter()
+            .map(|b| row(&b.case_id, &b.reader, b.side, &b.rect))
+            .chain(consensus),
+    )
+}
+
 /// Reads a reference truth: a column `case` and one of `truth`, `label` or `definite` holding 0 or 1
 /// (empty: no truth for that case). The consensus export and the phantoms' `truth.csv` both fit.
 pub fn read_truth(csv_path: &Path) -> StoreResult<std::collections::HashMap<String, bool>> {

@@ -8,6 +8,7 @@
 mod consensus;
 pub mod csv_io;
 pub mod dump;
+pub mod joint_boxes;
 mod open;
 mod postgres;
 pub mod reader_study;
@@ -491,6 +492,34 @@ pub trait StudyStore {
         Err(StoreError::Invalid(
             "this study is not a reader study (no --design aided)".into(),
         ))
+    }
+    /// Sets (or, with None, removes) the reader's box around one joint of a case on their work list
+    /// (audited with the old and new box).
+    fn set_joint_box(
+        &self,
+        reader: &str,
+        case_id: &str,
+        side: joint_boxes::Side,
+        rect: Option<CropRect>,
+    ) -> StoreResult<()> {
+        let _ = (reader, case_id, side, rect);
+        Err(StoreError::NotPermitted(
+            "joint boxes are kept in study files; this store has none yet".into(),
+        ))
+    }
+    /// The joint boxes of a case a reader may see: their own, and other readers' once they have
+    /// committed their own reading and the study reveals readers (blinding as for readings).
+    fn joint_boxes(
+        &self,
+        reader: &str,
+        case_id: &str,
+    ) -> StoreResult<Vec<joint_boxes::JointBoxRecord>> {
+        let _ = (reader, case_id);
+        Ok(Vec::new())
+    }
+    /// Every joint box (the coordinator's view: export, training labels).
+    fn all_joint_boxes(&self) -> StoreResult<Vec<joint_boxes::JointBoxRecord>> {
+        Ok(Vec::new())
     }
     /// The model's output for a case, for a reader, decided at `now` (in a reader study the arms
     /// decide; otherwise as [`StudyStore::prediction_for_reader`]).

@@ -224,6 +224,51 @@ pub(crate) fn arm_findings(
     problems
 }
 
+/// Checks the joint boxes against the trail's `set_left_joint_box` / `set_right_joint_box` rows replayed
+/// in order (a box changed, added or removed outside Sacro is reported).
+pub(crate) fn box_findings(
+    rows: &[(AuditRow, Option<String>)],
+    boxes: &[crate::session::joint_boxes::JointBoxRecord],
+) -> Vec<String> {
+    let mut replay: BTreeMap<(String, String, &str), String> = BTreeMap::new();
+    for (r, _) in rows {
+        let side = match r.action.as_str() {
+            "set_left_joint_box" => "left",
+            "set_right_joint_box" => "right",
+            _ => continue,
+        };
+        let key = (r.case_id.clone().unwrap_or_default(), r.actor.clone(), side);
+        match &r.new_value {
+            Some(v) => replay.insert(key, v.clone()),
+            None => replay.remove(&key),
+        };
+    }
+    let mut problems = Vec::new();
+    for b in boxes {
+        let key = (b.case_id.clone(), b.reader.clone(), b.side.as_str());
+        let what = format!(
+            "the {} joint box of case {} by {}",
+            b.side.as_str(),
+            b.case_id,
+            b.reader
+        );
+        match replay.remove(&key) {
+            Some(v) if v == crate::session::joint_boxes::box_text(&b.rect) => {}
+            Some(_) => problems.push(format!(
+                "{what} differs from its audit trail: changed outside Sacro"
+            )),
+            None => problems.push(format!("{what} has no audit row: added outside Sacro")),
+        }
+    }
+    for (case, reader, side) in replay.keys() {
+        problems.push(format!(
+            "the {side} joint box of case {case} by {reader} in the audit trail is missing: removed \
+             outside Sacro"
+        ));
+    }
+    problems
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

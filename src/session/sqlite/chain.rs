@@ -116,6 +116,8 @@ impl SqliteStore {
             })
             .optional()
             .map_err(|e| self.db(e))?;
+        let boxes = self.boxes_in(&conn, None)?;
+        problems.extend(crate::session::trail::box_findings(&rows, &boxes));
         let arms = self.arm_readings_in(&conn, None)?;
         problems.extend(crate::session::trail::arm_findings(
             &rows,

@@ -25,6 +25,14 @@ impl SqliteStore {
                 self.path.display()
             )));
         }
+        let boxes = self.boxes_in(&conn, None)?.len();
+        if boxes > 0 {
+            return Err(StoreError::Invalid(format!(
+                "{}: the study holds {boxes} joint box(es), which the server store has no place for yet: \
+                 it cannot be copied there without losing them",
+                self.path.display()
+            )));
+        }
         read_all(&conn).map_err(|e| self.db(e))
     }
 

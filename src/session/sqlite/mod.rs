@@ -8,6 +8,7 @@
 //! (the [`StudyStore`] implementation); the rules any store shares are in [`super::rules`].
 
 mod arms;
+mod boxes;
 mod chain;
 mod copy;
 mod queries;

@@ -5,7 +5,7 @@
 use rusqlite::Connection;
 
 /// Newest schema version this build writes and reads.
-pub const SCHEMA_VERSION: i64 = 5;
+pub const SCHEMA_VERSION: i64 = 6;
 pub(super) const COORDINATOR: &str = "coordinator";
 pub(super) const NOW: &str = "strftime('%Y-%m-%dT%H:%M:%fZ','now')";
 
@@ -116,6 +116,26 @@ CREATE TRIGGER arm_readings_locked_insert BEFORE INSERT ON arm_readings
 CREATE TRIGGER arm_readings_locked_update BEFORE UPDATE ON arm_readings
     WHEN (SELECT value FROM meta WHERE key = 'locked') = '1' BEGIN SELECT RAISE(ABORT, 'study is locked'); END;
 CREATE TRIGGER arm_readings_locked_delete BEFORE DELETE ON arm_readings
+    WHEN (SELECT value FROM meta WHERE key = 'locked') = '1' BEGIN SELECT RAISE(ABORT, 'study is locked'); END;
+"#,
+    // Joint boxes: each reader's box around each sacroiliac joint of a film (a localiser's labels).
+    r#"
+CREATE TABLE joint_boxes (
+    case_id TEXT NOT NULL REFERENCES cases(id),
+    reader_id INTEGER NOT NULL REFERENCES readers(id),
+    side TEXT NOT NULL CHECK (side IN ('left', 'right')),
+    x INTEGER NOT NULL CHECK (x >= 0),
+    y INTEGER NOT NULL CHECK (y >= 0),
+    width INTEGER NOT NULL CHECK (width > 0),
+    height INTEGER NOT NULL CHECK (height > 0),
+    set_at TEXT NOT NULL,
+    PRIMARY KEY (case_id, reader_id, side)
+);
+CREATE TRIGGER joint_boxes_locked_insert BEFORE INSERT ON joint_boxes
+    WHEN (SELECT value FROM meta WHERE key = 'locked') = '1' BEGIN SELECT RAISE(ABORT, 'study is locked'); END;
+CREATE TRIGGER joint_boxes_locked_update BEFORE UPDATE ON joint_boxes
+    WHEN (SELECT value FROM meta WHERE key = 'locked') = '1' BEGIN SELECT RAISE(ABORT, 'study is locked'); END;
+CREATE TRIGGER joint_boxes_locked_delete BEFORE DELETE ON joint_boxes
     WHEN (SELECT value FROM meta WHERE key = 'locked') = '1' BEGIN SELECT RAISE(ABORT, 'study is locked'); END;
 "#,
 ];

@@ -7,6 +7,7 @@ use super::queries::audit;
 use super::schema::{COORDINATOR, NOW};
 use crate::grading::Reading;
 use crate::session::consensus::assigned;
+use crate::session::joint_boxes::{JointBoxRecord, Side};
 use crate::session::rules::{
     check_new_reader, order_key, plan_cases, reader_json, reading_to_row, validate_reader_name,
     validate_reading, validate_text,
@@ -446,6 +447,24 @@ impl StudyStore for SqliteStore {
         super::chain::rows(&self.conn())
             .map(|rows| rows.into_iter().map(|(row, _)| row).collect())
             .map_err(|e| self.db(e))
+    }
+
+    fn set_joint_box(
+        &self,
+        reader: &str,
+        case_id: &str,
+        side: Side,
+        rect: Option<CropRect>,
+    ) -> StoreResult<()> {
+        self.set_box_in(reader, case_id, side, rect)
+    }
+
+    fn joint_boxes(&self, reader: &str, case_id: &str) -> StoreResult<Vec<JointBoxRecord>> {
+        self.visible_boxes_in(reader, case_id)
+    }
+
+    fn all_joint_boxes(&self) -> StoreResult<Vec<JointBoxRecord>> {
+        self.boxes_in(&self.conn(), None)
     }
 
     fn design(&self) -> StoreResult<Design> {
