@@ -7,9 +7,10 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
 
-use egui::Key;
+use egui::{Color32, Key};
 
 use crate::session::Arm;
+use crate::session::joint_boxes::Side;
 
 use super::command::Commands;
 pub use super::command::{Command, Level, Page};
@@ -285,10 +286,11 @@ impl SacroApp {
         if ctx.egui_wants_keyboard_input() {
             return;
         }
-        let mut arms = false;
+        let (mut arms, mut arms_or_reading) = (false, false);
         if let Source::Study(s) = &mut self.source
             && s.mode.reader().is_some()
         {
+            arms_or_reading = true;
             arms = s.current_arm().is_some();
             grading::keys(ctx, &mut s.draft, arms, &mut self.commands);
         }
@@ -305,12 +307,23 @@ impl SacroApp {
         }
         if pressed(Key::C) {
             o.crop_tool = !o.crop_tool;
+            o.box_tool = None;
+        }
+        // B: the joint-box tool, reading only: the patient's right joint, then left, then off.
+        if pressed(Key::B) && arms_or_reading {
+            o.box_tool = match o.box_tool {
+                None => Some(Side::Right),
+                Some(Side::Right) => Some(Side::Left),
+                Some(Side::Left) => None,
+            };
+            o.crop_tool = false;
         }
         if pressed(Key::H) {
             o.heat_on = !o.heat_on;
         }
         if pressed(Key::Escape) {
             o.crop_tool = false;
+            o.box_tool = None;
         }
         if let (Some(film), Some((key, view))) = (film, &mut self.view)
             && *key == film.key
@@ -361,10 +374,15 @@ impl SacroApp {
             Some((key, view)) if *key == film.key => Some(view),
             _ => None,
         };
+        let joint_boxes = match &self.source {
+            Source::Study(s) if s.mode.reader().is_some() => Some(s.own_joint_boxes()),
+            _ => None,
+        };
         let cx = ImageContext {
             in_study: matches!(self.source, Source::Study(_)),
             crop,
             model,
+            joint_boxes,
         };
         image_controls::ui(ui, film, view, &mut self.options, cx, &mut self.commands);
     }
@@ -378,10 +396,20 @@ impl SacroApp {
         let heat_shown = self.options.heat_on && self.model_visible();
         match (film, &mut self.view) {
             (Some(f), Some((_, view))) => {
-                let crop = match &self.source {
-                    Source::Study(s) => s.crop,
-                    _ => None,
-                };
+                // Outlines: the crop (blue), the reader's own joint boxes (green), others' (grey).
+                let mut outlines = Vec::new();
+                if let Source::Study(s) = &self.source {
+                    outlines.extend(s.crop.map(|c| (c, Color32::from_rgb(80, 200, 255))));
+                    let me = s.mode.reader();
+                    outlines.extend(s.joint_boxes.iter().map(|b| {
+                        let colour = if Some(b.reader.as_str()) == me {
+                            Color32::from_rgb(90, 220, 120)
+                        } else {
+                            Color32::GRAY
+                        };
+                        (b.rect, colour)
+                    }));
+                }
                 let heat = if heat_shown {
                     self.model
                         .as_ref()
@@ -395,13 +423,23 @@ impl SacroApp {
                 } else {
                     0.0
                 };
-                let out = viewer::show(ui, f, view, heat.as_ref(), self.options.crop_tool, crop);
+                let drawing = self.options.crop_tool || self.options.box_tool.is_some();
+                let out = viewer::show(ui, f, view, heat.as_ref(), drawing, &outlines);
                 self.readout = out.readout;
                 self.last_view_rect = out.rect;
                 self.stats.painted(&path);
                 if let Some(c) = out.new_crop {
-                    self.options.crop_tool = false;
-                    self.commands.send(Command::SetCrop(Some(c)));
+                    match self.options.box_tool {
+                        // The patient's right joint first, then the left; then the tool is off.
+                        Some(side) => {
+                            self.commands.send(Command::SetJointBox(side, Some(c)));
+                            self.options.box_tool = (side == Side::Right).then_some(Side::Left);
+                        }
+                        None => {
+                            self.options.crop_tool = false;
+                            self.commands.send(Command::SetCrop(Some(c)));
+                        }
+                    }
                 }
             }
             _ => {

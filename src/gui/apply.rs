@@ -8,7 +8,6 @@ use std::time::Instant;
 
 use super::app::SacroApp;
 use super::command::{Command, Level, Page};
-use super::compare::CompareView;
 use super::model::{ModelState, StudyRun};
 use super::panels::grading::Draft;
 use super::study::{CoordinatorTab, PendingCommit, Source, StudyMode, StudySession};
@@ -38,6 +37,7 @@ impl SacroApp {
             Command::Step(delta) => self.step(delta),
             Command::Commit => self.commit_draft(),
             Command::SetCrop(crop) => self.set_crop(crop),
+            Command::SetJointBox(side, rect) => self.set_joint_box(side, rect),
             Command::ReviewCase(case) => self.review(&case),
             Command::SetCoordinating(on) => self.set_coordinating(on),
             Command::ShowTab(tab) => {
@@ -294,10 +294,14 @@ impl SacroApp {
                 s.own = None;
                 s.others = None;
                 s.crop = None;
+                s.joint_boxes.clear();
                 if let Some(case) = s.current_case().map(str::to_string) {
                     if let Some(reader) = s.mode.reader().map(str::to_string) {
                         let arm = s.current_arm();
-                        if let Err(e) = s.load_own(&reader, &case) {
+                        if let Err(e) = s
+                            .load_own(&reader, &case)
+                            .and_then(|()| s.load_joint_boxes(&reader, &case))
+                        {
                             errors.push(e.to_string());
                         }
                         if s.own.is_some()
@@ -473,6 +477,25 @@ impl SacroApp {
                 });
             }
             Err(e) => self.notify(format!("{}: not committed: {e}", p.case), Level::Error),
+        }
+    }
+
+    fn set_joint_box(&mut self, side: crate::session::joint_boxes::Side, rect: Option<CropRect>) {
+        let Source::Study(s) = &mut self.source else {
+            return;
+        };
+        let (Some(reader), Some(case)) = (s.mode.reader(), s.current_case()) else {
+            return;
+        };
+        let (reader, case) = (reader.to_string(), case.to_string());
+        let result = s.store.set_joint_box(&reader, &case, side, rect);
+        let reload = s.load_joint_boxes(&reader, &case);
+        match result.and(reload) {
+            Ok(()) => self.notify(
+                format!("{case}: {} joint box saved", side.as_str()),
+                Level::Info,
+            ),
+            Err(e) => self.notify(e.to_string(), Level::Error),
         }
     }
 
@@ -755,41 +778,7 @@ impl SacroApp {
         let Source::Study(s) = &mut self.source else {
             return;
         };
-        let fresh = !s.stale && s.compare.as_ref().is_none_or(|c| c.model_sha == sha);
-        if fresh || !(s.mode.is_coordinating() || s.mode.is_reviewing()) {
-            return;
-        }
-        s.stale = false;
-        let mut errors = Vec::new();
-        match session::status(&*s.store) {
-            Ok(st) => s.status = Some(st),
-            Err(e) => errors.push(format!("progress: {e}")),
-        }
-        s.recorded = match &sha {
-            Some(h) => match s.store.predictions(h) {
-                Ok(p) => Some((h.clone(), p.len())),
-                Err(e) => {
-                    errors.push(format!("predictions: {e}"));
-                    None
-                }
-            },
-            None => None,
-        };
-        match CompareView::build(&*s.store, sha.as_deref()) {
-            Ok(mut c) => {
-                if let Some(old) = &s.compare {
-                    c.filter = old.filter;
-                    c.sort = old.sort;
-                    c.cutoff_index = old.cutoff_index;
-                }
-                s.compare = Some(c);
-            }
-            Err(e) => {
-                s.compare = None;
-                errors.push(format!("compare table: {e}"));
-            }
-        }
-        for e in errors {
+        for e in s.refresh_views(sha) {
             self.notify(e, Level::Error);
         }
     }

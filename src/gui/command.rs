@@ -109,6 +109,8 @@ pub enum Command {
     RefreshStatus,
     /// Start the statistics dashboard's analysis from the study's store.
     StartAnalysis,
+    /// Set (or remove) the reader's box around a joint of the current case.
+    SetJointBox(crate::session::joint_boxes::Side, Option<CropRect>),
     /// Analyse the reader study's arm readings (the statistics tab's "Reader study").
     ComputeReaderStudy,
     /// Show a page.

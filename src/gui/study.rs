@@ -12,6 +12,7 @@ use super::model::StudyRun;
 use super::panels::coordinator::{CoordinatorParts, OverviewForm};
 use super::panels::grading::Draft;
 use super::reader_study::ReaderStudyView;
+use crate::session::joint_boxes::{JointBoxRecord, Side};
 use crate::session::{
     Arm, CropRect, Design, ReaderInfo, ReadingRecord, StoreError, Study, StudyInfo, StudyStatus,
     WorklistEntry,
@@ -83,6 +84,8 @@ pub struct StudySession {
     pub others: Option<Vec<ReadingRecord>>,
     /// The current case's crop rectangle.
     pub crop: Option<CropRect>,
+    /// The joint boxes of the current case the reader may see (their own, others' once revealed).
+    pub joint_boxes: Vec<JointBoxRecord>,
     /// Coordinator's progress figures (reloaded on demand).
     pub status: Option<StudyStatus>,
     /// Cases with a recorded prediction of the loaded model: (model SHA-256, count), reloaded when
@@ -180,6 +183,7 @@ impl StudySession {
             own: None,
             others: None,
             crop: None,
+            joint_boxes: Vec::new(),
             status: None,
             recorded: None,
             stale: true,
@@ -265,6 +269,63 @@ impl StudySession {
         }
         s.own = own.map(|(o, _)| o);
         Ok(())
+    }
+
+    /// Loads the joint boxes of a case the reader may see.
+    pub(super) fn load_joint_boxes(&mut self, reader: &str, case: &str) -> Result<(), StoreError> {
+        self.joint_boxes = self.store.joint_boxes(reader, case)?;
+        Ok(())
+    }
+
+    /// The reader's own boxes of the current case: the patient's left, right.
+    pub fn own_joint_boxes(&self) -> [Option<CropRect>; 2] {
+        let reader = self.mode.reader();
+        Side::BOTH.map(|side| {
+            self.joint_boxes
+                .iter()
+                .find(|b| Some(b.reader.as_str()) == reader && b.side == side)
+                .map(|b| b.rect)
+        })
+    }
+
+    /// Reloads what the coordinator sees (progress figures, the prediction count of the model `sha`, the
+    /// compare table) when readings, predictions or the model changed, once; returns what failed.
+    pub(super) fn refresh_views(&mut self, sha: Option<String>) -> Vec<String> {
+        let fresh = !self.stale && self.compare.as_ref().is_none_or(|c| c.model_sha == sha);
+        if fresh || !(self.mode.is_coordinating() || self.mode.is_reviewing()) {
+            return Vec::new();
+        }
+        self.stale = false;
+        let mut errors = Vec::new();
+        match crate::session::status(&*self.store) {
+            Ok(st) => self.status = Some(st),
+            Err(e) => errors.push(format!("progress: {e}")),
+        }
+        self.recorded = match &sha {
+            Some(h) => match self.store.predictions(h) {
+                Ok(p) => Some((h.clone(), p.len())),
+                Err(e) => {
+                    errors.push(format!("predictions: {e}"));
+                    None
+                }
+            },
+            None => None,
+        };
+        match CompareView::build(&*self.store, sha.as_deref()) {
+            Ok(mut c) => {
+                if let Some(old) = &self.compare {
+                    c.filter = old.filter;
+                    c.sort = old.sort;
+                    c.cutoff_index = old.cutoff_index;
+                }
+                self.compare = Some(c);
+            }
+            Err(e) => {
+                self.compare = None;
+                errors.push(format!("compare table: {e}"));
+            }
+        }
+        errors
     }
 
     /// Marks what is derived from readings and predictions as out of date (compare table, dashboard,

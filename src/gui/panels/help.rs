@@ -21,6 +21,10 @@ pub fn ui(ctx: &egui::Context, open: &mut bool) {
                 ("Space", "reset view and window"),
                 ("C / Esc", "crop tool on / off"),
                 (
+                    "B",
+                    "joint boxes: drag the patient's right joint, then the left (B again: skip, off)",
+                ),
+                (
                     "H",
                     "Grad-CAM heatmap on / off (when the model may be shown)",
                 ),

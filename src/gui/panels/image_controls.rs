@@ -10,12 +10,15 @@ use super::model_output::{self, ModelView};
 use crate::gui::command::{Command, Commands, Level};
 use crate::gui::viewer::{Film, ViewState};
 use crate::session::CropRect;
+use crate::session::joint_boxes::Side;
 
 /// How the viewer draws the film: the app's own settings, changed by keys and this panel.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ViewerOptions {
     /// Drawing a crop rectangle (C).
     pub crop_tool: bool,
+    /// Drawing the reader's box around a joint (B: the patient's right, then left).
+    pub box_tool: Option<Side>,
     /// Heatmap shown (H).
     pub heat_on: bool,
     /// Heatmap opacity.
@@ -28,6 +31,7 @@ impl Default for ViewerOptions {
     fn default() -> Self {
         Self {
             crop_tool: false,
+            box_tool: None,
             heat_on: false,
             heat_opacity: 0.5,
             show_debug: false,
@@ -44,6 +48,8 @@ pub struct ImageContext<'a> {
     pub crop: Option<CropRect>,
     /// The model and the film.
     pub model: ModelView<'a>,
+    /// A reader is reading: their boxes of the current case's joints (patient's left, right).
+    pub joint_boxes: Option<[Option<CropRect>; 2]>,
 }
 
 /// The panel; `view` is the current film's view state when shown.
@@ -100,12 +106,53 @@ pub fn ui(
         heat_legend(ui);
     }
     ui.separator();
+    if let Some(boxes) = cx.joint_boxes {
+        joint_box_controls(ui, options, boxes, commands);
+        ui.separator();
+    }
     ui.toggle_value(&mut options.crop_tool, "Crop tool (C)");
     if let Some(c) = cx.crop {
         ui.label(format!("crop {}×{} at {},{}", c.width, c.height, c.x, c.y));
         if ui.button("Clear crop").clicked() {
             commands.send(Command::SetCrop(None));
         }
+    }
+}
+
+/// The joint-box tool: draw the box around each joint (the patient's right, then left; B), or remove one.
+fn joint_box_controls(
+    ui: &mut egui::Ui,
+    options: &mut ViewerOptions,
+    boxes: [Option<CropRect>; 2],
+    commands: &mut Commands,
+) {
+    ui.label(RichText::new("Joint boxes (B)").strong());
+    for (side, title) in [
+        (Side::Right, "patient's right"),
+        (Side::Left, "patient's left"),
+    ] {
+        let own = boxes[usize::from(side == Side::Right)];
+        ui.horizontal(|ui| {
+            let active = options.box_tool == Some(side);
+            if ui
+                .selectable_label(active, format!("Draw {title}"))
+                .clicked()
+            {
+                options.box_tool = (!active).then_some(side);
+                options.crop_tool = false;
+            }
+            match own {
+                Some(b) => {
+                    ui.small(format!("{}×{} at {},{}", b.width, b.height, b.x, b.y));
+                    if ui.small_button(format!("Remove {title}")).clicked() {
+                        commands.send(Command::SetJointBox(side, None));
+                    }
+                }
+                None => {
+                    ui.small("not drawn");
+                }
+            }
+        });
     }
 }
 

@@ -28,15 +28,16 @@ pub struct ViewerOutput {
     pub rect: Option<Rect>,
 }
 
-/// Shows `film` filling `ui`'s available space. `crop_tool`: a left drag draws a crop rectangle instead
-/// of panning. `crop`: the case's crop rectangle, drawn as an outline.
+/// Shows `film` filling `ui`'s available space. `drawing`: a left drag draws a rectangle (the crop or a
+/// joint box, [`ViewerOutput::new_crop`]) instead of panning. `outlines`: rectangles in film pixels drawn
+/// over the film in their colours (the case's crop, joint boxes).
 pub fn show(
     ui: &mut egui::Ui,
     film: &Film,
     view: &mut ViewState,
     heat: Option<&Heatmap>,
-    crop_tool: bool,
-    crop: Option<CropRect>,
+    drawing: bool,
+    outlines: &[(CropRect, Color32)],
 ) -> ViewerOutput {
     let (rect, response) = ui.allocate_exact_size(ui.available_size(), Sense::click_and_drag());
     let r = &film.radiograph;
@@ -85,7 +86,7 @@ pub fn show(
     }
     // Left drag: pan, or draw a crop rectangle with the crop tool.
     let image_rect = Rect::from_min_max(Pos2::ZERO, Pos2::new(w, h));
-    if crop_tool {
+    if drawing {
         let start_id = response.id.with("crop_start");
         if response.drag_started_by(PointerButton::Primary)
             && let Some(p) = response.interact_pointer_pos()
@@ -161,13 +162,13 @@ pub fn show(
             uniforms,
         },
     ));
-    if let Some(c) = crop {
+    for (c, colour) in outlines {
         let a = rect.center() + (Pos2::new(c.x as f32, c.y as f32) - view.center) * scale;
         let b = a + Vec2::new(c.width as f32, c.height as f32) * scale;
         ui.painter().rect_stroke(
             Rect::from_min_max(a, b),
             0.0,
-            Stroke::new(1.5, Color32::from_rgb(80, 200, 255)),
+            Stroke::new(1.5, *colour),
             egui::StrokeKind::Middle,
         );
     }
