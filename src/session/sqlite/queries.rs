@@ -176,6 +176,25 @@ impl SqliteStore {
             .collect()
     }
 
+    /// The readings of a case on the reader's work list; refused when it is not on it.
+    pub(super) fn assigned_readings(
+        &self,
+        conn: &Connection,
+        protocol: crate::session::Protocol,
+        reader: &ReaderInfo,
+        case_id: &str,
+    ) -> StoreResult<Vec<ReadingRecord>> {
+        let of_case = self.readings_in(conn, Some(case_id))?;
+        let refs: Vec<&ReadingRecord> = of_case.iter().collect();
+        if !crate::session::consensus::assigned(protocol, reader, &refs) {
+            return Err(StoreError::NotAssigned {
+                reader: reader.name.clone(),
+                case: case_id.to_string(),
+            });
+        }
+        Ok(of_case)
+    }
+
     pub(super) fn own_in(
         &self,
         conn: &Connection,

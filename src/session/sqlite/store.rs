@@ -165,14 +165,7 @@ impl StudyStore for SqliteStore {
                     reader.name
                 )));
             }
-            let of_case = self.readings_in(tx, Some(case_id))?;
-            let refs: Vec<&ReadingRecord> = of_case.iter().collect();
-            if !assigned(info.protocol, &reader, &refs) {
-                return Err(StoreError::NotAssigned {
-                    reader: reader.name.clone(),
-                    case: case_id.to_string(),
-                });
-            }
+            let of_case = self.assigned_readings(tx, info.protocol, &reader, case_id)?;
             let old = of_case.iter().find(|r| r.reader == reader.name);
             if old.is_some_and(|o| &o.reading == reading) {
                 return Ok(CommitOutcome::Unchanged);
