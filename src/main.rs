@@ -157,6 +157,7 @@ impl Command {
             self,
             Command::Predict(_)
                 | Command::Explain(_)
+                | Command::Model(cli::model::ModelCommand::Localisation { .. })
                 | Command::Train(_)
                 | Command::LrFind(_)
                 | Command::Bench(BenchCommand::Model { .. } | BenchCommand::Memory { .. })

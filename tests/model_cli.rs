@@ -348,3 +348,63 @@ fn model_commands_keep_freed_memory_unless_the_user_set_glibc_tunables() {
     assert!(!says_so(&bench, Some("")));
     assert!(!says_so(&["info", &demo("P0001.dcm")], None));
 }
+
+/// `sacro model localisation`: the share of the bundled demo model's Grad-CAM inside the true joint
+/// boxes of demo phantoms, film by film, and a truth file without box columns refused by name.
+#[test]
+fn localisation_reports_the_heatmap_mass_inside_the_joint_boxes() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let demo_truth = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/demo/truth.csv"),
+    )
+    .expect("demo truth");
+    // The first three films, their paths made absolute.
+    let mut lines = demo_truth.lines();
+    let mut truth = format!("{}\n", lines.next().expect("header"));
+    for line in lines.take(3) {
+        let (case, rest) = line.split_once(',').expect("row");
+        let (file, rest) = rest.split_once(',').expect("row");
+        truth.push_str(&format!("{case},{},{rest}\n", demo(file)));
+    }
+    let truth_path = tmp.path().join("truth.csv");
+    std::fs::write(&truth_path, truth).expect("write");
+    let out = tmp.path().join("loc.csv");
+    let o = Command::new(env!("CARGO_BIN_EXE_sacro"))
+        .args(["model", "localisation"])
+        .arg(&truth_path)
+        .arg("--out")
+        .arg(&out)
+        .output()
+        .expect("run");
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(
+        text.contains("share of Grad-CAM mass inside the two joint boxes"),
+        "{text}"
+    );
+    let rows: Vec<csv::StringRecord> = csv::Reader::from_path(&out)
+        .expect("csv")
+        .records()
+        .map(|r| r.expect("row"))
+        .collect();
+    assert_eq!(rows.len(), 3);
+    for r in &rows {
+        let mass: f64 = r[2].parse().expect("mass");
+        let area: f64 = r[3].parse().expect("area");
+        assert!(
+            (0.0..=1.0 + 1e-9).contains(&mass) && area > 0.0 && area < 0.5,
+            "{r:?}"
+        );
+    }
+    std::fs::write(&truth_path, "case,file,definite\nP1,P0001.dcm,1\n").expect("write");
+    let o = Command::new(env!("CARGO_BIN_EXE_sacro"))
+        .args(["model", "localisation"])
+        .arg(&truth_path)
+        .output()
+        .expect("run");
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        !o.status.success() && err.contains("no column \"left_x\""),
+        "{err}"
+    );
+}

@@ -3,6 +3,7 @@
 pub mod boxes;
 pub mod deid;
 pub mod image;
+pub mod localisation;
 pub mod model;
 pub mod pacs;
 pub mod phantom;

@@ -64,7 +64,7 @@ pub struct ExplainArgs {
 
 /// The model folder given, or the bundled demo model (said on standard error, since its predictions mean
 /// nothing for patients).
-fn model_dir(given: Option<PathBuf>) -> anyhow::Result<PathBuf> {
+pub(super) fn model_dir(given: Option<PathBuf>) -> anyhow::Result<PathBuf> {
     if let Some(dir) = given {
         return Ok(dir);
     }
@@ -79,7 +79,7 @@ fn model_dir(given: Option<PathBuf>) -> anyhow::Result<PathBuf> {
 
 /// A radiograph windowed as the model's pre-processing expects ([`imaging::Radiograph::default_unit`]),
 /// with its 8-bit grey levels for overlays.
-fn windowed(path: &Path, policy: WindowPolicy) -> anyhow::Result<(GreyImage, Vec<u8>)> {
+pub(super) fn windowed(path: &Path, policy: WindowPolicy) -> anyhow::Result<(GreyImage, Vec<u8>)> {
     windowed_film(path, policy).map(|(unit, grey, _)| (unit, grey))
 }
 
@@ -355,6 +355,18 @@ pub enum ModelCommand {
         /// Model folder.
         dir: PathBuf,
     },
+    /// How much of a whole-image model's Grad-CAM (positive class) lies inside the true joint boxes of
+    /// films whose boxes are known (a phantom truth.csv), beside the boxes' share of the film.
+    Localisation {
+        /// The truth.csv of `sacro phantom` (columns case, file, definite and the boxes).
+        truth: PathBuf,
+        /// Model folder; default: the bundled demo model.
+        #[arg(long)]
+        model: Option<PathBuf>,
+        /// Per-film CSV to write.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
 }
 
 /// Runs `sacro model …`.
@@ -363,6 +375,9 @@ pub fn model(cmd: ModelCommand) -> anyhow::Result<ExitCode> {
     use sacro::model::preprocess::Preprocess;
     use sacro::model::{NetworkConfig, pth, weights};
     match cmd {
+        ModelCommand::Localisation { truth, model, out } => {
+            return super::localisation::localisation(&truth, model, out.as_deref());
+        }
         ModelCommand::Import {
             pth: file,
             out,
