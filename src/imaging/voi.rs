@@ -334,13 +334,16 @@ impl DisplayTransform {
         const CHUNK: usize = 1 << 14;
         let mut out = vec![0u8; pixels.len()];
         let chunks = out.par_chunks_mut(CHUNK).zip(pixels.par_chunks(CHUNK));
-        match &self.voi {
+        let linear = match &self.voi {
+            Voi::Window(w) => w.linear_constants(),
+            Voi::Table(_) => None,
+        };
+        match linear {
             // A linear window, the usual case: its constants and the inversion chosen once per film,
             // not per pixel (the same arithmetic as `apply`, so the same bytes), in loops the compiler
             // can vectorise.
-            Voi::Window(w) if w.linear_constants().is_some() => {
-                let (k, invert) = (w.linear_constants(), self.invert);
-                let Some(k) = k else { return out };
+            Some(k) => {
+                let invert = self.invert;
                 chunks.for_each(|(out, px)| {
                     for (o, &x) in out.iter_mut().zip(px) {
                         let y = k.apply(f64::from(x)) as f32;
@@ -348,7 +351,7 @@ impl DisplayTransform {
                     }
                 });
             }
-            _ => chunks.for_each(|(out, px)| {
+            None => chunks.for_each(|(out, px)| {
                 for (o, &x) in out.iter_mut().zip(px) {
                     *o = round_to_u8(self.apply(x) * 255.0);
                 }
