@@ -9,7 +9,7 @@ use anyhow::{Context, bail};
 use sacro::model::gradcam::{CamMethod, concentration};
 use sacro::model::predict::{Predictor, default_device};
 
-use super::model::{model_dir, windowed};
+use super::films::{model_dir, windowed};
 
 /// One film of the truth file: its path, definite or not, and the two joint boxes.
 struct Film {

@@ -2,6 +2,7 @@
 
 pub mod boxes;
 pub mod deid;
+pub mod films;
 pub mod image;
 pub mod localisation;
 pub mod model;
