@@ -82,16 +82,12 @@ pub fn localisation(
     for f in &films {
         let (img, _) = windowed(&f.path, predictor.card.preprocess.window)?;
         let input = predictor.input(&img.pixels, img.width, img.height)?;
-        let cam = predictor.explain(&input, positive, CamMethod::GradCam)?;
-        let grid = sacro::imaging::geometry::GreyImage {
-            width: cam.width as u32,
-            height: cam.height as u32,
-            pixels: cam.values,
-        };
-        let heat = predictor
-            .card
-            .preprocess
-            .back_to_image(&grid, img.width, img.height)?;
+        let heat = predictor.explain_on_film(
+            &input,
+            positive,
+            CamMethod::GradCam,
+            (img.width, img.height),
+        )?;
         let w = img.width as usize;
         let inside: f64 = f
             .boxes

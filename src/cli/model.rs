@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use anyhow::{Context, bail};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
-use sacro::imaging::{GreyImage, WindowPolicy, batch, overlay};
+use sacro::imaging::{WindowPolicy, batch, overlay};
 use sacro::model::gradcam::CamMethod;
 use sacro::model::predict::{Predictor, default_device};
 
@@ -250,16 +250,7 @@ pub fn explain(args: ExplainArgs) -> anyhow::Result<ExitCode> {
     } else {
         CamMethod::GradCam
     };
-    let cam = predictor.explain(&input, class, method)?;
-    let grid = GreyImage {
-        width: cam.width as u32,
-        height: cam.height as u32,
-        pixels: cam.values,
-    };
-    let heat = predictor
-        .card
-        .preprocess
-        .back_to_image(&grid, img.width, img.height)?;
+    let heat = predictor.explain_on_film(&input, class, method, (img.width, img.height))?;
     let rgb = overlay::heatmap_overlay(&grey, &heat.pixels, img.width, img.height, args.opacity)?;
     overlay::write_png(&args.out, &rgb)?;
     say!(

@@ -99,4 +99,22 @@ impl Predictor {
             method,
         )?)
     }
+
+    /// [`Predictor::explain`] mapped back onto the `width × height` film the input was made from (the
+    /// pre-processing's padding and resizing undone): one value per film pixel.
+    pub fn explain_on_film(
+        &self,
+        input: &Tensor,
+        class: usize,
+        method: CamMethod,
+        (width, height): (u32, u32),
+    ) -> Result<crate::imaging::GreyImage, ModelError> {
+        let cam = self.explain(input, class, method)?;
+        let grid = crate::imaging::GreyImage {
+            width: cam.width as u32,
+            height: cam.height as u32,
+            pixels: cam.values,
+        };
+        Ok(self.card.preprocess.back_to_image(&grid, width, height)?)
+    }
 }
