@@ -41,9 +41,11 @@ pub fn set(
     case: &str,
     boxes: [Option<BoxArg>; 2],
 ) -> anyhow::Result<()> {
+    // The film is read only to check a box drawn on it (not to remove one).
+    let drawn = boxes.iter().any(|b| matches!(b, Some(BoxArg(Some(_)))));
     let film = store
         .resolve(&store.case(case)?)
-        .filter(|p| p.is_file())
+        .filter(|p| drawn && p.is_file())
         .map(|p| imaging::load(&p, &LoadOptions::default()))
         .transpose()?;
     for (side, rect) in Side::BOTH.into_iter().zip(boxes) {

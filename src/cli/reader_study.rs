@@ -62,10 +62,8 @@ pub fn export_mrmc(store: &Study, out: &Path, truth: Option<&Path>) -> anyhow::R
         ),
     };
     let cases = store.cases()?;
-    let unknown = truth
-        .keys()
-        .filter(|k| !cases.iter().any(|c| &c.id == *k))
-        .count();
+    let ids: std::collections::HashSet<&str> = cases.iter().map(|c| c.id.as_str()).collect();
+    let unknown = truth.keys().filter(|k| !ids.contains(k.as_str())).count();
     if unknown > 0 {
         esay!("note: {unknown} case(s) of {source} are not in the study (ignored)");
     }

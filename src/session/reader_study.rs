@@ -291,7 +291,7 @@ pub struct ArmContext<'a> {
     pub readers: &'a [ReaderInfo],
     /// All case IDs.
     pub case_ids: &'a [String],
-    /// The arm readings (at least this reader's).
+    /// The arm readings (at least those of the reader the rules are asked about).
     pub readings: &'a [ArmReadingRecord],
     /// The time to decide at.
     pub now: DateTime<Utc>,

@@ -127,24 +127,41 @@ pub(crate) fn findings(
             _ => {}
         }
     }
-    for rec in readings {
-        let key = (rec.case_id.clone(), rec.reader.clone());
+    let stored = readings
+        .iter()
+        .map(|r| ((r.case_id.clone(), r.reader.clone()), r.reading.clone()));
+    problems.extend(compare_replay(replay, stored, |(case, reader)| {
+        format!("the reading of case {case} by {reader}")
+    }));
+    problems
+}
+
+/// What a table holds against the trail's replay of it (both keyed alike): each stored value must equal
+/// its replayed one; one the replay lacks was added outside Sacro, a replayed one left over was removed.
+/// `what` names an entry in the findings.
+fn compare_replay<K: Ord, V: PartialEq>(
+    mut replay: BTreeMap<K, V>,
+    stored: impl IntoIterator<Item = (K, V)>,
+    what: impl Fn(&K) -> String,
+) -> Vec<String> {
+    let mut problems = Vec::new();
+    for (key, value) in stored {
         match replay.remove(&key) {
-            Some(r) if r == rec.reading => {}
+            Some(v) if v == value => {}
             Some(_) => problems.push(format!(
-                "the reading of case {} by {} differs from its audit trail: changed outside Sacro",
-                rec.case_id, rec.reader
+                "{} differs from its audit trail: changed outside Sacro",
+                what(&key)
             )),
             None => problems.push(format!(
-                "the reading of case {} by {} has no audit row: added outside Sacro",
-                rec.case_id, rec.reader
+                "{} has no audit row: added outside Sacro",
+                what(&key)
             )),
         }
     }
-    for (case, reader) in replay.keys() {
+    for key in replay.keys() {
         problems.push(format!(
-            "the reading of case {case} by {reader} in the audit trail is missing: removed outside \
-             Sacro"
+            "{} in the audit trail is missing: removed outside Sacro",
+            what(key)
         ));
     }
     problems
@@ -195,32 +212,17 @@ pub(crate) fn arm_findings(
             None => problems.push(format!("{} holds no readable arm reading", describe(r))),
         }
     }
-    for rec in arms {
+    let stored = arms.iter().map(|a| {
         let key = (
-            rec.case_id.clone(),
-            rec.reader.clone(),
-            rec.arm.as_str().to_string(),
+            a.case_id.clone(),
+            a.reader.clone(),
+            a.arm.as_str().to_string(),
         );
-        let what = format!(
-            "the {} reading of case {} by {}",
-            rec.arm.as_str(),
-            rec.case_id,
-            rec.reader
-        );
-        match replay.remove(&key) {
-            Some((r, c)) if r == rec.reading && c == u64::from(rec.confidence) => {}
-            Some(_) => problems.push(format!(
-                "{what} differs from its audit trail: changed outside Sacro"
-            )),
-            None => problems.push(format!("{what} has no audit row: added outside Sacro")),
-        }
-    }
-    for (case, reader, arm) in replay.keys() {
-        problems.push(format!(
-            "the {arm} reading of case {case} by {reader} in the audit trail is missing: removed \
-             outside Sacro"
-        ));
-    }
+        (key, (a.reading.clone(), u64::from(a.confidence)))
+    });
+    problems.extend(compare_replay(replay, stored, |(case, reader, arm)| {
+        format!("the {arm} reading of case {case} by {reader}")
+    }));
     problems
 }
 
@@ -243,30 +245,13 @@ pub(crate) fn box_findings(
             None => replay.remove(&key),
         };
     }
-    let mut problems = Vec::new();
-    for b in boxes {
+    let stored = boxes.iter().map(|b| {
         let key = (b.case_id.clone(), b.reader.clone(), b.side.as_str());
-        let what = format!(
-            "the {} joint box of case {} by {}",
-            b.side.as_str(),
-            b.case_id,
-            b.reader
-        );
-        match replay.remove(&key) {
-            Some(v) if v == crate::session::joint_boxes::box_text(&b.rect) => {}
-            Some(_) => problems.push(format!(
-                "{what} differs from its audit trail: changed outside Sacro"
-            )),
-            None => problems.push(format!("{what} has no audit row: added outside Sacro")),
-        }
-    }
-    for (case, reader, side) in replay.keys() {
-        problems.push(format!(
-            "the {side} joint box of case {case} by {reader} in the audit trail is missing: removed \
-             outside Sacro"
-        ));
-    }
-    problems
+        (key, crate::session::joint_boxes::box_text(&b.rect))
+    });
+    compare_replay(replay, stored, |(case, reader, side)| {
+        format!("the {side} joint box of case {case} by {reader}")
+    })
 }
 
 #[cfg(test)]

@@ -13,7 +13,8 @@ use crate::session::reader_study::{
 };
 use crate::session::rules::{reading_to_row, row_to_reading, validate_reading, validate_text};
 use crate::session::{
-    Arm, ArmCommit, ArmPlan, ArmReadingRecord, CommitOutcome, Design, StoreError, StoreResult,
+    Arm, ArmCommit, ArmPlan, ArmReadingRecord, CommitOutcome, Design, ReaderInfo, StoreError,
+    StoreResult,
 };
 
 /// The JSON of an arm reading in the audit trail: the reading, its arm and confidence.
@@ -149,10 +150,12 @@ impl SqliteStore {
             .collect()
     }
 
-    /// The rules' view of the study at `now`, handed to `f`.
+    /// The rules' view of the study for one reader at `now`, handed to `f` (their own arm readings
+    /// only: every rule is about one reader).
     fn with_arms<T>(
         &self,
         conn: &Connection,
+        reader: &ReaderInfo,
         now: DateTime<Utc>,
         f: impl FnOnce(&ArmContext<'_>) -> StoreResult<T>,
     ) -> StoreResult<T> {
@@ -160,7 +163,7 @@ impl SqliteStore {
         let design = self.design_in(conn)?;
         let readers = self.readers_in(conn)?;
         let case_ids = self.case_ids(conn)?;
-        let readings = self.arm_readings_in(conn, None)?;
+        let readings = self.arm_readings_in(conn, Some(&reader.name))?;
         f(&ArmContext {
             design,
             seed: info.seed,
@@ -174,7 +177,7 @@ impl SqliteStore {
     pub(super) fn arm_plan_in(&self, reader: &str, now: DateTime<Utc>) -> StoreResult<ArmPlan> {
         let conn = self.conn();
         let reader = self.reader_in(&conn, reader)?;
-        self.with_arms(&conn, now, |ctx| ctx.plan(&reader))
+        self.with_arms(&conn, &reader, now, |ctx| ctx.plan(&reader))
     }
 
     pub(super) fn own_arm_in(
@@ -208,7 +211,7 @@ impl SqliteStore {
         }
         self.ensure_case(conn, case_id)?;
         let settings = self.info_in(conn)?.settings;
-        self.with_arms(conn, now, |ctx| {
+        self.with_arms(conn, &r, now, |ctx| {
             ctx.model_visible(&r, case_id, &settings).map(Some)
         })
     }
@@ -234,7 +237,7 @@ impl SqliteStore {
         self.write(|tx| {
             self.ensure_unlocked(tx)?;
             let reader = self.reader_in(tx, reader)?;
-            let old = self.with_arms(tx, now, |ctx| {
+            let old = self.with_arms(tx, &reader, now, |ctx| {
                 ctx.check_commit(&reader, case_id, arm).map(|o| o.cloned())
             })?;
             if old
